@@ -1,0 +1,223 @@
+"""Decisions: may this caller make this call on every resource it touches?
+
+    authorizer = Authorizer(PolicyStore("policies"), admin_groups=("admins",))
+    decision = authorizer.decide(principal, parsed.action, parsed.resources, lookup)
+
+`lookup(ref)` returns the role bindings of the experiment or registered model a reference
+belongs to (a run's experiment, a model version's model), MISSING when it does not exist,
+or None when it cannot be resolved. Unresolvable and missing references are denials
+(403, not 404: no existence oracle), except a reference marked `missing_ok`. Every
+reference must be allowed; any evaluation error is a denial too (an erroring forbid would
+otherwise be skipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cedarpy
+
+from gateway.entities import WORKSPACE_ID, Bindings, cached_entities
+from gateway.policy import PolicyBundle, PolicyStore
+from gateway.request_parse import ResourceRef
+
+WORKSPACE = "workspace"
+
+
+class _Missing:
+    """Returned by a lookup for a resource that does not exist (as opposed to None: unknown)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+BindingsLookup = Callable[[ResourceRef], "Bindings | _Missing | None"]
+
+
+class PrincipalLike(Protocol):
+    subject: str
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    action: str  # the action decided for `resource` (a reference may carry its own)
+    resource: ResourceRef | None  # the deciding reference: the first denied, else the last
+    policy_ids: tuple[str, ...]  # determining policies (@id): permits on allow, forbids on deny
+    errors: tuple[str, ...]
+    revision: str  # policy-set revision
+    target: tuple[str, str] | None = None  # Cedar (type, id) the reference was decided on
+    note: str = ""  # why a decision was made without the policies (e.g. "does not exist")
+
+
+def model_version_context(version: str, stage: str, aliases: Iterable[str] = ()) -> dict:
+    """Context for registry calls on one version (read by the Production guard)."""
+    return {"modelVersion": {"version": str(version), "stage": stage, "aliases": list(aliases)}}
+
+
+def decide(
+    principal: PrincipalLike,
+    action: str,
+    resources: Sequence[ResourceRef],
+    bindings_lookup: BindingsLookup,
+    *,
+    policies: PolicyBundle,
+    admin_groups: Iterable[str] = ("admins",),
+    context: Mapping | None = None,
+) -> Decision:
+    """One decision for the whole request: allowed only if every reference is allowed."""
+    if not resources:
+        return Decision(
+            False, action, None, (), ("the request names no resource",), policies.revision
+        )
+    allowed: list[Decision] = []
+    for decision in decide_each(
+        principal,
+        action,
+        resources,
+        bindings_lookup,
+        policies=policies,
+        admin_groups=admin_groups,
+        context=context,
+    ):
+        if not decision.allowed:
+            return decision
+        allowed.append(decision)
+    ids = tuple(dict.fromkeys(i for d in allowed for i in d.policy_ids))
+    last = allowed[-1]
+    note = "; ".join(d.note for d in allowed if d.note)
+    return Decision(True, action, last.resource, ids, (), policies.revision, last.target, note)
+
+
+def decide_each(
+    principal: PrincipalLike,
+    action: str,
+    resources: Sequence[ResourceRef],
+    bindings_lookup: BindingsLookup,
+    *,
+    policies: PolicyBundle,
+    admin_groups: Iterable[str] = ("admins",),
+    context: Mapping | None = None,
+) -> tuple[Decision, ...]:
+    """One decision per reference, in order (for narrowing searches and filtering lists)."""
+    plans = [_plan(ref, action, bindings_lookup, policies.revision) for ref in resources]
+    targets = tuple(dict.fromkeys(p.bindings for p in plans if p.bindings is not None))
+    entities = cached_entities(
+        principal.subject, tuple(principal.groups), targets, tuple(admin_groups)
+    )
+    requests = [
+        {
+            "principal": {"type": "User", "id": principal.subject},
+            "action": {"type": "Action", "id": p.action},
+            "resource": p.uid,
+            # only registry calls declare a context (the model version's facts)
+            "context": dict(context or {}) if p.uid["type"] == "RegisteredModel" else {},
+        }
+        for p in plans
+        if p.outcome is None
+    ]
+    results = iter(
+        cedarpy.is_authorized_batch(requests, policies.policy_set, entities, policies.schema)
+        if requests
+        else ()
+    )
+    return tuple(p.outcome or _decision(next(results), p, policies.revision) for p in plans)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    ref: ResourceRef
+    action: str
+    uid: dict | None = None  # the Cedar resource to ask about
+    bindings: Bindings | None = None
+    outcome: Decision | None = None  # decided without Cedar (unresolvable, missing)
+
+
+def _plan(ref: ResourceRef, action: str, lookup: BindingsLookup, revision: str) -> _Plan:
+    action = ref.action or action
+    if ref.kind == WORKSPACE:
+        return _Plan(ref, action, {"type": "Workspace", "id": WORKSPACE_ID})
+    try:
+        bindings = lookup(ref)
+    except Exception as exc:  # a failed lookup is a denial, never an allow
+        bindings, problem = None, f"cannot resolve {ref.kind} {ref.id!r}: {exc}"
+    else:
+        problem = f"cannot resolve {ref.kind} {ref.id!r}"
+    if bindings is MISSING and ref.missing_ok:  # forwarded: MLflow answers 404
+        note = f"{ref.kind} {ref.id!r} does not exist"
+        return _Plan(ref, action, outcome=Decision(True, action, ref, (), (), revision, None, note))
+    if bindings is MISSING:
+        problem = f"no {ref.kind} {ref.id!r}"
+    if not isinstance(bindings, Bindings):
+        return _Plan(ref, action, outcome=Decision(False, action, ref, (), (problem,), revision))
+    return _Plan(ref, action, bindings.cedar_uid, bindings)
+
+
+def _decision(result, plan: _Plan, revision: str) -> Decision:
+    diagnostics = result.diagnostics
+    errors = tuple(str(e) for e in diagnostics.errors)
+    if result.decision == cedarpy.Decision.NoDecision and not errors:
+        errors = ("no decision: the request does not match the schema",)
+    return Decision(
+        allowed=result.decision == cedarpy.Decision.Allow and not errors,
+        action=plan.action,
+        resource=plan.ref,
+        policy_ids=tuple(sorted(diagnostics.reasons)),
+        errors=errors,
+        revision=revision,
+        target=(plan.uid["type"], plan.uid["id"]),
+    )
+
+
+class Authorizer:
+    """Decisions against the policy set currently in force (hot-reloaded by the store)."""
+
+    def __init__(
+        self, store: PolicyStore | PolicyBundle, admin_groups: Iterable[str] = ("admins",)
+    ):
+        self.store = store
+        self.admin_groups = tuple(admin_groups)
+
+    @property
+    def policies(self) -> PolicyBundle:
+        return self.store.current if isinstance(self.store, PolicyStore) else self.store
+
+    def decide(
+        self,
+        principal: PrincipalLike,
+        action: str,
+        resources: Sequence[ResourceRef],
+        bindings_lookup: BindingsLookup,
+        context: Mapping | None = None,
+    ) -> Decision:
+        return decide(
+            principal,
+            action,
+            resources,
+            bindings_lookup,
+            policies=self.policies,
+            admin_groups=self.admin_groups,
+            context=context,
+        )
+
+    def decide_each(
+        self,
+        principal: PrincipalLike,
+        action: str,
+        resources: Sequence[ResourceRef],
+        bindings_lookup: BindingsLookup,
+        context: Mapping | None = None,
+    ) -> tuple[Decision, ...]:
+        return decide_each(
+            principal,
+            action,
+            resources,
+            bindings_lookup,
+            policies=self.policies,
+            admin_groups=self.admin_groups,
+            context=context,
+        )

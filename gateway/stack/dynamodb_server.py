@@ -1,0 +1,306 @@
+"""The local DynamoDB: dynalite (npm, LevelDB on disk), or moto in memory where Node.js is missing.
+
+    with DynamoServer(Path("DATA/dynamodb"), log_path=Path("DATA/logs/dynamodb.log")) as db:
+        db.url   # "http://127.0.0.1:PORT"
+
+dynalite is installed once with npm into a cache directory and reused. A data directory is
+locked (flock) so that two servers never open the same LevelDB (the second one would answer a
+few requests and then fail). Readiness is a real ListTables call.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+from gateway.stack import processes
+from gateway.stack.processes import StackError
+
+DYNALITE_VERSION = "4.0.0"
+NODE_MIN_MAJOR = 20
+_LAUNCHER = Path(__file__).with_name("dynalite_launch.js")
+_START_ATTEMPTS = 3
+_READY_TIMEOUT = 30.0
+
+
+def cache_dir() -> Path:
+    """Where Cedarflow keeps what it downloads (XDG cache convention)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cedarflow"
+
+
+def dynalite_dir() -> Path:
+    """The npm prefix holding the pinned dynalite; its node_modules is what the launcher loads."""
+    return cache_dir() / f"dynalite-{DYNALITE_VERSION}"
+
+
+def node_problem() -> str | None:
+    """Why Node.js cannot run dynalite here, or None when it can."""
+    node = shutil.which("node")
+    if node is None:
+        return "Node.js is not installed"
+    try:
+        version = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return "Node.js does not run"
+    if major < NODE_MIN_MAJOR:
+        return f"Node.js {version} is too old (dynalite needs {NODE_MIN_MAJOR} or later)"
+    return None
+
+
+def install_dynalite() -> Path:
+    """Install dynalite@DYNALITE_VERSION with npm unless present; returns its node_modules dir.
+
+    Installs into a temporary sibling and renames it into place, under a lock, so that two
+    concurrent first starts neither race nor leave a half-installed directory behind.
+    """
+    target = dynalite_dir()
+    modules = target / "node_modules"
+    if _installed_version(modules) == DYNALITE_VERSION:
+        return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        raise StackError(f"npm is not installed: cannot install dynalite {DYNALITE_VERSION}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".dynalite-{DYNALITE_VERSION}.install.lock", wait=True):
+        if _installed_version(modules) == DYNALITE_VERSION:
+            return modules
+        staging = Path(tempfile.mkdtemp(prefix=".dynalite-", dir=target.parent))
+        try:
+            result = subprocess.run(
+                [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund",
+                 "--no-save", "--loglevel=error", f"dynalite@{DYNALITE_VERSION}"],
+                capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            if result.returncode != 0:
+                detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+                raise StackError(f"npm install dynalite@{DYNALITE_VERSION} failed: {detail}")
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return modules
+
+
+def _installed_version(modules: Path) -> str | None:
+    try:
+        return json.loads((modules / "dynalite" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class FileLock:
+    """flock on a file: held until exit; fails at once (wait=False) when another holds it."""
+
+    def __init__(self, path: Path, *, wait: bool) -> None:
+        self.path = path
+        self.wait = wait
+        self.file: IO | None = None
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        self.file = open(self.path, "a")  # noqa: SIM115 - held for the lock's lifetime
+        flags = fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(self.file, flags)
+        except BlockingIOError:
+            self.file.close()
+            self.file = None
+            raise
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class DynamoServer:
+    """One local DynamoDB process. `data_path=None` keeps everything in memory.
+
+    `allow_moto`: where Node.js is missing, start moto's in-memory server instead (with a loud
+    warning on stderr when data was meant to be kept) rather than fail.
+    """
+
+    def __init__(
+        self,
+        data_path: Path | None = None,
+        *,
+        log_path: Path | None = None,
+        allow_moto: bool = True,
+        warn: IO | None = None,
+    ) -> None:
+        self.data_path = data_path
+        self.log_path = log_path
+        self.allow_moto = allow_moto
+        self.warn = warn if warn is not None else sys.stderr
+        self.kind = ""
+        self.url = ""
+        self.proc: subprocess.Popen | None = None
+        self._lock: FileLock | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def persistent(self) -> bool:
+        return self.kind == "dynalite" and self.data_path is not None
+
+    def __enter__(self) -> DynamoServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        """Start the server and wait until it answers ListTables; returns its URL."""
+        try:
+            argv = self._command()
+            if self.data_path is not None and self.kind == "dynalite":
+                self._lock_data_dir()
+            self._spawn_until_ready(argv)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            processes.stop(self.proc)
+            if self.proc.stdout:
+                self.proc.stdout.close()
+            self.proc = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _command(self) -> list[str]:
+        problem = node_problem()
+        if problem is None:
+            modules = install_dynalite()
+            self.kind = "dynalite"
+            argv = ["node", str(_LAUNCHER), str(modules)]
+            if self.data_path is not None:
+                self.data_path.mkdir(parents=True, exist_ok=True)
+                argv.append(str(self.data_path))
+            return argv
+        if not self.allow_moto or not _moto_available():
+            raise StackError(f"{problem} and moto is not installed: no local DynamoDB can start")
+        self.kind = "moto"
+        if self.data_path is not None:
+            bar = "!" * 78
+            print(
+                f"{bar}\n!! WARNING: {problem}: using moto's IN-MEMORY DynamoDB instead of\n"
+                f"!! dynalite. NOTHING IS KEPT: every experiment, run and model is lost when\n"
+                f"!! the stack stops. Install Node.js {NODE_MIN_MAJOR}+ to keep data in "
+                f"{self.data_path}.\n{bar}",
+                file=self.warn,
+                flush=True,
+            )
+        return [sys.executable, "-m", "gateway.stack.moto_launch"]
+
+    def _lock_data_dir(self) -> None:
+        assert self.data_path is not None
+        lock = FileLock(self.data_path.parent / f"{self.data_path.name}.lock", wait=False)
+        try:
+            lock.acquire()
+        except BlockingIOError:
+            raise StackError(
+                f"{self.data_path} is in use by another DynamoDB server (locked)"
+            ) from None
+        self._lock = lock
+
+    def _spawn_until_ready(self, argv: list[str]) -> None:
+        problem = "no attempt"
+        for _ in range(_START_ATTEMPTS):
+            self.proc = processes.spawn(argv, log_path=self.log_path, stdout=subprocess.PIPE)
+            deadline = time.monotonic() + _READY_TIMEOUT
+            port = processes.read_json_line(self.proc, deadline).get("port")
+            if port:
+                self.url = f"http://127.0.0.1:{port}"
+                problem = _wait_for_list_tables(self.url, self.proc, deadline)
+                if problem is None:
+                    return
+            else:
+                problem = "it did not report a port"
+            processes.stop(self.proc)
+            self.proc = None
+            # A previous server on the same directory may still be closing its LevelDB.
+            time.sleep(0.5)
+        where = f" (see {self.log_path})" if self.log_path else ""
+        tail = processes.last_line(self.log_path) if self.log_path else ""
+        raise StackError(f"local DynamoDB ({self.kind}) did not start: {tail or problem}{where}")
+
+
+def _moto_available() -> bool:
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _wait_for_list_tables(url: str, proc: subprocess.Popen, deadline: float) -> str | None:
+    """Poll ListTables until it succeeds; returns why not when the deadline passes."""
+    import botocore.session
+    from botocore.config import Config
+
+    client = botocore.session.get_session().create_client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - dummy credentials of a local server
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
+    )
+    problem = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"it exited with code {proc.returncode}"
+        try:
+            client.list_tables(Limit=1)
+            return None
+        except Exception as exc:  # any failure means "not ready yet"
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        time.sleep(0.05)
+    return problem
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gateway.stack.dynamodb_server --install`: fetch dynalite ahead of first use."""
+    args = argv if argv is not None else sys.argv[1:]
+    if args != ["--install"]:
+        print("usage: python -m gateway.stack.dynamodb_server --install", file=sys.stderr)
+        return 2
+    problem = node_problem()
+    if problem:
+        print(f"{problem}: cedarflow will fall back to moto (in memory)", file=sys.stderr)
+        return 0
+    try:
+        print(install_dynalite())
+    except StackError as exc:
+        print(f"cedarflow: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The handler tier: MLflow's server app on our DynamoDB stores, on an internal loopback port.
+
+It runs as `uvicorn store.handler_app:app` in a child process and refuses every call that does not
+carry the gateway's signed identity header, except `GET /health`, which is how we know it is up.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from gateway.stack import processes
+from gateway.stack.processes import StackError
+
+_START_ATTEMPTS = 3
+_READY_TIMEOUT = 180.0  # importing MLflow takes a while on a busy machine
+
+
+@dataclass(frozen=True)
+class HandlerTierSettings:
+    store_uri: str  # dynamodb://127.0.0.1:PORT/TABLE, for tracking and the registry
+    artifacts_dir: Path  # served as mlflow-artifacts:/
+    identity_secret: str  # shared with the gateway (hex)
+    page_token_secret: str  # signs page tokens (hex)
+    log_path: Path | None = None
+
+
+def handler_env(
+    settings: HandlerTierSettings, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment MLflow's server app reads its configuration from."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        {
+            "_MLFLOW_SERVER_FILE_STORE": settings.store_uri,
+            "_MLFLOW_SERVER_REGISTRY_STORE": settings.store_uri,
+            "_MLFLOW_SERVER_SERVE_ARTIFACTS": "true",
+            "_MLFLOW_SERVER_ARTIFACT_DESTINATION": str(settings.artifacts_dir.resolve()),
+            "_MLFLOW_SERVER_ARTIFACT_ROOT": "mlflow-artifacts:/",
+            "_MLFLOW_SGI_NAME": "uvicorn",
+            "_MLFLOW_SERVER_BOOT_ID": uuid.uuid4().hex,
+            "_MLFLOW_IN_JOB_EXECUTOR": "false",
+            # Jobs need a SQL backend and a worker pool: not part of this stack.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "CEDARFLOW_IDENTITY_SECRET": settings.identity_secret,
+            "CEDARFLOW_PAGE_TOKEN_SECRET": settings.page_token_secret,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+class HandlerTier:
+    """One handler-tier process; `start()` returns its base URL once /health answers."""
+
+    def __init__(self, settings: HandlerTierSettings) -> None:
+        self.settings = settings
+        self.url = ""
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def __enter__(self) -> HandlerTier:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        self.settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        env = handler_env(self.settings)
+        problem = "no attempt"
+        try:
+            for _ in range(_START_ATTEMPTS):
+                port = free_port()
+                self.proc = processes.spawn(
+                    [sys.executable, "-m", "uvicorn", "store.handler_app:app",
+                     "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                     "--no-access-log", "--timeout-graceful-shutdown", "5"],
+                    env=env,
+                    log_path=self.settings.log_path,
+                )  # fmt: skip
+                self.url = f"http://127.0.0.1:{port}"
+                problem = _wait_for_health(self.url, self.proc)
+                if problem is None:
+                    return self.url
+                processes.stop(self.proc)
+                self.proc = None
+        except BaseException:
+            self.stop()
+            raise
+        log = self.settings.log_path
+        tail = processes.last_line(log) if log else ""
+        where = f" (see {log})" if log else ""
+        raise StackError(f"handler tier did not start: {tail or problem}{where}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            processes.stop(self.proc)
+            self.proc = None
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (callers retry if it is taken meanwhile)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_health(url: str, proc: subprocess.Popen) -> str | None:
+    deadline = time.monotonic() + _READY_TIMEOUT
+    problem = "no answer on /health"
+    with httpx.Client(timeout=5.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return f"it exited with code {proc.returncode}"
+            try:
+                response = client.get(f"{url}/health")
+                if response.status_code == 200:
+                    return None
+                problem = f"/health answered {response.status_code}"
+            except httpx.HTTPError as exc:
+                problem = type(exc).__name__
+            time.sleep(0.1)
+    return problem

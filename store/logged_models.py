@@ -1,0 +1,468 @@
+"""Logged models (MLflow 3) stored in the DynamoDB table, mixed into the tracking store.
+
+One item per model (``LM#<model_id>`` / ``LM``) holds its attributes, tags, params and metrics,
+so a read is one GetItem. Models are listed per experiment on ``gsi1`` (``EXPLM#<exp>``, sorted by
+creation time); a search is one Query per experiment, filtered and ordered in memory with the
+semantics of MLflow's SQL store. Run ↔ model links (``log_inputs``/``log_outputs``) live on
+the run item and belong to the run side of the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from mlflow.entities import (
+    LifecycleStage,
+    LoggedModel,
+    LoggedModelParameter,
+    LoggedModelStatus,
+    LoggedModelTag,
+    Metric,
+    RunTag,
+)
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.store.entities.paged_list import PagedList
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
+from mlflow.utils.name_utils import _generate_random_name
+from mlflow.utils.search_logged_model_utils import EntityType, parse_filter_string
+from mlflow.utils.time import get_current_time_millis
+from mlflow.utils.uri import append_to_uri_path
+from mlflow.utils.validation import _validate_logged_model_name, _validate_tag
+
+from store.dynamo import ConditionFailed, ItemTooLarge
+from store.pagination import decode_page_token, encode_page_token
+from store.traces_match import NullsLast, compare
+
+LM_PREFIX = "LM#"
+LM_SK = "LM"
+EXP_LM_PREFIX = "EXPLM#"
+SEARCH_MAX_RESULTS_DEFAULT = 100
+_MAX_SQL_FLOAT = 1.7976931348623157e308
+# Attribute names a filter or order may use, after MLflow's aliases.
+_ALIASES = {
+    "creation_time": "creation_timestamp",
+    "creation_timestamp_ms": "creation_timestamp",
+    "last_updated_timestamp_ms": "last_updated_timestamp",
+}
+_ATTRIBUTES = {
+    "model_id",
+    "experiment_id",
+    "name",
+    "artifact_location",
+    "creation_timestamp",
+    "last_updated_timestamp",
+    "status",
+    "lifecycle_stage",
+    "model_type",
+    "source_run_id",
+    "status_message",
+}
+
+
+def model_key(model_id: str) -> tuple[str, str]:
+    return f"{LM_PREFIX}{model_id}", LM_SK
+
+
+class LoggedModelsMixin:
+    """Logged-model calls of MLflow's tracking ``AbstractStore`` (needs ``self.table``)."""
+
+    MODELS_FOLDER_NAME = "models"
+    ARTIFACTS_FOLDER_NAME = "artifacts"
+
+    # ---- create / read ------------------------------------------------------------------------
+
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        tags: list[LoggedModelTag] | None = None,
+        params: list[LoggedModelParameter] | None = None,
+        model_type: str | None = None,
+    ) -> LoggedModel:
+        _validate_logged_model_name(name)
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise MlflowException(
+                f"The experiment {experiment.experiment_id} must be in the 'active' state. "
+                f"Current state is {experiment.lifecycle_stage}.",
+                INVALID_PARAMETER_VALUE,
+            )
+        model_id = f"m-{uuid.uuid4().hex}"
+        now = get_current_time_millis()
+        pk, sk = model_key(model_id)
+        item = {
+            "pk": pk,
+            "sk": sk,
+            "gsi1pk": f"{EXP_LM_PREFIX}{experiment.experiment_id}",
+            "gsi1sk": f"{now:015d}#{model_id}",
+            "model_id": model_id,
+            "experiment_id": str(experiment.experiment_id),
+            "name": name or _generate_random_name(),
+            "artifact_location": append_to_uri_path(
+                experiment.artifact_location,
+                self.MODELS_FOLDER_NAME,
+                model_id,
+                self.ARTIFACTS_FOLDER_NAME,
+            ),
+            "creation_timestamp": now,
+            "last_updated_timestamp": now,
+            "status": LoggedModelStatus.PENDING.to_int(),
+            "lifecycle_stage": LifecycleStage.ACTIVE,
+            "tags": {t.key: t.value for t in tags or []},
+            "params": {p.key: p.value for p in params or []},
+            "metrics": {},
+        }
+        if model_type is not None:
+            item["model_type"] = model_type
+        if source_run_id is not None:
+            item["source_run_id"] = source_run_id
+        self.table.put(item, condition="attribute_not_exists(pk)")
+        return _model_from_item(item)
+
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
+        item = self._logged_model_item(model_id, allow_deleted=allow_deleted)
+        return _model_from_item(item)
+
+    def _logged_model_item(self, model_id: str, *, allow_deleted: bool = True) -> dict:
+        item = self.table.get(*model_key(model_id))
+        if item is None or (
+            not allow_deleted and item.get("lifecycle_stage") == LifecycleStage.DELETED
+        ):
+            raise MlflowException(
+                f"Logged model with ID '{model_id}' not found.", RESOURCE_DOES_NOT_EXIST
+            )
+        return item
+
+    # ---- updates (each one UpdateItem conditioned on the model existing) ----------------------
+
+    def _update_logged_model(
+        self, model_id: str, expression: str, names: dict, values: dict, *, touch: bool = True
+    ) -> dict:
+        if touch:  # as MLflow's SQL store: status and lifecycle changes move the update time
+            values = {**values, ":now": get_current_time_millis()}
+            expression += ", last_updated_timestamp = :now"
+        try:
+            return self.table.update(
+                *model_key(model_id),
+                expression,
+                condition="attribute_exists(pk)",
+                names=names or None,
+                values=values,
+            )
+        except ConditionFailed:
+            raise MlflowException(
+                f"Logged model with ID '{model_id}' not found.", RESOURCE_DOES_NOT_EXIST
+            ) from None
+        except ItemTooLarge:
+            raise MlflowException(
+                f"Logged model '{model_id}' would exceed the 400 KB item limit.",
+                INVALID_PARAMETER_VALUE,
+            ) from None
+
+    def finalize_logged_model(self, model_id: str, status: LoggedModelStatus) -> LoggedModel:
+        item = self._update_logged_model(
+            model_id, "SET #status = :status", {"#status": "status"}, {":status": status.to_int()}
+        )
+        return _model_from_item(item)
+
+    def delete_logged_model(self, model_id: str) -> None:
+        self._update_logged_model(
+            model_id,
+            "SET lifecycle_stage = :deleted",
+            {},
+            {":deleted": LifecycleStage.DELETED},
+        )
+
+    def set_logged_model_tags(self, model_id: str, tags: list[LoggedModelTag]) -> None:
+        if not tags:
+            self._logged_model_item(model_id)
+            return
+        deduped = {tag.key: tag.value for tag in tags}
+        self._set_map_entries(model_id, "tags", deduped)
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        try:
+            self.table.update(
+                *model_key(model_id),
+                "REMOVE tags.#k",
+                condition="attribute_exists(tags.#k)",
+                names={"#k": key},
+            )
+        except ConditionFailed:
+            self._logged_model_item(model_id)  # a missing model says so first
+            raise MlflowException(
+                f"No tag with key {key!r} found for model with ID {model_id!r}.",
+                RESOURCE_DOES_NOT_EXIST,
+            ) from None
+
+    def log_logged_model_params(self, model_id: str, params: list[LoggedModelParameter]) -> None:
+        if not params:
+            self._logged_model_item(model_id)
+            return
+        self._set_map_entries(model_id, "params", {p.key: p.value for p in params})
+
+    def _set_map_entries(self, model_id: str, attribute: str, entries: dict[str, Any]) -> dict:
+        names, values, sets = {"#m": attribute}, {}, []
+        for i, (key, value) in enumerate(entries.items()):
+            names[f"#k{i}"] = key
+            values[f":v{i}"] = value
+            sets.append(f"#m.#k{i} = :v{i}")
+        return self._update_logged_model(
+            model_id, "SET " + ", ".join(sets), names, values, touch=False
+        )
+
+    def _log_logged_model_metrics(
+        self, run_id: str, experiment_id: str, metrics: Iterable[Metric]
+    ) -> None:
+        """Record metrics that name a `model_id` on their models (one UpdateItem per model)."""
+        by_model: dict[str, dict[str, dict]] = defaultdict(dict)
+        for metric in metrics:
+            if metric.model_id is None:
+                continue
+            value = float(metric.value)
+            if math.isnan(value):
+                value = 0.0
+            elif math.isinf(value):
+                value = _MAX_SQL_FLOAT if value > 0 else -_MAX_SQL_FLOAT
+            key = json.dumps([metric.key, metric.timestamp, metric.step, run_id])
+            by_model[metric.model_id][key] = {
+                "key": metric.key,
+                "value": value,
+                "timestamp": metric.timestamp,
+                "step": metric.step,
+                "run_id": run_id,
+                "experiment_id": str(experiment_id),
+                "dataset_name": metric.dataset_name,
+                "dataset_digest": metric.dataset_digest,
+            }
+        for model_id, entries in by_model.items():
+            self._set_map_entries(model_id, "metrics", entries)
+
+    # ---- run ↔ model links ---------------------------------------------------------------------
+
+    def record_logged_model(self, run_id: str, mlflow_model) -> None:
+        from mlflow.models import Model
+
+        if not isinstance(mlflow_model, Model):
+            raise TypeError(
+                f"Argument 'mlflow_model' should be mlflow.models.Model, got '{type(mlflow_model)}'"
+            )
+        run = self._check_run_active_for_models(run_id)
+        history = json.loads(run.data.tags.get(MLFLOW_LOGGED_MODELS, "[]"))
+        value = json.dumps(history + [mlflow_model.get_tags_dict()])
+        _validate_tag(MLFLOW_LOGGED_MODELS, value)
+        self.set_tag(run_id, RunTag(MLFLOW_LOGGED_MODELS, value))
+
+    def _check_run_active_for_models(self, run_id: str):
+        run = self.get_run(run_id)
+        if run.info.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise MlflowException(
+                f"The run {run_id} must be in the 'active' state. "
+                f"Current state is {run.info.lifecycle_stage}.",
+                INVALID_PARAMETER_VALUE,
+            )
+        return run
+
+    # ---- search --------------------------------------------------------------------------------
+
+    def search_logged_models(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None = None,
+        datasets: list[dict[str, Any]] | None = None,
+        max_results: int | None = None,
+        order_by: list[dict[str, Any]] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[LoggedModel]:
+        if datasets and not all(d.get("dataset_name") for d in datasets):
+            raise MlflowException(
+                "`dataset_name` in the `datasets` clause must be specified.",
+                INVALID_PARAMETER_VALUE,
+            )
+        experiment_ids = [_parse_experiment_id(e) for e in experiment_ids or []]
+        fingerprint = _search_fingerprint(experiment_ids, filter_string, datasets, order_by)
+        offset = 0
+        if page_token:
+            payload = decode_page_token(page_token)
+            if payload.get("q") != fingerprint:
+                raise MlflowException.invalid_parameter_value(
+                    "The page token does not belong to this search (experiment ids, filter, "
+                    "datasets and order_by must stay the same)."
+                )
+            offset = int(payload["offset"])
+        max_results = max_results or SEARCH_MAX_RESULTS_DEFAULT
+        comparisons = parse_filter_string(filter_string)
+        sort_key = _sort_key(order_by)
+
+        items = [
+            item
+            for experiment_id in dict.fromkeys(experiment_ids)
+            for item in self.table.query(f"{EXP_LM_PREFIX}{experiment_id}", index="gsi1")
+            if item.get("lifecycle_stage") != LifecycleStage.DELETED
+        ]
+        matching = [i for i in items if _matches(i, comparisons, datasets)]
+        matching.sort(key=sort_key)
+        page = matching[offset : offset + max_results]
+        token = None
+        if len(matching) > offset + max_results:
+            token = encode_page_token({"offset": offset + max_results, "q": fingerprint})
+        return PagedList([_model_from_item(i) for i in page], token=token)
+
+
+# ---- item ↔ entity ---------------------------------------------------------------------------
+
+
+def _model_from_item(item: dict) -> LoggedModel:
+    metrics = [
+        Metric(
+            key=m["key"],
+            value=float(m["value"]),
+            timestamp=m["timestamp"],
+            step=m["step"],
+            run_id=m["run_id"],
+            dataset_name=m.get("dataset_name"),
+            dataset_digest=m.get("dataset_digest"),
+            model_id=item["model_id"],
+        )
+        for m in item.get("metrics", {}).values()
+    ]
+    return LoggedModel(
+        experiment_id=item["experiment_id"],
+        model_id=item["model_id"],
+        name=item["name"],
+        artifact_location=item["artifact_location"],
+        creation_timestamp=item["creation_timestamp"],
+        last_updated_timestamp=item["last_updated_timestamp"],
+        model_type=item.get("model_type"),
+        source_run_id=item.get("source_run_id"),
+        status=LoggedModelStatus.from_int(item["status"]),
+        status_message=item.get("status_message"),
+        tags=item.get("tags") or None,
+        params=item.get("params") or None,
+        metrics=metrics or None,
+    )
+
+
+# ---- search semantics (those of MLflow's SQL store) -----------------------------------------
+
+
+def _parse_experiment_id(experiment_id: Any) -> str:
+    try:
+        return str(int(experiment_id))
+    except (TypeError, ValueError):
+        raise MlflowException.invalid_parameter_value(
+            f"Invalid experiment ID: {experiment_id!r}"
+        ) from None
+
+
+def _search_fingerprint(experiment_ids, filter_string, datasets, order_by) -> str:
+    text = json.dumps([experiment_ids, filter_string, datasets, order_by], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _attribute(item: dict, key: str) -> Any:
+    key = _ALIASES.get(key, key)
+    if key not in _ATTRIBUTES:
+        raise MlflowException.invalid_parameter_value(
+            f"Invalid attribute key '{key}' for logged models.",
+        )
+    return item.get(key)
+
+
+def _on_datasets(metric: dict, datasets: list[dict] | None) -> bool:
+    if not datasets:
+        return True
+    return any(
+        metric.get("dataset_name") == d["dataset_name"]
+        and ("dataset_digest" not in d or metric.get("dataset_digest") == d["dataset_digest"])
+        for d in datasets
+    )
+
+
+def _matches(item: dict, comparisons, datasets) -> bool:
+    metrics = list(item.get("metrics", {}).values())
+    has_metric_filter = False
+    for comp in comparisons:
+        kind, key, op, value = comp.entity.type, comp.entity.key, comp.op, comp.value
+        if kind == EntityType.ATTRIBUTE:
+            if not compare(_attribute(item, key), op, value):
+                return False
+        elif kind == EntityType.METRIC:
+            has_metric_filter = True
+            if not any(
+                m["key"] == key and _on_datasets(m, datasets) and compare(m["value"], op, value)
+                for m in metrics
+            ):
+                return False
+        else:
+            entries = item.get("params" if kind == EntityType.PARAM else "tags", {})
+            if not compare(entries.get(key), op, value):
+                return False
+    if datasets and not has_metric_filter:
+        return any(_on_datasets(m, datasets) for m in metrics)
+    return True
+
+
+def _latest_metric(item: dict, name: str, dataset_name, dataset_digest) -> float | None:
+    candidates = [
+        m
+        for m in item.get("metrics", {}).values()
+        if m["key"] == name
+        and (not dataset_name or m.get("dataset_name") == dataset_name)
+        and (not dataset_digest or m.get("dataset_digest") == dataset_digest)
+    ]
+    if not candidates:
+        return None
+    # MLflow's SQL store: latest timestamp, then step, then the smallest run id.
+    candidates.sort(key=lambda m: m["run_id"])
+    candidates.sort(key=lambda m: (m["timestamp"], m["step"]), reverse=True)
+    return float(candidates[0]["value"])
+
+
+def _sort_key(order_by: list[dict[str, Any]] | None):
+    fields = []
+    seen_creation = seen_model_id = False
+    for clause in order_by or []:
+        field_name = clause.get("field_name")
+        ascending = clause.get("ascending", True)
+        if field_name is None:
+            raise MlflowException.invalid_parameter_value(
+                "`field_name` in the `order_by` clause must be specified."
+            )
+        if "." in field_name:
+            entity, name = field_name.split(".", 1)
+            if entity != "metrics":
+                raise MlflowException.invalid_parameter_value(
+                    f"Invalid order by field name: {field_name}. Only metrics are supported."
+                )
+            dataset_name, dataset_digest = clause.get("dataset_name"), clause.get("dataset_digest")
+            fields.append(
+                (
+                    lambda item, n=name, dn=dataset_name, dd=dataset_digest: _latest_metric(
+                        item, n, dn, dd
+                    ),
+                    ascending,
+                )
+            )
+            continue
+        name = _ALIASES.get(field_name, field_name)
+        if name not in _ATTRIBUTES:
+            raise MlflowException.invalid_parameter_value(
+                f"Invalid order by field name: {field_name}", error_class="ATTRIBUTE_NOT_FOUND"
+            )
+        seen_creation |= name == "creation_timestamp"
+        seen_model_id |= name == "model_id"
+        fields.append((lambda item, n=name: item.get(n), ascending))
+    if not seen_creation:
+        fields.append((lambda item: item.get("creation_timestamp"), False))
+    if not seen_model_id:
+        fields.append((lambda item: item.get("model_id"), True))
+    return lambda item: tuple(NullsLast(get(item), not asc) for get, asc in fields)

@@ -1,0 +1,266 @@
+"""Search semantics of MLflow's SQL registry store, applied to rows read from the table.
+
+Filters and orders are parsed by MLflow's own `SearchModelUtils` / `SearchModelVersionUtils`,
+then validated and evaluated the way `SqlAlchemyStore` does it on sqlite (`store/sql_semantics.py`):
+a missing tag or attribute never matches, and prompts are hidden unless the filter asks for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils, SearchUtils
+
+from store.pagination import decode_page_token, encode_page_token
+from store.sql_semantics import compare
+
+_MODEL_ATTRIBUTE_COMPARATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
+_TAG_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
+DEFAULT_VERSION_ORDER = ["last_updated_timestamp DESC", "name ASC", "version_number DESC"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """What a filter or an order looks at: attribute values and tags, plus the source item."""
+
+    attributes: dict[str, Any]
+    tags: dict[str, str]
+    item: dict = field(compare=False)
+    extra: Any = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Clause:
+    kind: str  # "attribute" | "tag"
+    key: str
+    comparator: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Query:
+    clauses: tuple[Clause, ...]
+    wants_prompts: bool
+
+    def equal_name(self) -> str | None:
+        """The model name when the filter pins one with `name = '...'`."""
+        for clause in self.clauses:
+            if clause.kind == "attribute" and clause.key == "name" and clause.comparator == "=":
+                return clause.value
+        return None
+
+
+# ---- filters ------------------------------------------------------------------------------------
+
+
+def parse_model_filter(filter_string: str | None) -> list[dict]:
+    """The filter's syntax only; `model_query` checks what the clauses compare."""
+    return SearchModelUtils.parse_search_filter(filter_string)
+
+
+def model_query(parsed: list[dict]) -> Query:
+    for f in parsed:
+        if f["type"] == "attribute":
+            if f["key"] != "name":
+                raise MlflowException(
+                    f"Invalid attribute name: {f['key']}", error_code=INVALID_PARAMETER_VALUE
+                )
+            if f["comparator"] not in _MODEL_ATTRIBUTE_COMPARATORS:
+                raise MlflowException(
+                    f"Invalid comparator for attribute: {f['comparator']}",
+                    error_code=INVALID_PARAMETER_VALUE,
+                )
+        elif f["type"] == "tag":
+            _check_tag_comparator(f["comparator"])
+        else:
+            raise MlflowException(
+                f"Invalid token type: {f['type']}", error_code=INVALID_PARAMETER_VALUE
+            )
+    return _query(parsed)
+
+
+def parse_version_filter(filter_string: str | None) -> Query:
+    parsed = SearchModelVersionUtils.parse_search_filter(filter_string)
+    for f in parsed:
+        key, comparator = f["key"], f["comparator"]
+        if f["type"] == "attribute":
+            if key not in SearchModelVersionUtils.VALID_SEARCH_ATTRIBUTE_KEYS:
+                raise MlflowException(
+                    f"Invalid attribute name: {key}", error_code=INVALID_PARAMETER_VALUE
+                )
+            if key in SearchModelVersionUtils.NUMERIC_ATTRIBUTES:
+                if comparator not in SearchModelVersionUtils.VALID_NUMERIC_ATTRIBUTE_COMPARATORS:
+                    raise MlflowException(
+                        f"Invalid comparator for attribute {key}: {comparator}",
+                        error_code=INVALID_PARAMETER_VALUE,
+                    )
+                f["value"] = _integer_value(key, f["value"])
+            elif comparator not in SearchModelVersionUtils.VALID_STRING_ATTRIBUTE_COMPARATORS or (
+                comparator in ("IN", "NOT IN") and key not in ("run_id", "name")
+            ):
+                raise MlflowException(
+                    f"Invalid comparator for attribute: {comparator}",
+                    error_code=INVALID_PARAMETER_VALUE,
+                )
+        elif f["type"] == "tag":
+            _check_tag_comparator(comparator)
+        else:
+            raise MlflowException(
+                f"Invalid token type: {f['type']}", error_code=INVALID_PARAMETER_VALUE
+            )
+    return _query(parsed)
+
+
+def _check_tag_comparator(comparator: str) -> None:
+    if comparator not in _TAG_COMPARATORS:
+        raise MlflowException.invalid_parameter_value(f"Invalid comparator for tag: {comparator}")
+
+
+def _integer_value(key: str, value: Any) -> int:
+    if isinstance(value, float):
+        raise MlflowException.invalid_parameter_value(
+            f"Invalid value for numeric attribute '{key}': {value!r}"
+        )
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MlflowException.invalid_parameter_value(
+            f"Invalid value for numeric attribute '{key}': {value!r}"
+        ) from None
+
+
+def _query(parsed: list[dict]) -> Query:
+    wants_prompts = _is_querying_prompt(parsed)
+    clauses = tuple(
+        Clause(f["type"], f["key"], f["comparator"], f["value"])
+        for f in parsed
+        # Without an explicit prompt query the prompt tag is not a filter: prompts are excluded.
+        if wants_prompts or not (f["type"] == "tag" and f["key"] == IS_PROMPT_TAG_KEY)
+    )
+    return Query(clauses, wants_prompts)
+
+
+def _is_querying_prompt(parsed: list[dict]) -> bool:
+    for f in parsed:
+        if f["type"] != "tag" or f["key"] != IS_PROMPT_TAG_KEY:
+            continue
+        return (f["comparator"] == "=" and f["value"].lower() == "true") or (
+            f["comparator"] == "!=" and f["value"].lower() == "false"
+        )
+    return False
+
+
+def is_prompt_tagged(tags: dict[str, str]) -> bool:
+    return tags.get(IS_PROMPT_TAG_KEY) == "true"
+
+
+def matches(row: Row, query: Query) -> bool:
+    return all(_clause_matches(row, clause) for clause in query.clauses)
+
+
+def _clause_matches(row: Row, clause: Clause) -> bool:
+    # A missing tag row, like a NULL attribute, satisfies no comparison.
+    source = row.tags if clause.kind == "tag" else row.attributes
+    return compare(clause.comparator, source.get(clause.key), clause.value)
+
+
+# ---- orders -------------------------------------------------------------------------------------
+
+
+def parse_model_order(order_by: Sequence[str] | None) -> list[tuple[str, bool]]:
+    """(field, ascending) pairs, as the SQL store orders registered models."""
+    fields: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for clause in order_by or []:
+        key, ascending = SearchUtils.parse_order_by_for_search_registered_models(clause)
+        if key == "name":
+            name = "name"
+        elif key in SearchUtils.VALID_TIMESTAMP_ORDER_BY_KEYS:
+            name = "last_updated_time"
+        else:
+            raise MlflowException(
+                f"Invalid order by key '{key}' specified."
+                + "Valid keys are "
+                + f"'{SearchUtils.RECOMMENDED_ORDER_BY_KEYS_REGISTERED_MODELS}'",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
+        if name in seen:
+            raise MlflowException(f"`order_by` contains duplicate fields: {order_by}")
+        seen.add(name)
+        fields.append((name, ascending))
+    if "name" not in seen:
+        fields.append(("name", True))
+    return fields
+
+
+_VERSION_ORDER_FIELDS = {
+    "version_number": "version",
+    "creation_timestamp": "creation_time",
+    "last_updated_timestamp": "last_updated_time",
+    "name": "name",
+}
+
+
+def parse_version_order(order_by: Sequence[str] | None) -> list[tuple[str, bool]]:
+    """(field, ascending) pairs, as the SQL store orders model versions."""
+    fields: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    order_by = list(order_by or []) or DEFAULT_VERSION_ORDER
+    for clause in order_by:
+        _, key, ascending = SearchModelVersionUtils.parse_order_by_for_search_model_versions(clause)
+        if key not in SearchModelVersionUtils.VALID_ORDER_BY_ATTRIBUTE_KEYS:
+            raise MlflowException(
+                f"Invalid order by key '{key}' specified. "
+                "Valid keys are "
+                f"{SearchModelVersionUtils.VALID_ORDER_BY_ATTRIBUTE_KEYS}",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
+        name = _VERSION_ORDER_FIELDS[key]
+        if name in seen:
+            raise MlflowException(f"`order_by` contains duplicate fields: {order_by}")
+        seen.add(name)
+        fields.append((name, ascending))
+    if "name" not in seen:
+        fields.append(("name", True))
+    if "version" not in seen:
+        fields.append(("version", False))
+    return fields
+
+
+def sort_rows(rows: list[Row], order: list[tuple[str, bool]]) -> list[Row]:
+    # Stable sorts from the least significant field up give a multi-key mixed-direction order.
+    for name, ascending in reversed(order):
+        rows = sorted(rows, key=_attribute(name), reverse=not ascending)
+    return rows
+
+
+def _attribute(name: str) -> Callable[[Row], Any]:
+    return lambda row: row.attributes[name]
+
+
+# ---- pages --------------------------------------------------------------------------------------
+
+
+def page_offset(page_token: str | None, kind: str) -> int:
+    if not page_token:
+        return 0
+    payload = decode_page_token(page_token)
+    offset = payload.get("offset")
+    if payload.get("kind") != kind or not isinstance(offset, int) or offset < 0:
+        raise MlflowException(
+            "Invalid page token: it was not made for this search.",
+            error_code=INVALID_PARAMETER_VALUE,
+        )
+    return offset
+
+
+def page_of(rows: list[Row], offset: int, max_results: int, kind: str) -> tuple[list[Row], str]:
+    """One page and the token of the next one (None at the end), as the SQL store pages."""
+    end = offset + max_results
+    token = encode_page_token({"kind": kind, "offset": end}) if len(rows) > end else None
+    return rows[offset:end], token

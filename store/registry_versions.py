@@ -1,0 +1,272 @@
+"""Model versions, their stages, tags and the model's aliases."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from mlflow.entities.model_registry.model_version_stages import (
+    ALL_STAGES,
+    DEFAULT_STAGES_FOR_GET_LATEST_VERSIONS,
+    STAGE_ARCHIVED,
+    STAGE_DELETED_INTERNAL,
+    get_canonical_stage,
+)
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.store.artifact.utils.models import _parse_model_uri
+from mlflow.utils.validation import (
+    _REGISTERED_MODEL_ALIAS_LATEST,
+    _validate_model_alias_name,
+    _validate_model_alias_name_reserved,
+    _validate_model_name,
+    _validate_model_version,
+    _validate_model_version_tag,
+    _validate_tag_name,
+)
+
+from store.identity import current_principal
+from store.registry_core import RegistryCore, now_ms, version_not_found
+from store.registry_items import (
+    aliases_for,
+    is_live,
+    latest_version_items,
+    new_version_item,
+    version_entity,
+)
+
+
+class VersionsMixin(RegistryCore):
+    """Model-version calls of MLflow's registry `AbstractStore`."""
+
+    def create_model_version(
+        self,
+        name,
+        source,
+        run_id=None,
+        tags=None,
+        run_link=None,
+        description=None,
+        local_model_path=None,
+        model_id=None,
+    ):
+        """2 round trips: UpdateItem (allocate the number) + PutItem."""
+        _validate_model_name(name)
+        tag_dict = {}
+        for tag in tags or []:
+            _validate_model_version_tag(tag.key, tag.value)
+            tag_dict[tag.key] = tag.value
+        storage_location, run_id = self._resolve_source(source, run_id, model_id)
+        now = now_ms()
+        # The counter lives on the model item: ADD is atomic, so numbers are never reused.
+        model = self._update_model(
+            name, "SET updated = :now, vcount = vcount + :one", values={":now": now}
+        )
+        principal = current_principal()
+        item = new_version_item(
+            model["rid"],
+            int(model["vcount"]),
+            now,
+            source=source,
+            storage_location=storage_location,
+            run_id=run_id,
+            run_link=run_link,
+            description=description,
+            user_id=principal.username if principal is not None else None,
+            model_id=model_id,
+            tags=tag_dict,
+        )
+        self._table.put(item)
+        return version_entity(name, item)
+
+    def _resolve_source(self, source, run_id, model_id):
+        """Where the artifacts are, and the run that made them (as the SQL store decides)."""
+        storage_location = source
+        if urllib.parse.urlparse(source).scheme == "models":
+            parsed = _parse_model_uri(source)
+            try:
+                if parsed.model_id is not None:
+                    model = _logged_model(parsed.model_id)
+                    storage_location = model.artifact_location
+                    run_id = run_id or model.source_run_id
+                else:
+                    storage_location = self.get_model_version_download_uri(
+                        parsed.name, parsed.version
+                    )
+            except Exception as e:
+                raise MlflowException(
+                    f"Unable to fetch model from model URI source artifact location '{source}'."
+                    f"Error: {e}"
+                ) from e
+        if not run_id and model_id:
+            run_id = _logged_model(model_id).source_run_id
+        return storage_location, run_id
+
+    def get_model_version(self, name, version):
+        """2 round trips: GetItem model + GetItem version."""
+        version = _validate_model_version(version)
+        model = self._load_model(name)
+        item = self._load_version(name, model, version)
+        return version_entity(name, item, aliases_for(model, version))
+
+    def update_model_version(self, name, version, description=None):
+        """2 round trips: GetItem model + UpdateItem version."""
+        version = _validate_model_version(version)
+        model = self._load_model(name)
+        item = self._update_version(
+            name,
+            model,
+            version,
+            "SET description = :d, updated = :now"
+            if description is not None
+            else "REMOVE description SET updated = :now",
+            values={":now": now_ms(), **({":d": description} if description is not None else {})},
+        )
+        return version_entity(name, item, aliases_for(model, version))
+
+    def transition_model_version_stage(self, name, version, stage, archive_existing_versions):
+        """3 round trips; with archive_existing_versions, + 1 Query + 1 UpdateItem per archived."""
+        canonical = get_canonical_stage(stage)
+        if archive_existing_versions and canonical not in DEFAULT_STAGES_FOR_GET_LATEST_VERSIONS:
+            raise MlflowException(
+                "Model version transition cannot archive existing model versions "
+                f"because '{stage}' is not an Active stage. Valid stages are "
+                f"{DEFAULT_STAGES_FOR_GET_LATEST_VERSIONS}"
+            )
+        version = _validate_model_version(version)
+        model = self._load_model(name)
+        now = now_ms()
+        if archive_existing_versions:
+            items = self._version_items(model["rid"])
+            if not any(int(i["version"]) == version and is_live(i) for i in items):
+                raise version_not_found(name, version)
+            for other in items:
+                if other.get("stage") == canonical and int(other["version"]) != version:
+                    self._set_stage(name, model, int(other["version"]), STAGE_ARCHIVED, now)
+        item = self._set_stage(name, model, version, canonical, now)
+        self._update_model(name, "SET updated = :now", values={":now": now})
+        return version_entity(name, item, aliases_for(model, version))
+
+    def _set_stage(self, name, model, version, stage, now):
+        return self._update_version(
+            name,
+            model,
+            version,
+            "SET #stage = :s, updated = :now",
+            values={":s": stage, ":now": now},
+        )
+
+    def delete_model_version(self, name, version):
+        """3 round trips: GetItem model + UpdateItem version + UpdateItem model (its aliases)."""
+        version = _validate_model_version(version)
+        model = self._load_model(name)
+        now = now_ms()
+        # Kept as a redacted tombstone, as the SQL store does, so its number is never reused.
+        self._update_version(
+            name,
+            model,
+            version,
+            "SET #stage = :s, updated = :now, #source = :src, run_id = :run, run_link = :link "
+            "REMOVE description, user_id, status_message",
+            names={"#source": "source"},
+            values={
+                ":s": STAGE_DELETED_INTERNAL,
+                ":now": now,
+                ":src": "REDACTED-SOURCE-PATH",
+                ":run": "REDACTED-RUN-ID",
+                ":link": "REDACTED-RUN-LINK",
+            },
+        )
+        stale = aliases_for(model, version)
+        names = {f"#a{i}": alias for i, alias in enumerate(stale)}
+        removal = f" REMOVE {', '.join(f'aliases.{n}' for n in names)}" if stale else ""
+        self._update_model(
+            name, f"SET updated = :now{removal}", names=names or None, values={":now": now}
+        )
+
+    def get_model_version_download_uri(self, name, version):
+        """2 round trips: GetItem model + GetItem version."""
+        version = _validate_model_version(version)
+        item = self._load_version(name, self._load_model(name), version)
+        return item.get("storage_location") or item.get("source")
+
+    def get_latest_versions(self, name, stages=None):
+        """2 round trips: GetItem model + Query its versions."""
+        model = self._load_model(name)
+        latest = latest_version_items(self._version_items(model["rid"]))
+        wanted = {get_canonical_stage(s) for s in (stages or ALL_STAGES)}
+        return [
+            version_entity(name, item, aliases_for(model, int(item["version"])))
+            for item in latest
+            if item.get("stage") in wanted
+        ]
+
+    # -- tags --
+
+    def set_model_version_tag(self, name, version, tag):
+        """2 round trips: GetItem model + UpdateItem version."""
+        _validate_model_name(name)
+        version = _validate_model_version(version)
+        _validate_model_version_tag(tag.key, tag.value)
+        model = self._load_model(name)
+        self._update_version(
+            name,
+            model,
+            version,
+            "SET tags.#k = :v",
+            names={"#k": tag.key},
+            values={":v": tag.value},
+        )
+
+    def delete_model_version_tag(self, name, version, key):
+        """2 round trips: GetItem model + UpdateItem version."""
+        _validate_model_name(name)
+        version = _validate_model_version(version)
+        _validate_tag_name(key)
+        model = self._load_model(name)
+        self._update_version(name, model, version, "REMOVE tags.#k", names={"#k": key})
+
+    # -- aliases --
+
+    def set_registered_model_alias(self, name, alias, version):
+        """3 round trips: GetItem model + GetItem version + UpdateItem model."""
+        _validate_model_name(name)
+        _validate_model_alias_name(alias)
+        _validate_model_alias_name_reserved(alias)
+        version = _validate_model_version(version)
+        model = self._load_model(name)
+        self._load_version(name, model, version)
+        self._update_model(name, "SET aliases.#a = :v", names={"#a": alias}, values={":v": version})
+
+    def delete_registered_model_alias(self, name, alias):
+        """1 round trip: UpdateItem model."""
+        _validate_model_name(name)
+        _validate_model_alias_name(alias)
+        self._update_model(name, "REMOVE aliases.#a", names={"#a": alias})
+
+    def get_model_version_by_alias(self, name, alias):
+        """2 round trips: GetItem model + GetItem version."""
+        _validate_model_name(name)
+        _validate_model_alias_name(alias)
+        if alias.lower() == _REGISTERED_MODEL_ALIAS_LATEST:
+            if versions := self.get_latest_versions(name):
+                return max(versions, key=lambda mv: int(mv.version))
+            raise MlflowException(
+                f"Latest version not found for model {name}.", RESOURCE_DOES_NOT_EXIST
+            )
+        model = self._load_model(name)
+        version = model.get("aliases", {}).get(alias)
+        if version is None:
+            raise MlflowException(
+                f"Registered model alias {alias} not found.", INVALID_PARAMETER_VALUE
+            )
+        item = self._load_version(name, model, int(version))
+        return version_entity(name, item, aliases_for(model, int(version)))
+
+    def _await_model_version_creation(self, mv, await_creation_for):
+        """Versions are READY when created: nothing to wait for."""
+
+
+def _logged_model(model_id: str):
+    from mlflow.tracking.client import MlflowClient  # the tracking side, as the SQL store reads it
+
+    return MlflowClient().get_logged_model(model_id)

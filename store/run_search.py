@@ -1,0 +1,191 @@
+"""search_runs: MLflow's filter and order grammar over run items, with the SQL store's results.
+
+Parsing and validation are MLflow's own (`SearchUtils`); evaluation follows what the SQL store's
+joins do on sqlite: metrics compare their latest value (NaN matches only `!=`, ±inf compare as
+±max double), params/tags/attributes compare as strings or integers, `run_name` compares the
+`mlflow.runName` tag, datasets match when any input of the run matches. Ordering puts missing
+values (and NaN metrics) last in both directions, then `start_time DESC`, then `run_id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mlflow.entities import LifecycleStage, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_RUN_NAME
+from mlflow.utils.search_utils import SearchUtils
+from mlflow.utils.validation import _parse_experiment_ids
+
+from store.dynamo import GSI1
+from store.experiments import next_page_token, page_offset, validate_max_results
+from store.sql_semantics import compare
+from store.tracking_items import MetricPoint, run_to_entity, runs_of_experiment
+
+_ATTRIBUTE_ITEM_FIELDS = {"run_id": "run_id", "run_name": "name"}
+
+
+@dataclass(frozen=True)
+class _Clause:
+    kind: str
+    key: str
+    comparator: str
+    value: object
+
+
+@dataclass(frozen=True)
+class _Order:
+    kind: str
+    key: str
+    ascending: bool
+
+
+def run_matcher(filter_string: str | None) -> Callable[[dict], bool]:
+    """A predicate over run items; invalid filters raise INVALID_PARAMETER_VALUE."""
+    clauses = [_clause(parsed) for parsed in SearchUtils.parse_search_filter(filter_string)]
+    return lambda item: all(_matches(item, clause) for clause in clauses)
+
+
+def sort_runs(items: list[dict], order_by: list[str] | None) -> list[dict]:
+    orders = _orders(order_by)
+    ordered = sorted(items, key=lambda item: item["run_id"])
+    if not any(o.kind == "attribute" and o.key == "start_time" for o in orders):
+        ordered.sort(key=lambda item: _nullable(item.get("start_time")), reverse=True)
+    for order in reversed(orders):  # stable sorts, least significant first
+        ordered.sort(
+            key=lambda item, o=order: _nullable(_order_value(item, o)), reverse=not order.ascending
+        )
+        ordered.sort(key=lambda item, o=order: _missing_rank(item, o))
+    return ordered
+
+
+# ---- filters ----------------------------------------------------------------------------------
+
+
+def _clause(parsed: dict) -> _Clause:
+    kind = parsed["type"]
+    key = SearchUtils.translate_key_alias(parsed["key"])
+    comparator = parsed["comparator"].upper()
+    value = parsed["value"]
+    # Same validation order as the SQL store: attribute comparators first, then the entity's.
+    if SearchUtils.is_string_attribute(kind, key, comparator) or SearchUtils.is_numeric_attribute(
+        kind, key, comparator
+    ):
+        return _Clause("attribute", key, comparator, value)
+    if SearchUtils.is_metric(kind, comparator):
+        return _Clause("metric", key, comparator, float(value))
+    if (
+        SearchUtils.is_param(kind, comparator)
+        or SearchUtils.is_tag(kind, comparator)
+        or SearchUtils.is_dataset(kind, comparator)
+    ):
+        return _Clause(kind, key, comparator, value)
+    raise MlflowException(f"Invalid search expression type '{kind}'", INVALID_PARAMETER_VALUE)
+
+
+def _matches(item: dict, clause: _Clause) -> bool:
+    kind, key, comparator, value = clause.kind, clause.key, clause.comparator, clause.value
+    if kind == "attribute":
+        if key == "run_name":
+            return compare(comparator, item.get("tags", {}).get(MLFLOW_RUN_NAME), value)
+        return compare(comparator, item.get(_ATTRIBUTE_ITEM_FIELDS.get(key, key)), value)
+    if kind == "metric":
+        attribute = item.get("metrics", {}).get(key)
+        if attribute is None:
+            return False
+        point = MetricPoint.from_attribute(key, attribute)
+        if point.is_nan:
+            return comparator == "!="
+        return compare(comparator, point.rank, value)
+    if kind in ("parameter", "tag"):
+        current = item.get("params" if kind == "parameter" else "tags", {}).get(key)
+        if comparator in ("IS NULL", "IS NOT NULL"):
+            return (current is None) == (comparator == "IS NULL")
+        return compare(comparator, current, value)
+    return _matches_dataset(item, key, comparator, value)
+
+
+def _matches_dataset(item: dict, key: str, comparator: str, value) -> bool:
+    for ref in item.get("inputs", []):
+        if key == "context":
+            contexts = [v for k, v in ref.get("tags", []) if k == MLFLOW_DATASET_CONTEXT]
+            if any(compare(comparator, context, value) for context in contexts):
+                return True
+        elif compare(comparator, ref.get(key), value):
+            return True
+    return False
+
+
+# ---- ordering ---------------------------------------------------------------------------------
+
+
+def _orders(order_by: list[str] | None) -> list[_Order]:
+    orders: list[_Order] = []
+    seen = set()
+    for clause in order_by or []:
+        kind, key, ascending = SearchUtils.parse_order_by_for_search_runs(clause)
+        key = SearchUtils.translate_key_alias(key)
+        if not (
+            SearchUtils.is_string_attribute(kind, key, "=")
+            or SearchUtils.is_numeric_attribute(kind, key, "=")
+            or SearchUtils.is_metric(kind, "=")
+            or SearchUtils.is_tag(kind, "=")
+            or SearchUtils.is_param(kind, "=")
+        ):
+            raise MlflowException(f"Invalid identifier type '{kind}'", INVALID_PARAMETER_VALUE)
+        if (kind, key) in seen:
+            raise MlflowException(f"`order_by` contains duplicate fields: {order_by}")
+        seen.add((kind, key))
+        orders.append(_Order(kind, key, ascending))
+    return orders
+
+
+def _order_value(item: dict, order: _Order):
+    if order.kind == "attribute":
+        return item.get(_ATTRIBUTE_ITEM_FIELDS.get(order.key, order.key))
+    if order.kind == "metric":
+        attribute = item.get("metrics", {}).get(order.key)
+        return None if attribute is None else MetricPoint.from_attribute(order.key, attribute).rank
+    return item.get("params" if order.kind == "parameter" else "tags", {}).get(order.key)
+
+
+def _missing_rank(item: dict, order: _Order) -> int:
+    """0 for a value, then (metrics) 1 for NaN, then the missing ones; in both directions."""
+    if order.kind == "metric":
+        attribute = item.get("metrics", {}).get(order.key)
+        if attribute is None:
+            return 2
+        return 1 if MetricPoint.from_attribute(order.key, attribute).is_nan else 0
+    return 0 if _order_value(item, order) is not None else 1
+
+
+def _nullable(value) -> tuple:
+    # SQL NULL sorts before every value (ascending); NaN metrics are ranked 0 like the SQL store.
+    return (False, 0) if value is None else (True, value)
+
+
+class RunSearchMixin:
+    """search_runs over one or many experiments: one Query (paged) per experiment, never per run."""
+
+    def _search_runs(
+        self, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+    ):
+        validate_max_results(max_results, allow_null=True)
+        stages = set(LifecycleStage.view_type_to_stages(run_view_type or ViewType.ACTIVE_ONLY))
+        matches = run_matcher(filter_string)
+        offset = page_offset(page_token)
+        experiments = dict.fromkeys(str(i) for i in _parse_experiment_ids(experiment_ids))
+        items = [
+            item
+            for experiment_id in experiments
+            for item in self.table.query(runs_of_experiment(experiment_id), index=GSI1)
+            if item["lifecycle_stage"] in stages and matches(item)
+        ]
+        ordered = sort_runs(items, order_by)
+        end = None if max_results is None else offset + max_results
+        page = ordered[offset:end]
+        datasets = self._datasets_for(page)
+        runs = [run_to_entity(item, datasets, with_model_inputs=False) for item in page]
+        return runs, next_page_token(offset, max_results, len(ordered))

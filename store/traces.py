@@ -1,0 +1,545 @@
+"""Traces (v3), OTLP spans and assessments stored in the DynamoDB table, mixed into the tracking
+store. Item layout: `store/traces_items.py`; search semantics: `store/traces_search.py`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from typing import Any
+
+from mlflow.entities import LifecycleStage
+from mlflow.entities.span import LazySpan
+from mlflow.entities.trace import Span, Trace
+from mlflow.entities.trace_data import TraceData
+from mlflow.entities.trace_info import TraceInfo
+from mlflow.exceptions import MlflowException, MlflowTracingException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.store.tracking import MAX_TRACE_LINKS_PER_REQUEST, SEARCH_TRACES_DEFAULT_MAX_RESULTS
+from mlflow.store.tracking.utils.trace_analytics import validate_session_id, validate_trace_name
+from mlflow.tracing.constant import (
+    SpanAttributeKey,
+    SpansLocation,
+    TraceMetadataKey,
+    TraceSizeStatsKey,
+    TraceTagKey,
+)
+from mlflow.tracing.otel.translation import translate_span_when_storing
+from mlflow.tracing.utils import TraceJSONEncoder
+from mlflow.tracing.utils.truncation import _get_truncated_preview
+from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
+from mlflow.utils.uri import append_to_uri_path
+from mlflow.utils.validation import _validate_trace_tag
+
+from store.dynamo import ConditionFailed, ItemTooLarge
+from store.pagination import decode_page_token, encode_page_token
+from store.traces_assessments import AssessmentsMixin
+from store.traces_items import (
+    EXP_TRACES_PREFIX,
+    SPAN_PREFIX,
+    TRACE_PREFIX,
+    assessment_columns,
+    effective_fields,
+    gsi_sort_key,
+    span_contents,
+    span_index_entry,
+    span_items,
+    split_metadata,
+    trace_info_from_item,
+    trace_key,
+)
+from store.traces_search import matches, needs_spans, parse_filter, sort_key
+from store.traces_update import Update
+
+TRACES_FOLDER_NAME = "traces"
+ARTIFACTS_FOLDER_NAME = "artifacts"
+_EMPTY_MAPS = (
+    "tags",
+    "metadata",
+    "assessments",
+    "analytics",
+    "span_index",
+    "linked_runs",
+    "linked_prompts",
+)
+_GET_TRACE_RETRIES = 3
+
+
+class TracesMixin(AssessmentsMixin):
+    """Trace calls of MLflow's tracking ``AbstractStore`` (needs ``self.table``)."""
+
+    # ---- create ----------------------------------------------------------------------------
+
+    def start_trace(self, trace_info: TraceInfo) -> TraceInfo:
+        trace_name = validate_trace_name(trace_info.tags.get(TraceTagKey.TRACE_NAME))
+        experiment = self._active_experiment_for_traces(trace_info.experiment_id)
+        trace_id = trace_info.trace_id
+        metadata, analytics = split_metadata(dict(trace_info.trace_metadata))
+        metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
+        tags = {k: v for k, v in trace_info.tags.items() if k != TraceTagKey.TRACE_NAME}
+        tags[MLFLOW_ARTIFACT_LOCATION] = _trace_artifact_location(experiment, trace_id)
+        assessments = {}
+        for assessment in trace_info.assessments:
+            columns = assessment_columns(assessment)
+            columns["trace_id"] = trace_id
+            assessments[columns["assessment_id"]] = columns
+        scalars = {
+            "experiment_id": str(trace_info.experiment_id),
+            "gsi1pk": f"{EXP_TRACES_PREFIX}{trace_info.experiment_id}",
+            "gsi1sk": gsi_sort_key(trace_info.request_time, trace_id),
+            "request_time": trace_info.request_time,
+            "execution_duration": trace_info.execution_duration,
+            "state": trace_info.state.value,
+            "client_request_id": trace_info.client_request_id,
+            "finalized": True,
+        }
+        update = Update()
+        for name, value in scalars.items():
+            update.set_or_remove(name, value)
+        for name in ("request_preview", "response_preview"):
+            if (value := getattr(trace_info, name)) is not None:
+                update.set(name, value)
+        if TraceTagKey.TRACE_NAME in trace_info.tags:
+            update.set_or_remove("trace_name", trace_name)
+        for group, entries in (
+            ("analytics", analytics),
+            ("tags", tags),
+            ("metadata", metadata),
+            ("assessments", assessments),
+        ):
+            for key, value in entries.items():
+                update.set((group, key), value)
+        item = {
+            **_key_attributes(trace_id),
+            "trace_id": trace_id,
+            **{k: v for k, v in scalars.items() if v is not None},
+            "request_preview": trace_info.request_preview,
+            "response_preview": trace_info.response_preview,
+            "trace_name": trace_name,
+            **{name: {} for name in _EMPTY_MAPS},
+            "analytics": analytics,
+            "tags": tags,
+            "metadata": metadata,
+            "assessments": assessments,
+        }
+        item = {k: v for k, v in item.items() if v is not None}
+        return trace_info_from_item(self._update_or_create_trace(trace_id, update, item))
+
+    def _update_or_create_trace(self, trace_id: str, update: Update, item: dict) -> dict:
+        """Apply `update` to an existing trace, or put `item` when the trace is new."""
+        for _ in range(3):
+            try:
+                return self.table.update(
+                    *trace_key(trace_id),
+                    update.expression(),
+                    condition=f"attribute_exists({update.path('span_index')})",
+                    names=update.names,
+                    values=update.values,
+                )
+            except ConditionFailed:
+                pass
+            except ItemTooLarge:
+                raise _too_large(trace_id) from None
+            try:
+                self.table.put(item, condition="attribute_not_exists(pk)")
+                return item
+            except ConditionFailed:
+                continue  # created meanwhile by a concurrent writer: update it
+            except ItemTooLarge:
+                raise _too_large(trace_id) from None
+        raise MlflowException(f"Could not write trace '{trace_id}'; retry the request.")
+
+    def _active_experiment_for_traces(self, experiment_id: str):
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise MlflowException(
+                f"The experiment {experiment.experiment_id} must be in the 'active' state. "
+                f"Current state is {experiment.lifecycle_stage}.",
+                INVALID_PARAMETER_VALUE,
+            )
+        return experiment
+
+    # ---- spans (OTLP `/v1/traces` and the client's span export) ------------------------------
+
+    def log_spans(self, location: str, spans: list[Span], tracking_uri=None) -> list[Span]:
+        if not spans:
+            return []
+        by_trace: dict[str, list[Span]] = defaultdict(list)
+        for span in spans:
+            by_trace[span.trace_id].append(span)
+        items, updates = [], {}
+        for trace_id, trace_spans in by_trace.items():
+            update = Update()
+            update.set(("tags", TraceTagKey.SPANS_LOCATION), SpansLocation.TRACKING_STORE.value)
+            for span in trace_spans:
+                span_dict = translate_span_when_storing(span)
+                content = json.dumps(span_dict, cls=TraceJSONEncoder, ensure_ascii=False)
+                items += span_items(trace_id, span.span_id, content)
+                update.set(("span_index", span.span_id), span_index_entry(span))
+                _record_span_facts(update, span, span_dict.get("attributes") or {})
+            updates[trace_id] = update
+        self.table.batch_write(puts=items)
+        experiment = None
+        for trace_id, update in updates.items():
+            if experiment is None:
+                experiment = self._lazy_experiment(location)
+            skeleton = {
+                **_key_attributes(trace_id),
+                "trace_id": trace_id,
+                "experiment_id": str(location),
+                "gsi1pk": f"{EXP_TRACES_PREFIX}{location}",
+                "gsi1sk": gsi_sort_key(
+                    min(s.start_time_ns for s in by_trace[trace_id]) // 1_000_000, trace_id
+                ),
+                **{name: {} for name in _EMPTY_MAPS},
+            }
+            self._log_spans_on_trace(trace_id, update, skeleton, experiment)
+        return spans
+
+    def _lazy_experiment(self, experiment_id: str):
+        return _LazyExperiment(self, experiment_id)
+
+    def _log_spans_on_trace(self, trace_id: str, update: Update, skeleton: dict, experiment):
+        for _ in range(3):
+            try:
+                self.table.update(
+                    *trace_key(trace_id),
+                    update.expression(),
+                    condition=f"attribute_exists({update.path('span_index')})",
+                    names=update.names,
+                    values=update.values,
+                )
+                return
+            except ConditionFailed:
+                pass
+            except ItemTooLarge:
+                raise _too_large(trace_id) from None
+            skeleton["tags"] = {
+                MLFLOW_ARTIFACT_LOCATION: _trace_artifact_location(experiment.get(), trace_id)
+            }
+            try:
+                self.table.put(skeleton, condition="attribute_not_exists(pk)")
+            except ConditionFailed:
+                continue
+        raise MlflowException(f"Could not record spans of trace '{trace_id}'; retry the request.")
+
+    # ---- read --------------------------------------------------------------------------------
+
+    def get_trace_info(self, trace_id: str) -> TraceInfo:
+        return trace_info_from_item(self._trace_item(trace_id))
+
+    def _trace_item(self, trace_id: str) -> dict:
+        item = self.table.get(*trace_key(trace_id))
+        if item is None:
+            raise MlflowException(f"Trace with ID '{trace_id}' not found.", RESOURCE_DOES_NOT_EXIST)
+        return item
+
+    def batch_get_trace_infos(
+        self,
+        trace_ids: list[str],
+        location: str | None = None,
+        experiment_ids: list[str] | None = None,
+    ) -> list[TraceInfo]:
+        return [trace_info_from_item(i) for i in self._trace_items(trace_ids, experiment_ids)]
+
+    def _trace_items(self, trace_ids: list[str], experiment_ids: list[str] | None) -> list[dict]:
+        if not trace_ids:
+            return []
+        found = {i["trace_id"]: i for i in self.table.batch_get(trace_key(t) for t in trace_ids)}
+        allowed = None if experiment_ids is None else {str(e) for e in experiment_ids}
+        return [
+            found[t]
+            for t in dict.fromkeys(trace_ids)
+            if t in found and (allowed is None or str(found[t]["experiment_id"]) in allowed)
+        ]
+
+    def get_trace(self, trace_id: str, *, allow_partial: bool = False) -> Trace:
+        for attempt in range(_GET_TRACE_RETRIES):
+            items = list(self.table.query(f"{TRACE_PREFIX}{trace_id}", consistent=True))
+            info = next((i for i in items if i["sk"] == "INFO"), None)
+            if info is None:
+                raise MlflowException(
+                    f"Trace with ID {trace_id} is not found.", RESOURCE_DOES_NOT_EXIST
+                )
+            trace = _trace_from_items(info, items, allow_partial=allow_partial)
+            if trace is not None:
+                return trace
+            if attempt < _GET_TRACE_RETRIES - 1:
+                time.sleep(2**attempt)  # spans of this trace are still arriving
+        raise MlflowException(
+            f"Trace with ID {trace_id} is not fully exported yet, please try again later.",
+            RESOURCE_DOES_NOT_EXIST,
+        )
+
+    def batch_get_traces(
+        self,
+        trace_ids: list[str],
+        location: str | None = None,
+        experiment_ids: list[str] | None = None,
+    ) -> list[Trace]:
+        traces = []
+        for info in self._trace_items(trace_ids, experiment_ids):
+            if info.get("tags", {}).get(TraceTagKey.SPANS_LOCATION) != (
+                SpansLocation.TRACKING_STORE.value
+            ):
+                raise MlflowTracingException("Trace data not stored in tracking store")
+            span_rows = self._span_items(info["trace_id"])
+            trace = _trace_from_items(info, span_rows, allow_partial=False)
+            if trace is not None:
+                traces.append(trace)
+        return traces
+
+    def _span_items(self, trace_id: str) -> list[dict]:
+        return list(self.table.query(f"{TRACE_PREFIX}{trace_id}", sk_prefix=SPAN_PREFIX))
+
+    # ---- search -----------------------------------------------------------------------------
+
+    def search_traces(
+        self,
+        experiment_ids: list[str] | None = None,
+        filter_string: str | None = None,
+        max_results: int = SEARCH_TRACES_DEFAULT_MAX_RESULTS,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+        model_id: str | None = None,
+        locations: list[str] | None = None,
+    ) -> tuple[list[TraceInfo], str | None]:
+        if experiment_ids and locations:
+            raise MlflowException.invalid_parameter_value(
+                "`experiment_ids` is deprecated, use `locations` instead."
+            )
+        locations = [str(e) for e in (locations or experiment_ids or [])]
+        if max_results is None or int(max_results) <= 0 or int(max_results) > 50000:
+            raise MlflowException.invalid_parameter_value(
+                f"Invalid value {max_results} for parameter 'max_results' supplied. "
+                "It must be a positive integer no greater than 50000."
+            )
+        clauses = parse_filter(filter_string)
+        key = sort_key(order_by)
+        fingerprint = json.dumps([locations, filter_string, order_by], sort_keys=True)
+        offset = 0
+        if page_token:
+            payload = decode_page_token(page_token)
+            if payload.get("q") != fingerprint:
+                raise MlflowException.invalid_parameter_value(
+                    "The page token does not belong to this search."
+                )
+            offset = int(payload["offset"])
+
+        span_loader = self._span_contents_for_search if needs_spans(clauses) else None
+        candidates = [
+            item
+            for experiment_id in dict.fromkeys(locations)
+            for item in self.table.query(f"{EXP_TRACES_PREFIX}{experiment_id}", index="gsi1")
+        ]
+        found = [item for item in candidates if matches(item, clauses, span_loader)]
+        found.sort(key=key)
+        page = found[offset : offset + int(max_results)]
+        token = None
+        if len(page) == int(max_results):
+            token = encode_page_token({"offset": offset + len(page), "q": fingerprint})
+        return [trace_info_from_item(i) for i in page], token
+
+    def _span_contents_for_search(self, item: dict) -> list[str]:
+        return list(span_contents(self._span_items(item["trace_id"])).values())
+
+    # ---- tags, links, deletes ----------------------------------------------------------------
+
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        key, value = _validate_trace_tag(key, value)
+        update = Update()
+        if key == TraceTagKey.TRACE_NAME:
+            update.set("trace_name", validate_trace_name(value))
+        else:
+            update.set(("tags", key), value)
+        self._update_existing_trace(trace_id, update)
+
+    def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        self._trace_item(trace_id)
+        update = Update()
+        target = "trace_name" if key == TraceTagKey.TRACE_NAME else ("tags", key)
+        update.remove(target)
+        try:
+            self.table.update(
+                *trace_key(trace_id),
+                update.expression(),
+                condition=f"attribute_exists({update.path(*_as_tuple(target))})",
+                names=update.names,
+            )
+        except ConditionFailed:
+            raise MlflowException(
+                f"No trace tag with key '{key}' for trace with ID '{trace_id}'",
+                RESOURCE_DOES_NOT_EXIST,
+            ) from None
+
+    def _update_existing_trace(self, trace_id: str, update: Update) -> dict:
+        try:
+            return self.table.update(
+                *trace_key(trace_id),
+                update.expression(),
+                condition=f"attribute_exists({update.path('tags')})",
+                names=update.names,
+                values=update.values or None,
+            )
+        except ConditionFailed:
+            raise MlflowException(
+                f"Trace with ID '{trace_id}' not found.", RESOURCE_DOES_NOT_EXIST
+            ) from None
+        except ItemTooLarge:
+            raise _too_large(trace_id) from None
+
+    def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
+        if not trace_ids:
+            return
+        if len(trace_ids) > MAX_TRACE_LINKS_PER_REQUEST:
+            raise MlflowException(
+                f"Cannot link more than {MAX_TRACE_LINKS_PER_REQUEST} traces to a run in "
+                f"a single request. Provided {len(trace_ids)} traces.",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
+        self.get_run(run_id)
+        for trace_id in dict.fromkeys(trace_ids):
+            try:
+                self._update_existing_trace(trace_id, Update().set(("linked_runs", run_id), True))
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise  # unknown trace ids are skipped, as in MLflow's SQL store
+
+    def unlink_traces_from_run(self, trace_ids: list[str], run_id: str) -> None:
+        for trace_id in dict.fromkeys(trace_ids or []):
+            try:
+                self._update_existing_trace(trace_id, Update().remove(("linked_runs", run_id)))
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+
+    def link_prompts_to_trace(self, trace_id: str, prompt_versions: list) -> None:
+        if not prompt_versions:
+            return
+        update = Update()
+        for version in prompt_versions:
+            update.set(("linked_prompts", f"{version.name}/{version.version}"), True)
+        self._update_existing_trace(trace_id, update)
+
+    def _delete_traces(
+        self,
+        experiment_id: str,
+        max_timestamp_millis: int | None = None,
+        max_traces: int | None = None,
+        trace_ids: list[str] | None = None,
+    ) -> int:
+        if trace_ids:
+            doomed = [i["trace_id"] for i in self._trace_items(trace_ids, [experiment_id])]
+        else:
+            doomed = []
+            upper = f"{int(max_timestamp_millis):015d}#\uffff"
+            for item in self.table.query(
+                f"{EXP_TRACES_PREFIX}{experiment_id}", index="gsi1", sk_range=("0", upper)
+            ):
+                if effective_fields(item)["request_time"] <= max_timestamp_millis:
+                    doomed.append(item["trace_id"])
+                if max_traces is not None and len(doomed) >= max_traces:
+                    break
+        for trace_id in doomed:
+            keys = [(i["pk"], i["sk"]) for i in self.table.query(f"{TRACE_PREFIX}{trace_id}")]
+            self.table.batch_write(deletes=keys)
+        return len(doomed)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+class _LazyExperiment:
+    """The experiment of a span batch, read only when a trace must be created."""
+
+    def __init__(self, store, experiment_id: str) -> None:
+        self._store, self._id, self._experiment = store, experiment_id, None
+
+    def get(self):
+        if self._experiment is None:
+            self._experiment = self._store.get_experiment(self._id)
+        return self._experiment
+
+
+def _trace_artifact_location(experiment, trace_id: str) -> str:
+    return append_to_uri_path(
+        experiment.artifact_location, TRACES_FOLDER_NAME, trace_id, ARTIFACTS_FOLDER_NAME
+    )
+
+
+def _record_span_facts(update: Update, span: Span, attributes: dict[str, Any]) -> None:
+    """What a root span tells about its trace (previews, name, tags, session, user)."""
+    session_id = attributes.get(SpanAttributeKey.SESSION_ID)
+    if session_id:
+        update.set_if_missing(
+            ("analytics", "session_id"), validate_session_id(_json_or_text(session_id))
+        )
+    if user_id := attributes.get("user.id"):
+        update.set_if_missing(("metadata", TraceMetadataKey.TRACE_USER), _json_or_text(user_id))
+    if span.parent_id is not None:
+        return
+    if inputs := attributes.get(SpanAttributeKey.INPUTS):
+        update.set("root_request_preview", _get_truncated_preview(inputs, role="user"))
+    if outputs := attributes.get(SpanAttributeKey.OUTPUTS):
+        update.set("root_response_preview", _get_truncated_preview(outputs, role="assistant"))
+    prefix = SpanAttributeKey.TRACE_TAG_PREFIX
+    for name, raw in attributes.items():
+        if not name.startswith(prefix):
+            continue
+        try:
+            key, value = _validate_trace_tag(name[len(prefix) :], str(_json_or_text(raw)))
+        except MlflowException:
+            continue
+        if key == TraceTagKey.TRACE_NAME:
+            update.set("trace_name", validate_trace_name(value))
+        else:
+            update.set(("tags", key), value)
+
+
+def _json_or_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _trace_from_items(info: dict, items: list[dict], *, allow_partial: bool) -> Trace | None:
+    trace_info = trace_info_from_item(info)
+    if trace_info.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
+        raise MlflowTracingException("Trace data not stored in tracking store")
+    contents = span_contents([i for i in items if i["sk"].startswith(SPAN_PREFIX)])
+    index = info.get("span_index") or {}
+
+    def order(span_id: str) -> tuple:
+        entry = index.get(span_id)
+        if entry is None:
+            return (1, 0)
+        return (0 if entry[5] is None else 1, entry[3])
+
+    ordered = sorted(contents, key=order)
+    if not allow_partial and (stats := trace_info.trace_metadata.get(TraceMetadataKey.SIZE_STATS)):
+        expected = json.loads(stats).get(TraceSizeStatsKey.NUM_SPANS, 0)
+        if len(ordered) < expected:
+            return None
+    spans = [LazySpan.from_stored_content(contents[s]) for s in ordered]
+    if not allow_partial and not spans:
+        return None
+    return Trace(info=trace_info, data=TraceData(spans=spans))
+
+
+def _as_tuple(path) -> tuple[str, ...]:
+    return (path,) if isinstance(path, str) else tuple(path)
+
+
+def _too_large(trace_id: str) -> MlflowException:
+    return MlflowException(
+        f"Trace '{trace_id}' would exceed the 400 KB limit of its info item.",
+        INVALID_PARAMETER_VALUE,
+    )
+
+
+def _key_attributes(trace_id: str) -> dict[str, str]:
+    pk, sk = trace_key(trace_id)
+    return {"pk": pk, "sk": sk}

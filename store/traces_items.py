@@ -1,0 +1,245 @@
+"""How traces, spans and assessments are laid out as DynamoDB items, and back to MLflow entities.
+
+A trace's partition is ``TR#<trace_id>``:
+- ``INFO``: the trace info (attributes, tags, metadata, assessments, links to runs, and a small
+  index of its spans: name, type, status, start, end, parent), listed per experiment on ``gsi1``
+  (``EXPTR#<exp>`` / ``<request_time>#<trace_id>``);
+- ``SPAN#<span_id>#<part>``: a span's stored JSON, zlib-compressed when large and split into
+  parts so that no item comes near the 400 KB limit.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from mlflow.entities import Assessment
+from mlflow.entities.span_status import SpanStatusCode
+from mlflow.entities.trace_info import TraceInfo
+from mlflow.entities.trace_location import TraceLocation
+from mlflow.entities.trace_state import TraceState
+from mlflow.store.tracking.dbmodels.models import SqlAssessments
+from mlflow.store.tracking.utils.trace_analytics import (
+    PROMOTED_TRACE_METADATA_KEYS,
+    analytics_columns_from_metadata,
+    compatibility_metadata_from_columns,
+)
+from mlflow.tracing.constant import TraceTagKey
+
+TRACE_PREFIX = "TR#"
+INFO_SK = "INFO"
+SPAN_PREFIX = "SPAN#"
+EXP_TRACES_PREFIX = "EXPTR#"
+# Large span payloads are compressed, then cut into parts well under DynamoDB's 400 KB.
+COMPRESS_ABOVE_BYTES = 8 * 1024
+PART_BYTES = 300 * 1024
+ANALYTICS_COLUMNS = (
+    "session_id",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "cache_creation_input_tokens_above_1hr",
+    "input_cost",
+    "output_cost",
+    "total_cost",
+)
+ASSESSMENT_COLUMNS = (
+    "assessment_id",
+    "trace_id",
+    "name",
+    "assessment_type",
+    "value",
+    "error",
+    "created_timestamp",
+    "last_updated_timestamp",
+    "aggregate_value",
+    "is_numeric_value",
+    "source_type",
+    "source_id",
+    "run_id",
+    "span_id",
+    "rationale",
+    "overrides",
+    "valid",
+    "assessment_metadata",
+)
+# Index entry of a span inside the INFO item: [name, type, status, start_ns, end_ns, parent_id].
+NAME, TYPE, STATUS, START, END, PARENT = range(6)
+
+
+def trace_key(trace_id: str) -> tuple[str, str]:
+    return f"{TRACE_PREFIX}{trace_id}", INFO_SK
+
+
+def gsi_sort_key(request_time: int, trace_id: str) -> str:
+    return f"{max(int(request_time), 0):015d}#{trace_id}"
+
+
+# ---- trace info ------------------------------------------------------------------------------
+
+
+def split_metadata(metadata: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Metadata without the keys MLflow's SQL store promotes to columns, and those columns."""
+    columns = {k: v for k, v in analytics_columns_from_metadata(metadata).items() if v is not None}
+    rest = {k: v for k, v in metadata.items() if k not in PROMOTED_TRACE_METADATA_KEYS}
+    return rest, columns
+
+
+def root_span(item: dict) -> list | None:
+    for entry in (item.get("span_index") or {}).values():
+        if entry[PARENT] is None:
+            return entry
+    return None
+
+
+def effective_fields(item: dict) -> dict[str, Any]:
+    """Request time, duration and state, derived from the spans until start_trace has set them."""
+    index = item.get("span_index") or {}
+    request_time = item.get("request_time")
+    duration = item.get("execution_duration")
+    if not item.get("finalized") and index:
+        request_time = min(e[START] for e in index.values()) // 1_000_000
+        ends = [e[END] for e in index.values() if e[END] is not None]
+        duration = max(ends) // 1_000_000 - request_time if ends else None
+    state = item.get("state") or TraceState.IN_PROGRESS.value
+    if state in (TraceState.IN_PROGRESS.value, TraceState.STATE_UNSPECIFIED.value):
+        root = root_span(item)
+        if root is not None:
+            state = (
+                TraceState.ERROR.value
+                if root[STATUS] == SpanStatusCode.ERROR.value
+                else TraceState.OK.value
+            )
+    return {"request_time": request_time or 0, "execution_duration": duration, "state": state}
+
+
+def trace_tags(item: dict) -> dict[str, str]:
+    return {**(item.get("span_tags") or {}), **(item.get("tags") or {})}
+
+
+def trace_metadata(item: dict) -> dict[str, str]:
+    metadata = dict(item.get("metadata") or {})
+    analytics = SimpleNamespace(**{c: item.get("analytics", {}).get(c) for c in ANALYTICS_COLUMNS})
+    metadata.update(compatibility_metadata_from_columns(analytics))
+    return metadata
+
+
+def trace_info_from_item(item: dict) -> TraceInfo:
+    fields = effective_fields(item)
+    tags = trace_tags(item)
+    if item.get("trace_name") is not None:
+        tags[TraceTagKey.TRACE_NAME] = item["trace_name"]
+    return TraceInfo(
+        trace_id=item["trace_id"],
+        trace_location=TraceLocation.from_experiment_id(str(item["experiment_id"])),
+        request_time=fields["request_time"],
+        execution_duration=fields["execution_duration"],
+        state=TraceState(fields["state"]),
+        tags=tags,
+        trace_metadata=trace_metadata(item),
+        client_request_id=item.get("client_request_id"),
+        request_preview=item.get("request_preview", item.get("root_request_preview")),
+        response_preview=item.get("response_preview", item.get("root_response_preview")),
+        assessments=assessments_from_item(item),
+    )
+
+
+# ---- assessments ------------------------------------------------------------------------------
+
+
+def assessment_columns(assessment: Assessment) -> dict[str, Any]:
+    """An assessment as the columns of MLflow's SQL store (ids and times filled in)."""
+    row = SqlAssessments.from_mlflow_entity(assessment)
+    return {c: getattr(row, c) for c in ASSESSMENT_COLUMNS if getattr(row, c) is not None}
+
+
+def assessment_from_columns(columns: dict[str, Any]) -> Assessment:
+    values = {c: columns.get(c) for c in ASSESSMENT_COLUMNS}
+    values["valid"] = bool(values["valid"]) if values["valid"] is not None else True
+    values["is_numeric_value"] = bool(values["is_numeric_value"])
+    return SqlAssessments(**values).to_mlflow_entity()
+
+
+def assessments_from_item(item: dict) -> list[Assessment]:
+    columns = sorted(
+        (item.get("assessments") or {}).values(),
+        key=lambda c: (c.get("created_timestamp", 0), c["assessment_id"]),
+    )
+    return [assessment_from_columns(c) for c in columns]
+
+
+# ---- spans -------------------------------------------------------------------------------------
+
+
+def span_items(trace_id: str, span_id: str, content: str) -> list[dict]:
+    """The items holding one span's stored JSON."""
+    data: bytes | str = content
+    raw = content.encode()
+    compressed = len(raw) > COMPRESS_ABOVE_BYTES
+    if compressed:
+        data = zlib.compress(raw, 6)
+    if isinstance(data, str) and len(raw) <= PART_BYTES:
+        chunks: list[bytes | str] = [data]
+    else:
+        blob = data if isinstance(data, bytes) else raw
+        chunks = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)]
+    pk = f"{TRACE_PREFIX}{trace_id}"
+    return [
+        {
+            "pk": pk,
+            "sk": f"{SPAN_PREFIX}{span_id}#{n:04d}",
+            "span_id": span_id,
+            "part": n,
+            "parts": len(chunks),
+            "zlib": compressed,
+            "data": chunk,
+        }
+        for n, chunk in enumerate(chunks)
+    ]
+
+
+def span_contents(items: list[dict]) -> dict[str, str]:
+    """Span id → stored JSON, from the span items of one trace (parts joined, inflated)."""
+    parts: dict[str, list[dict]] = defaultdict(list)
+    for item in items:
+        parts[item["span_id"]].append(item)
+    contents = {}
+    for span_id, chunks in parts.items():
+        chunks.sort(key=lambda c: c["part"])
+        expected = chunks[0]["parts"]
+        chunks = chunks[:expected]
+        if len(chunks) < expected:
+            continue  # a span still being written
+        if len(chunks) == 1 and isinstance(chunks[0]["data"], str):
+            contents[span_id] = chunks[0]["data"]
+            continue
+        blob = b"".join(
+            c["data"] if isinstance(c["data"], bytes) else c["data"].encode() for c in chunks
+        )
+        contents[span_id] = (zlib.decompress(blob) if chunks[0]["zlib"] else blob).decode()
+    return contents
+
+
+def span_index_entry(span) -> list:
+    return [
+        span.name,
+        span.span_type,
+        span.status.status_code.value
+        if hasattr(span.status.status_code, "value")
+        else str(span.status.status_code),
+        int(span.start_time_ns),
+        int(span.end_time_ns) if span.end_time_ns is not None else None,
+        span.parent_id,
+    ]
+
+
+def json_value(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text is not None else None
+    except (TypeError, ValueError):
+        return text

@@ -1,0 +1,121 @@
+"""Servers and constants shared by the gateway tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.config import ServiceClient
+
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a daemon thread."""
+
+    def __init__(self, app, port: int | None = None, *, proxy_headers: bool = True) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=proxy_headers,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        for _ in range(500):
+            if self.server.started:
+                return self
+            if not self.thread.is_alive():
+                break
+            self.thread.join(0.02)
+        raise RuntimeError("server did not start")
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@dataclass
+class EchoUpstream:
+    """A stand-in handler tier that records what it receives."""
+
+    received: list[dict] = field(default_factory=list)
+    # Streaming probes: set by the upstream when the first request chunk arrives, and awaited
+    # (by the upstream) before it sends the rest of a streamed response.
+    first_chunk_seen: threading.Event = field(default_factory=threading.Event)
+    client_read_first_chunk: threading.Event = field(default_factory=threading.Event)
+
+    def app(self) -> Starlette:
+        async def echo(request: Request) -> Response:
+            body = await request.body()
+            self.received.append(
+                {
+                    "method": request.method,
+                    "path": request.scope["path"],
+                    "raw_path": request.scope["raw_path"],
+                    "query": request.scope["query_string"],
+                    "headers": [(k.decode(), v.decode()) for k, v in request.scope["headers"]],
+                    "body": body,
+                }
+            )
+            return JSONResponse({"ok": True}, headers={"set-cookie": "a=1"})
+
+        async def upload(request: Request) -> Response:
+            total = 0
+            async for chunk in request.stream():
+                if chunk and not self.first_chunk_seen.is_set():
+                    self.first_chunk_seen.set()
+                total += len(chunk)
+            return JSONResponse({"received": total})
+
+        async def download(request: Request) -> Response:
+            size = int(request.query_params["size"])
+            chunk = b"x" * 65536
+
+            async def body():
+                yield chunk
+                # The rest only after the client has the first chunk: proves nothing buffers.
+                await asyncio.to_thread(self.client_read_first_chunk.wait, 30)
+                sent = len(chunk)
+                while sent < size:
+                    yield chunk
+                    sent += len(chunk)
+
+            return StreamingResponse(body(), media_type="application/octet-stream")
+
+        async def slow(request: Request) -> Response:
+            await asyncio.sleep(5)
+            return JSONResponse({"late": True})
+
+        return Starlette(
+            routes=[
+                Route("/upload", upload, methods=["PUT", "POST"]),
+                Route("/download", download, methods=["GET"]),
+                Route("/slow", slow, methods=["GET"]),
+                Route("/{path:path}", echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+            ]
+        )
+
+
+MACHINE = ServiceClient(client_id="trainer-client", name="svc-trainer", groups=("ml-jobs",))

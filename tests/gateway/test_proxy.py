@@ -1,0 +1,153 @@
+"""Forwarding: what reaches the handler tier, streaming both ways, upstream failures."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+from gw_support import SECRET, free_port
+
+from store.identity import IDENTITY_HEADER, verify_identity
+
+IDENTITY_CLAIMING = {
+    "X-Forwarded-User": "root",
+    "X-Forwarded-Email": "root@example.com",
+    "X-Forwarded-Groups": "admins",
+    "Remote-User": "root",
+    "X-Remote-User": "root",
+    "X-Cedarflow-Identity": "v1.forged.forged",
+    "X-Cedarflow-Anything": "mine",
+    "X-Mlflow-Guardrail-Bypass": "1",
+    "X-MLflow-Authorization": "Basic cm9vdDpwdw==",
+    "X-Forwarded-For": "10.9.9.9",
+    "X-Real-IP": "10.9.9.9",
+    "Forwarded": "for=10.9.9.9",
+    "Origin": "https://elsewhere.example",
+    "Proxy-Authorization": "Basic eDp5",
+}
+
+
+def test_identity_headers_are_stripped_and_the_signed_one_added(gateway, echo_upstream):
+    echo, _ = echo_upstream
+    token = gateway.idp.mint("alice", ["ds-team"])
+    with gateway.client() as client:
+        response = client.post(
+            "/api/2.0/mlflow/runs/create?x=1&y=%2F",
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Connection": "keep-alive, X-Hop",
+                "X-Hop": "drop me",
+                "X-Keep": "kept",
+                **IDENTITY_CLAIMING,
+            },
+            json={"experiment_id": "0"},
+        )
+    assert response.status_code == 200
+    assert response.headers["set-cookie"] == "a=1"
+    received = echo.received[-1]
+    names = [name for name, _ in received["headers"]]
+    headers = dict(received["headers"])
+    assert "authorization" not in names
+    assert "x-hop" not in names
+    assert headers["x-keep"] == "kept"
+    replaced_by_the_gateway = {"x-forwarded-for", IDENTITY_HEADER.lower()}
+    for name in IDENTITY_CLAIMING:
+        if name.lower() not in replaced_by_the_gateway:
+            assert name.lower() not in names, name
+    assert names.count("x-forwarded-for") == 1
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert names.count(IDENTITY_HEADER.lower()) == 1
+    assert headers["host"] == echo_upstream[1].removeprefix("http://")
+    principal = verify_identity(
+        headers[IDENTITY_HEADER.lower()],
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        SECRET,
+        query="x=1&y=%2F",
+    )
+    assert principal.username == "alice"
+    assert received["query"] == b"x=1&y=%2F"
+    assert received["body"] == b'{"experiment_id":"0"}'
+
+
+def test_encoded_paths_reach_the_handler_unchanged(gateway, echo_upstream):
+    echo, _ = echo_upstream
+    token = gateway.idp.mint("alice")
+    with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        client.get("/api/2.0/mlflow-artifacts/artifacts/a%2Fb%20c.txt")
+    received = echo.received[-1]
+    assert received["raw_path"] == b"/api/2.0/mlflow-artifacts/artifacts/a%2Fb%20c.txt"
+    value = dict(received["headers"])[IDENTITY_HEADER.lower()]
+    verify_identity(value, "GET", received["path"], SECRET)
+
+
+def test_a_get_with_a_json_body_keeps_its_body(gateway, echo_upstream):
+    echo, _ = echo_upstream
+    token = gateway.idp.mint("alice")
+    with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        client.request("GET", "/api/2.0/mlflow/runs/get", content=b'{"run_id": "r1"}')
+    assert echo.received[-1]["body"] == b'{"run_id": "r1"}'
+
+
+def test_a_large_upload_streams_through(gateway, echo_upstream):
+    echo, _ = echo_upstream
+    token = gateway.idp.mint("alice")
+    chunk = b"u" * 65536
+    chunks = 1024  # 64 MiB
+    arrived_while_sending = threading.Event()
+
+    def body():
+        yield chunk
+        # The upstream sees the first chunk before the client has sent the rest.
+        if echo.first_chunk_seen.wait(30):
+            arrived_while_sending.set()
+        for _ in range(chunks - 1):
+            yield chunk
+
+    with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        response = client.put("/upload", content=body())
+    assert response.json() == {"received": len(chunk) * chunks}
+    assert arrived_while_sending.is_set()
+
+
+def test_a_large_download_streams_through(gateway, echo_upstream):
+    echo, _ = echo_upstream
+    token = gateway.idp.mint("alice")
+    size = 64 * 1024 * 1024
+    digest = hashlib.sha256()
+    received = 0
+    with (
+        gateway.client(headers={"Authorization": f"Bearer {token}"}) as client,
+        client.stream("GET", f"/download?size={size}") as response,
+    ):
+        assert response.status_code == 200
+        for part in response.iter_bytes():
+            if received == 0:
+                # The upstream holds the rest back until the first bytes got here.
+                echo.client_read_first_chunk.set()
+            received += len(part)
+            digest.update(part)
+    assert received == size
+    expected = hashlib.sha256(b"x" * size).hexdigest()
+    assert digest.hexdigest() == expected
+
+
+def test_upstream_down_is_a_502_in_mlflow_json(start_gateway):
+    gateway = start_gateway(f"http://127.0.0.1:{free_port()}")
+    token = gateway.idp.mint("alice")
+    with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        response = client.get("/api/2.0/mlflow/experiments/search")
+        ready = client.get("/readyz")
+    assert response.status_code == 502
+    assert response.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert ready.status_code == 503
+    assert ready.json()["upstream"] is False
+
+
+def test_upstream_timeout_is_a_504_in_mlflow_json(start_gateway, echo_upstream):
+    gateway = start_gateway(echo_upstream[1], upstream_timeout_seconds=0.5)
+    token = gateway.idp.mint("alice")
+    with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        response = client.get("/slow")
+    assert response.status_code == 504
+    assert response.json()["error_code"] == "DEADLINE_EXCEEDED"

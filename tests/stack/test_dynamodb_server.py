@@ -1,0 +1,121 @@
+"""The local DynamoDB launcher: persistence, locking, readiness, fallback, no orphans."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from gateway.stack.dynamodb_server import DynamoServer
+from gateway.stack.processes import StackError, is_alive
+
+
+def _client(url: str):
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def _create_table(url: str, name: str) -> None:
+    _client(url).create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
+    )
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_fixture_endpoint_answers_list_tables(dynalite_endpoint: str) -> None:
+    assert dynalite_endpoint.startswith("http://127.0.0.1:")
+    assert "TableNames" in _client(dynalite_endpoint).list_tables()
+
+
+def test_data_survives_clean_stop_and_sigkill(tmp_path: Path) -> None:
+    path = tmp_path / "dynamodb"
+    with DynamoServer(path) as server:
+        assert server.kind == "dynalite" and server.persistent
+        _create_table(server.url, "before-stop")
+        pid = server.pid
+    assert not is_alive(pid)
+
+    server = DynamoServer(path)
+    server.start()
+    try:
+        _create_table(server.url, "before-kill")
+        _client(server.url).put_item(TableName="before-kill", Item={"pk": {"S": "k"}})
+        os.kill(server.pid, signal.SIGKILL)
+        assert _wait_gone(server.pid)
+    finally:
+        server.stop()
+
+    with DynamoServer(path) as server:
+        client = _client(server.url)
+        assert sorted(client.list_tables()["TableNames"]) == ["before-kill", "before-stop"]
+        assert client.get_item(TableName="before-kill", Key={"pk": {"S": "k"}})["Item"]
+
+
+def test_second_server_on_same_directory_is_refused(tmp_path: Path) -> None:
+    with DynamoServer(tmp_path / "dynamodb") as first:
+        second = DynamoServer(tmp_path / "dynamodb")
+        with pytest.raises(StackError, match="in use"):
+            second.start()
+        assert second.proc is None
+        assert "TableNames" in _client(first.url).list_tables()
+
+
+def test_moto_fallback_without_node_warns_that_nothing_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node, no npm
+    warning = io.StringIO()
+    with DynamoServer(tmp_path / "dynamodb", warn=warning) as server:
+        assert server.kind == "moto" and not server.persistent
+        _create_table(server.url, "in-memory")
+        pid = server.pid
+    assert "NOTHING IS KEPT" in warning.getvalue()
+    assert not is_alive(pid)
+
+
+def test_server_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    script = (
+        "import json, sys, time\n"
+        "from pathlib import Path\n"
+        "from gateway.stack.dynamodb_server import DynamoServer\n"
+        f"s = DynamoServer(Path({str(tmp_path / 'dynamodb')!r})); s.start()\n"
+        "print(json.dumps({'pid': s.pid}), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        child = json.loads(parent.stdout.readline())["pid"]
+        assert is_alive(child)
+        parent.kill()
+        parent.wait(10)
+        assert _wait_gone(child)
+    finally:
+        parent.kill()
+        parent.wait(10)
+        parent.stdout.close()

@@ -1,0 +1,65 @@
+"""Tracking-store fixtures: ours on moto (unit) or dynalite (real server), MLflow's on sqlite."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import mlflow  # noqa: F401 - import MLflow fully before the store (its plugin registry)
+import pytest
+from moto import mock_aws
+from store_support import ARTIFACT_ROOT
+
+from store.tracking import DynamoTrackingStore
+
+
+def unique_table() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def moto_store() -> Iterator[DynamoTrackingStore]:
+    """Our store on moto's in-process DynamoDB, on a table of its own."""
+    with mock_aws():
+        yield DynamoTrackingStore(f"dynamodb://us-east-1/{unique_table()}", ARTIFACT_ROOT)
+
+
+@pytest.fixture
+def dynalite_store_factory(dynalite_endpoint: str) -> Callable[[], DynamoTrackingStore]:
+    """Makes our store on the session's dynalite, each on a fresh table."""
+    host_port = dynalite_endpoint.removeprefix("http://")
+
+    def make() -> DynamoTrackingStore:
+        return DynamoTrackingStore(f"dynamodb://{host_port}/{unique_table()}", ARTIFACT_ROOT)
+
+    return make
+
+
+@pytest.fixture
+def dynalite_store(dynalite_store_factory) -> DynamoTrackingStore:
+    return dynalite_store_factory()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialized MLflow sqlite database (migrations run once per session)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    store = SqlAlchemyStore(f"sqlite:///{path}", ARTIFACT_ROOT)
+    store.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sql_store(_sqlite_template: Path, tmp_path: Path):
+    """MLflow's own SqlAlchemyStore on a fresh copy of the template database: the oracle."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = tmp_path / "mlflow.db"
+    shutil.copy(_sqlite_template, path)
+    store = SqlAlchemyStore(f"sqlite:///{path}", ARTIFACT_ROOT)
+    yield store
+    store.engine.dispose()

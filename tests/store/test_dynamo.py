@@ -1,0 +1,240 @@
+"""store.dynamo, store.uri, store.pagination and store.unsupported on their own."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pytest
+from botocore.exceptions import ClientError
+from mlflow.exceptions import MlflowException
+from mlflow.store.tracking.abstract_store import AbstractStore
+from moto import mock_aws
+
+from store import dynamo
+from store.dynamo import ConditionFailed, DynamoTable, ItemTooLarge, float_from_dynamo
+from store.pagination import decode_page_token, encode_page_token
+from store.unsupported import raise_not_implemented
+from store.uri import DynamoUri, InvalidStoreUri, parse_dynamo_uri
+
+
+@pytest.fixture
+def table():
+    with mock_aws():
+        table = DynamoTable(parse_dynamo_uri("dynamodb://us-east-1/unit-table"))
+        table.ensure_table()
+        table.round_trips.reset()
+        yield table
+
+
+def test_item_round_trips_python_values(table):
+    item = {
+        "pk": "A",
+        "sk": "1",
+        "text": "x",
+        "whole": 7,
+        "fraction": 0.1,
+        "flag": True,
+        "nothing": None,
+        "raw": b"\x00\x01",
+        "nested": {"list": [1, "two", 3.5], "empty": {}},
+        "strings": {"a", "b"},
+    }
+    table.put(item)
+    assert table.get("A", "1") == item
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 1e300, -5e-324, 0.0, 1 / 3])
+def test_floats_dynamodb_cannot_hold_survive(table, value):
+    table.put({"pk": "F", "sk": repr(value), "v": value})
+    stored = float_from_dynamo(table.get("F", repr(value))["v"])
+    assert (math.isnan(stored) and math.isnan(value)) or stored == value
+
+
+def test_float_to_dynamo_uses_numbers_when_they_fit():
+    assert dynamo.float_to_dynamo(2.5) == Decimal("2.5")
+    assert dynamo.float_to_dynamo(math.inf) == "inf"
+
+
+def test_conditional_put_raises_condition_failed_and_writes_nothing(table):
+    table.put({"pk": "C", "sk": "1", "v": 1})
+    with pytest.raises(ConditionFailed):
+        table.put({"pk": "C", "sk": "1", "v": 2}, condition="attribute_not_exists(pk)")
+    assert table.get("C", "1")["v"] == 1
+
+
+def test_update_returns_new_item_and_add_counts(table):
+    assert table.update("N", "1", "ADD n :one", values={":one": 1})["n"] == 1
+    assert table.update("N", "1", "ADD n :one", values={":one": 1})["n"] == 2
+
+
+def test_oversized_item_is_refused(table):
+    with pytest.raises(ItemTooLarge):
+        table.put({"pk": "B", "sk": "1", "blob": "x" * 500_000})
+    assert table.get("B", "1") is None
+
+
+def test_batch_write_uses_chunks_of_25_and_query_follows_pages(table):
+    table.batch_write(puts=[{"pk": "Q", "sk": f"{i:04d}", "v": i} for i in range(60)])
+    assert table.round_trips.by_operation() == {"BatchWriteItem": 3}
+    assert [i["v"] for i in table.query("Q")] == list(range(60))
+    assert [i["v"] for i in table.query("Q", sk_prefix="001")] == list(range(10, 20))
+    assert [i["v"] for i in table.query("Q", forward=False, limit=2)] == [59, 58]
+    assert len(list(table.query("Q", sk_range=("0005", "0009")))) == 5
+
+
+def test_batch_write_writes_a_repeated_key_last_wins(table):
+    table.batch_write(puts=[{"pk": "D", "sk": "1", "v": 1}, {"pk": "D", "sk": "1", "v": 2}])
+    assert table.get("D", "1")["v"] == 2
+    table.batch_write(deletes=[("D", "1")])
+    assert table.get("D", "1") is None
+
+
+def test_batch_get_returns_existing_items_in_chunks_of_100(table):
+    table.batch_write(puts=[{"pk": "G", "sk": f"{i:03d}"} for i in range(120)])
+    table.round_trips.reset()
+    found = table.batch_get([("G", f"{i:03d}") for i in range(130)])
+    assert len(found) == 120
+    assert table.round_trips.by_operation() == {"BatchGetItem": 2}
+
+
+def test_throttling_is_retried_and_counted(table, monkeypatch):
+    monkeypatch.setattr(dynamo, "_BACKOFF_BASE_S", 0.0)
+    real = table._client.get_item
+    failures = iter([True, True, False])
+
+    def flaky(**request):
+        if next(failures):
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}},
+                "GetItem",
+            )  # fmt: skip
+        return real(**request)
+
+    monkeypatch.setattr(table._client, "get_item", flaky)
+    assert table.get("none", "none") is None
+    assert table.round_trips.by_operation() == {"GetItem": 3}
+
+
+def test_validation_errors_are_not_retried(table, monkeypatch):
+    def invalid(**request):
+        raise ClientError(
+            {"Error": {"Code": "ValidationException", "Message": "bad"},
+             "ResponseMetadata": {"HTTPStatusCode": 400}},
+            "GetItem",
+        )  # fmt: skip
+
+    monkeypatch.setattr(table._client, "get_item", invalid)
+    with pytest.raises(ClientError):
+        table.get("x", "y")
+    assert table.round_trips.total() == 1
+
+
+def test_from_uri_caches_one_table_per_uri():
+    with mock_aws():
+        assert DynamoTable.from_uri("dynamodb://us-east-1/cache-a") is DynamoTable.from_uri(
+            "dynamodb://us-east-1/cache-a"
+        )
+
+
+def test_ensure_table_declares_production_features_on_aws(table):
+    client = table._client
+    description = client.describe_table(TableName="unit-table")["Table"]
+    assert description["GlobalSecondaryIndexes"][0]["IndexName"] == "gsi1"
+    assert description["StreamSpecification"]["StreamEnabled"] is True
+    ttl = client.describe_time_to_live(TableName="unit-table")["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "ttl"
+    backups = client.describe_continuous_backups(TableName="unit-table")
+    pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+# ---- URIs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("dynamodb://127.0.0.1:8000/cedarflow",
+         DynamoUri("cedarflow", "http://127.0.0.1:8000", None, True)),
+        ("dynamodb://localhost:4567/my.table",
+         DynamoUri("my.table", "http://localhost:4567", None, True)),
+        ("dynamodb://[::1]:8000/tbl", DynamoUri("tbl", "http://[::1]:8000", None, True)),
+        ("dynamodb://eu-west-1/cedarflow", DynamoUri("cedarflow", None, "eu-west-1", False)),
+        ("dynamodb://us-gov-west-1/cedarflow",
+         DynamoUri("cedarflow", None, "us-gov-west-1", False)),
+    ],
+)  # fmt: skip
+def test_parse_dynamo_uri(uri, expected):
+    assert parse_dynamo_uri(uri) == expected
+
+
+def test_parse_dynamo_uri_defaults_honour_endpoint_env(monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9999")
+    assert parse_dynamo_uri("dynamodb:///cedarflow") == DynamoUri("cedarflow", is_local=True)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
+    assert parse_dynamo_uri("dynamodb:///cedarflow") == DynamoUri("cedarflow")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["sqlite:///x", "dynamodb://us-east-1/ab", "dynamodb://us-east-1/", "dynamodb://nowhere/tbl",
+     "dynamodb://127.0.0.1:99999/tbl", "dynamodb://us-east-1/tbl?x=1", "dynamodb://x/t$b"],
+)  # fmt: skip
+def test_parse_dynamo_uri_refuses_other_forms(uri):
+    with pytest.raises(InvalidStoreUri):
+        parse_dynamo_uri(uri)
+
+
+# ---- page tokens -----------------------------------------------------------------------------
+
+
+def test_page_token_round_trip():
+    assert decode_page_token(encode_page_token({"offset": 5})) == {"offset": 5}
+
+
+def test_page_token_tampered_or_foreign_is_invalid_parameter(monkeypatch):
+    token = encode_page_token({"offset": 5})
+    body, signature = token.split(".")
+    forged = encode_page_token({"offset": 500}).split(".")[0] + "." + signature
+    monkeypatch.setenv("CEDARFLOW_PAGE_TOKEN_SECRET", "another-server")
+    for bad in [token, forged, "garbage", "", "a.b.c", body]:
+        with pytest.raises(MlflowException) as caught:
+            decode_page_token(bad)
+        assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_page_token_secret_shared_through_environment(monkeypatch):
+    monkeypatch.setenv("CEDARFLOW_PAGE_TOKEN_SECRET", "shared")
+    token = encode_page_token({"offset": 1})
+    monkeypatch.delenv("CEDARFLOW_PAGE_TOKEN_SECRET")
+    monkeypatch.setenv("CEDARFLOW_IDENTITY_SECRET", "shared")
+    assert decode_page_token(token) == {"offset": 1}
+
+
+# ---- unsupported calls ---------------------------------------------------------------------
+
+
+@raise_not_implemented
+class _PartialStore(AbstractStore):
+    def get_run(self, run_id):
+        return "the run"
+
+
+@pytest.mark.parametrize(
+    ("method", "args"),
+    [("get_experiment", ("1",)),            # abstract
+     ("set_experiment_tag", ("1", None)),   # docstring-only body: would return None silently
+     ("start_trace", (None,)),              # raises NotImplementedError
+     ("get_experiment_by_name", ("x",))],
+)  # fmt: skip
+def test_unimplemented_calls_raise_mlflow_not_implemented(method, args):
+    store = _PartialStore()
+    assert store.get_run("r") == "the run"
+    with pytest.raises(MlflowException) as caught:
+        getattr(store, method)(*args)
+    assert caught.value.error_code == "NOT_IMPLEMENTED"
+    assert caught.value.get_http_status_code() == 501
+    assert "_PartialStore" in caught.value.message

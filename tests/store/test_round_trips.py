@@ -1,0 +1,104 @@
+"""DynamoDB requests per MLflow call, counted (the table in store/README.md)."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.entities import Dataset, DatasetInput, ExperimentTag, Metric, Param, RunTag, ViewType
+
+
+def requests_of(store, call, *args, **kwargs) -> dict[str, int]:
+    store.table.round_trips.reset()
+    call(*args, **kwargs)
+    return store.table.round_trips.by_operation()
+
+
+@pytest.fixture
+def populated(moto_store):
+    experiment_id = moto_store.create_experiment("counted")
+    run_id = moto_store.create_run(experiment_id, "u", 1, [], "r").info.run_id
+    return moto_store, experiment_id, run_id
+
+
+def test_experiment_calls(populated):
+    store, experiment_id, _ = populated
+    assert requests_of(store, store.create_experiment, "another") == {
+        "UpdateItem": 1,
+        "PutItem": 2,
+    }
+    assert requests_of(store, store.get_experiment, experiment_id) == {"GetItem": 1}
+    assert requests_of(store, store.get_experiment_by_name, "counted") == {"GetItem": 2}
+    assert requests_of(store, store.search_experiments) == {"Query": 1}
+    tag = ExperimentTag("k", "v")
+    assert requests_of(store, store.set_experiment_tag, experiment_id, tag) == {"UpdateItem": 1}
+    assert requests_of(store, store.rename_experiment, experiment_id, "renamed") == {
+        "GetItem": 1,
+        "PutItem": 1,
+        "UpdateItem": 1,
+        "DeleteItem": 1,
+    }
+
+
+def test_delete_experiment_writes_each_run_once(populated):
+    store, experiment_id, _ = populated
+    for _ in range(4):
+        store.create_run(experiment_id, "u", 1, [], "more")
+    assert requests_of(store, store.delete_experiment, experiment_id) == {
+        "GetItem": 1,
+        "Query": 1,
+        "UpdateItem": 5 + 1,
+    }
+
+
+def test_run_calls(populated):
+    store, experiment_id, run_id = populated
+    assert requests_of(store, store.create_run, experiment_id, "u", 1, [], "x") == {
+        "GetItem": 1,
+        "PutItem": 1,
+    }
+    assert requests_of(store, store.get_run, run_id) == {"GetItem": 1}
+    one_write = {"GetItem": 1, "PutItem": 1}
+    assert requests_of(store, store.log_param, run_id, Param("p", "1")) == one_write
+    assert requests_of(store, store.set_tag, run_id, RunTag("t", "1")) == one_write
+    assert requests_of(store, store.update_run_info, run_id, None, 5, None) == one_write
+    assert requests_of(store, store.log_metric, run_id, Metric("m", 1.0, 1, 1)) == {
+        **one_write,
+        "BatchWriteItem": 1,
+    }
+    assert requests_of(store, store.get_metric_history, run_id, "m") == {"Query": 1}
+
+
+def test_log_batch_of_1000_metrics_is_40_batch_writes_and_one_run_write(populated):
+    store, _, run_id = populated
+    metrics = [Metric(f"m{i % 10}", float(i), i, i) for i in range(997)]
+    params, tags = [Param("p", "1")], [RunTag("t", "1"), RunTag("u", "2")]
+    assert requests_of(store, store.log_batch, run_id, metrics, params, tags) == {
+        "GetItem": 1,
+        "PutItem": 1,
+        "BatchWriteItem": 40,
+    }
+
+
+def test_get_run_with_datasets_adds_one_batch_get(populated):
+    store, _, run_id = populated
+    dataset = Dataset("d", "1", "local", "file:///d", None, None)
+    store.log_inputs(run_id, [DatasetInput(dataset, [])])
+    assert requests_of(store, store.get_run, run_id) == {"GetItem": 1, "BatchGetItem": 1}
+
+
+@pytest.mark.parametrize("runs", [5, 120])
+def test_search_runs_does_not_read_per_run(moto_store, runs):
+    experiment_id = moto_store.create_experiment("many")
+    other = moto_store.create_experiment("other")
+    for i in range(runs):
+        run = moto_store.create_run(experiment_id if i % 2 else other, "u", i, [], f"r{i}")
+        moto_store.log_batch(run.info.run_id, [Metric("m", float(i), 1, 0)], [], [])
+    counts = requests_of(
+        moto_store,
+        moto_store.search_runs,
+        [experiment_id, other],
+        "metrics.m > 2",
+        ViewType.ACTIVE_ONLY,
+        max_results=10,
+        order_by=["metrics.m DESC"],
+    )
+    assert counts == {"Query": 2}  # one Query page per experiment, whatever the number of runs
