@@ -2,16 +2,18 @@
 
     request ─▶ authenticate (authn.py) ─▶ authorize (Authorizer) ─▶ forward (proxy.py) ─▶ MLflow
 
-`/healthz` and `/readyz` answer without credentials; so does the dev identity provider (under
-`/devidp`, when configured) and the UI's static files, which a browser loads before it holds a
-token. Every other path, the whole MLflow API included, needs a valid bearer token.
+`/healthz` and `/readyz` answer without credentials; so do the dev identity provider (under
+`/devidp`, when configured), the sign-in routes (gateway/login.py) and the UI's static files,
+which a browser loads before it signs in. Every other path, the whole MLflow API included, needs
+a valid bearer token or a browser session cookie (state-changing calls on a cookie must come
+from the gateway's own origin); a browser navigating without either is sent to sign in.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import httpx
@@ -21,9 +23,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.authn import Authenticator
-from gateway.config import USE_ACCESS, USE_ID, GatewayConfig, IssuerConfig
+from gateway.config import USE_ACCESS, USE_ID, BrowserLoginConfig, GatewayConfig, IssuerConfig
 from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider
+from gateway.devidp_oauth import DevOAuthEndpoints
 from gateway.errors import AuthenticationError, GatewayError, mlflow_error_response
+from gateway.login import BrowserLogin, login_redirect, wants_html
 from gateway.principal import ANONYMOUS, Authenticated
 from gateway.proxy import Forwarder
 
@@ -57,11 +61,17 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
     dev_idp = (
         DevIdentityProvider(config.dev_idp_dir, config.dev_issuer) if config.dev_idp_dir else None
     )
-    issuers = trusted_issuers(config, dev_idp)
+    login_config = browser_login_config(config, dev_idp)
+    issuers = trusted_issuers(config, dev_idp, login_config)
+    authenticator = Authenticator(config, issuers, jwks_client)
+    browser = (
+        BrowserLogin(config, login_config, authenticator, jwks_client) if login_config else None
+    )
     gateway = MlflowGateway(
-        authenticator=Authenticator(config, issuers, jwks_client),
+        authenticator=authenticator,
         authorizer=authorizer or AllowAuthenticated(),
         forwarder=Forwarder(config.upstream_url, config.identity_secret, upstream_client),
+        browser=browser,
     )
     probes = Probes(upstream_client, config.upstream_url, gateway.authenticator)
 
@@ -70,7 +80,15 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
         Route("/readyz", probes.readyz, methods=["GET"]),
     ]
     if dev_idp is not None:
-        routes.append(Mount("/devidp", routes=dev_idp.routes()))
+        dev_endpoints = DevOAuthEndpoints(
+            dev_idp,
+            gateway_url=config.public_url,
+            machine_clients=[s.client_id for s in config.service_clients],
+            token_ttl=config.dev_token_ttl_seconds,
+        )
+        routes.append(Mount("/devidp", routes=dev_endpoints.routes()))
+    if browser is not None:
+        routes.extend(browser.routes())
     routes.append(Route("/{path:path}", gateway.handle, methods=ALL_METHODS))
 
     @contextlib.asynccontextmanager
@@ -88,20 +106,48 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
     return app
 
 
-def trusted_issuers(
+def browser_login_config(
     config: GatewayConfig, dev_idp: DevIdentityProvider | None
+) -> BrowserLoginConfig | None:
+    """The app client browsers sign in with: the configured one, else the dev provider's."""
+    if config.browser_login is not None:
+        return config.browser_login
+    if dev_idp is not None:
+        return BrowserLoginConfig(issuer=dev_idp.issuer, client_id=DEV_CLIENT_ID)
+    return None
+
+
+def trusted_issuers(
+    config: GatewayConfig,
+    dev_idp: DevIdentityProvider | None,
+    login: BrowserLoginConfig | None = None,
 ) -> tuple[IssuerConfig, ...]:
-    """The configured issuers, plus the dev provider's when it is on."""
-    if dev_idp is None:
-        return config.issuers
-    dev_issuer = IssuerConfig(
-        issuer=dev_idp.issuer,
-        jwks_url=dev_idp.jwks_url,
-        # Machine clients are app clients of the dev pool too.
-        client_ids=(DEV_CLIENT_ID, *(s.client_id for s in config.service_clients)),
-        token_uses=(USE_ACCESS, USE_ID),
+    """The configured issuers, plus the dev provider's when it is on.
+
+    The sign-in app clients are app clients of their issuer, so their tokens are accepted too.
+    """
+    issuers = list(config.issuers)
+    if dev_idp is not None:
+        issuers.append(
+            IssuerConfig(
+                issuer=dev_idp.issuer,
+                jwks_url=dev_idp.jwks_url,
+                # Machine clients are app clients of the dev pool too.
+                client_ids=(DEV_CLIENT_ID, *(s.client_id for s in config.service_clients)),
+                token_uses=(USE_ACCESS, USE_ID),
+            )
+        )
+    if login is None:
+        return tuple(issuers)
+    login_clients = tuple(c for c in (login.client_id, login.cli_client_id) if c)
+    for index, issuer in enumerate(issuers):
+        if issuer.issuer == login.issuer:
+            missing = tuple(c for c in login_clients if c not in issuer.client_ids)
+            issuers[index] = replace(issuer, client_ids=issuer.client_ids + missing)
+            return tuple(issuers)
+    raise ValueError(
+        f"browser sign-in uses issuer {login.issuer}, which is not among the trusted issuers"
     )
-    return (*config.issuers, dev_issuer)
 
 
 @dataclass
@@ -111,15 +157,19 @@ class MlflowGateway:
     authenticator: Authenticator
     authorizer: Authorizer
     forwarder: Forwarder
+    browser: BrowserLogin | None = None
 
     async def handle(self, request: Request) -> Response:
         try:
-            if is_public_static(request):
+            if is_public_static(request) and not self._is_signed_in_page(request):
                 return await self.forwarder.forward(request, ANONYMOUS)
-            caller = await self.authenticator.authenticate(request)
+            caller, set_cookie = await self._authenticate(request)
             request.state.caller = caller
             await self.authorizer.authorize(request, caller)
-            return await self.forwarder.forward(request, caller.principal)
+            response = await self.forwarder.forward(request, caller.principal)
+            if set_cookie is not None:
+                response.raw_headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+            return response
         except AuthenticationError as exc:
             _logger.info(
                 "401 %s %s from %s: %s",
@@ -128,9 +178,28 @@ class MlflowGateway:
                 request.client.host if request.client else "-",
                 exc.reason,
             )
+            if self.browser is not None and wants_html(request):
+                redirect = login_redirect(request)
+                if "Set-Cookie" in exc.headers:
+                    redirect.headers.append("Set-Cookie", exc.headers["Set-Cookie"])
+                return redirect
             return exc.to_response()
         except GatewayError as exc:
             return exc.to_response()
+
+    async def _authenticate(self, request: Request) -> tuple[Authenticated, str | None]:
+        """A bearer token when one is sent (never CSRF-prone), else the browser's session."""
+        browser = self.browser
+        if browser is None or "authorization" in request.headers:
+            return await self.authenticator.authenticate(request), None
+        if not browser.has_session_cookie(request):
+            return await self.authenticator.authenticate(request), None
+        outcome = await browser.authenticate(request)
+        return outcome.caller, outcome.set_cookie
+
+    def _is_signed_in_page(self, request: Request) -> bool:
+        # With browser sign-in on, the UI's page itself sends a stranger to sign in.
+        return self.browser is not None and request.scope["path"] == "/"
 
 
 def is_public_static(request: Request) -> bool:

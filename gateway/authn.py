@@ -10,6 +10,7 @@ helps the user without telling an attacker which check failed.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections import OrderedDict
@@ -20,7 +21,7 @@ import httpx
 import jwt
 from starlette.requests import Request
 
-from gateway.config import GatewayConfig, IssuerConfig
+from gateway.config import USE_ID, GatewayConfig, IssuerConfig
 from gateway.errors import AuthenticationError
 from gateway.jwks import JwksCache, UnknownSigningKey
 from gateway.principal import (
@@ -76,16 +77,30 @@ class Authenticator:
         remembered = self._verified.get(token)
         if remembered is not None and self._still_valid(remembered):
             return remembered.caller
-        caller, expires_at, kid = await self._verify_uncached(token)
-        self._verified.put(token, _Verified(caller, expires_at, kid))
+        caller, claims, kid = await self._verify_uncached(token)
+        self._verified.put(token, _Verified(caller, float(claims["exp"]), kid))
         return caller
+
+    async def verify_id_token(
+        self, token: str, *, client_id: str, nonce: str | None
+    ) -> tuple[Authenticated, dict]:
+        """Verify an ID token from a sign-in: every bearer check, then `aud` and `nonce`.
+
+        `nonce` None skips the nonce check (ID tokens from a refresh carry none).
+        """
+        caller, claims, _ = await self._verify_uncached(token)
+        if claims["token_use"] != USE_ID or token_client_id(claims, USE_ID) != client_id:
+            raise _invalid(INVALID_MESSAGE, "not an ID token for the login client")
+        if nonce is not None and not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
+            raise _invalid(INVALID_MESSAGE, "nonce mismatch")
+        return caller, claims
 
     def _still_valid(self, verified: _Verified) -> bool:
         # Same outcome as a full check: not expired, and the key is still published.
         unexpired = time.time() < verified.expires_at + self._config.leeway_seconds
         return unexpired and self._jwks[verified.caller.issuer].holds_fresh(verified.kid)
 
-    async def _verify_uncached(self, token: str) -> tuple[Authenticated, float, str]:
+    async def _verify_uncached(self, token: str) -> tuple[Authenticated, dict, str]:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -110,7 +125,7 @@ class Authenticator:
             caller = principal_from_claims(claims, issuer, self._config.service_clients)
         except UnknownServiceClient:
             raise _invalid(INVALID_MESSAGE, "unknown machine client") from None
-        return caller, float(claims["exp"]), kid
+        return caller, claims, kid
 
     def _decode(self, token: str, key: jwt.PyJWK, issuer: IssuerConfig) -> dict:
         try:

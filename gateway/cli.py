@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from gateway.stack.datadir import DEFAULT_DATA_DIR, DataDir
+from gateway.stack.processes import is_alive
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,7 +180,7 @@ def _run_token(args: argparse.Namespace) -> int:
         return fail("--ttl must be a positive number of seconds")
     data = DataDir.at(args.data_dir)
     info = data.read_stack_info()
-    if info is None:
+    if info is None or not is_alive(int(info.get("pid", 0))):
         return fail(f"no Cedarflow stack is running in {data.root} (start it with `cedarflow up`)")
     if not info.get("dev_idp"):
         return fail(f"the stack in {data.root} runs without the dev identity provider")

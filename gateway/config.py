@@ -53,6 +53,70 @@ class JwksSettings:
 
 
 @dataclass(frozen=True)
+class BrowserLoginConfig:
+    """The OIDC app client the gateway signs browsers in with (authorization code + PKCE).
+
+    Endpoints left empty are read from the issuer's discovery document. `cli_client_id` is the
+    public client that `cedarflow login` uses (default: `client_id`, when that has no secret).
+    """
+
+    issuer: str
+    client_id: str
+    client_secret: str | None = None
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    end_session_endpoint: str | None = None  # IdP logout; empty = sign out of the gateway only
+    logout_style: str = "oidc"  # "oidc" (post_logout_redirect_uri) or "cognito" (logout_uri)
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    cli_client_id: str | None = None
+    cli_loopback_host: str = "127.0.0.1"  # Cognito accepts plain-http callbacks on localhost only
+    cli_loopback_port: int = 0  # 0 = any free port (RFC 8252); set when the IdP needs one fixed
+
+    @classmethod
+    def cognito(
+        cls,
+        region: str,
+        user_pool_id: str,
+        domain: str,
+        client_id: str,
+        client_secret: str | None = None,
+        **options,
+    ) -> BrowserLoginConfig:
+        """A Cognito app client; `domain` is the hosted UI prefix or a full https:// URL."""
+        issuer = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
+        base = domain.rstrip("/")
+        if not base.startswith("https://"):
+            base = f"https://{base}.auth.{region}.amazoncognito.com"
+        options.setdefault("cli_loopback_host", "localhost")
+        return cls(
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=client_secret,
+            authorization_endpoint=f"{base}/oauth2/authorize",
+            token_endpoint=f"{base}/oauth2/token",
+            end_session_endpoint=f"{base}/logout",
+            logout_style="cognito",
+            **options,
+        )
+
+    @property
+    def public_client_id(self) -> str | None:
+        """The client id handed to command-line clients, or None when there is none."""
+        if self.cli_client_id:
+            return self.cli_client_id
+        return None if self.client_secret else self.client_id
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Browser sessions: the cookie, its lifetime, and when the tokens behind it are renewed."""
+
+    secret: bytes | None = None  # None = derived from the identity secret
+    max_age_seconds: int = 12 * 3600  # absolute: sign in again after this, refresh or not
+    refresh_margin_seconds: int = 60  # renew when the ID token has less than this left
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     upstream_url: str  # handler tier base URL
     identity_secret: bytes
@@ -64,6 +128,9 @@ class GatewayConfig:
     leeway_seconds: int = 30  # clock skew tolerated on exp / iat / nbf
     jwks: JwksSettings = field(default_factory=JwksSettings)
     upstream_timeout_seconds: float = 300.0  # long uploads and downloads stream through
+    browser_login: BrowserLoginConfig | None = None  # None = the dev provider's, when it is on
+    session: SessionSettings = field(default_factory=SessionSettings)
+    dev_token_ttl_seconds: int = 3600  # lifetime of the dev provider's access and ID tokens
 
     @property
     def dev_issuer(self) -> str:

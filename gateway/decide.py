@@ -1,7 +1,8 @@
 """Decisions: may this caller make this call on every resource it touches?
 
     authorizer = Authorizer(PolicyStore("policies"), admin_groups=("admins",))
-    decision = authorizer.decide(principal, parsed.action, parsed.resources, lookup)
+    result = authorizer.authorize(principal, parse_request(...), lookup)   # whole request
+    decision = authorizer.decide(principal, "GetRun", [ResourceRef("run", id)], lookup)
 
 `lookup(ref)` returns the role bindings of the experiment or registered model a reference
 belongs to (a run's experiment, a model version's model), MISSING when it does not exist,
@@ -21,7 +22,7 @@ import cedarpy
 
 from gateway.entities import WORKSPACE_ID, Bindings, cached_entities
 from gateway.policy import PolicyBundle, PolicyStore
-from gateway.request_parse import ResourceRef
+from gateway.request_parse import ParsedRequest, ResourceRef
 
 WORKSPACE = "workspace"
 
@@ -52,6 +53,25 @@ class Decision:
     revision: str  # policy-set revision
     target: tuple[str, str] | None = None  # Cedar (type, id) the reference was decided on
     note: str = ""  # why a decision was made without the policies (e.g. "does not exist")
+
+
+@dataclass(frozen=True)
+class RequestDecision:
+    """A parsed request decided: forward it (with only `kept` narrowed ids) or refuse it."""
+
+    decision: Decision  # the overall decision, for the audit line and the 403 message
+    decisions: tuple[Decision, ...]  # one per referenced resource
+    kept: tuple[ResourceRef, ...] = ()  # narrowable ids the caller may read: forward these
+    dropped: tuple[ResourceRef, ...] = ()  # narrowable ids removed before forwarding
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+    @property
+    def narrowed_to_nothing(self) -> bool:
+        """Every id of a search was dropped: answer with an empty result, do not forward."""
+        return bool(self.dropped) and not self.kept
 
 
 def model_version_context(version: str, stage: str, aliases: Iterable[str] = ()) -> dict:
@@ -203,6 +223,39 @@ class Authorizer:
             admin_groups=self.admin_groups,
             context=context,
         )
+
+    def authorize(
+        self,
+        principal: PrincipalLike,
+        parsed: ParsedRequest,
+        bindings_lookup: BindingsLookup,
+        context: Mapping | None = None,
+    ) -> RequestDecision:
+        """Decide a whole request: every reference must allow, except narrowable ones
+        (a search's experiment ids), which are kept or dropped one by one."""
+        decisions = self.decide_each(
+            principal, parsed.action, parsed.resources, bindings_lookup, context
+        )
+        kept = tuple(d.resource for d in decisions if d.resource.narrow and d.allowed)
+        dropped = tuple(d.resource for d in decisions if d.resource.narrow and not d.allowed)
+        strict = [d for d in decisions if not d.resource.narrow]
+        denied = next((d for d in strict if not d.allowed), None)
+        if denied is not None:
+            return RequestDecision(denied, decisions, kept, dropped)
+        allowed = [d for d in decisions if d.allowed]
+        ids = tuple(dict.fromkeys(i for d in allowed for i in d.policy_ids))
+        last = (strict or allowed or list(decisions))[-1]
+        overall = Decision(
+            True,
+            parsed.action,
+            last.resource,
+            ids,
+            (),
+            last.revision,
+            last.target,
+            "; ".join(d.note for d in allowed if d.note),
+        )
+        return RequestDecision(overall, decisions, kept, dropped)
 
     def decide_each(
         self,

@@ -1,14 +1,16 @@
 """The dev identity provider: a local token issuer for the stack on one machine.
 
 It keeps its own RSA key, publishes it as a JWKS with OIDC discovery, and mints Cognito-shaped
-access tokens. The gateway trusts it like any other issuer: it fetches the JWKS over HTTP and
-verifies these tokens with exactly the code used for Cognito.
+access and ID tokens; gateway/devidp_oauth.py adds the sign-in page and the token endpoint.
+The gateway trusts it like any other issuer: it fetches the JWKS over HTTP and verifies these
+tokens with exactly the code used for Cognito.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import time
@@ -40,6 +42,12 @@ class DevIdentityProvider:
         self._private_key = _load_or_create_key(Path(key_dir) / KEY_FILE)
         self._public_jwk = _public_jwk(self._private_key.public_key())
         self.kid = self._public_jwk["kid"]
+        der = self._private_key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self._key_digest = hashlib.sha256(b"cedarflow devidp secrets|" + der).digest()
 
     def mint(
         self,
@@ -74,6 +82,46 @@ class DevIdentityProvider:
                 claims["cognito:groups"] = list(groups)
         return self.encode(claims)
 
+    def mint_id_token(
+        self,
+        user: str,
+        groups: Sequence[str] = (),
+        *,
+        client_id: str = DEV_CLIENT_ID,
+        nonce: str | None = None,
+        email: str | None = None,
+        ttl: int = 3600,
+    ) -> str:
+        """An ID token for `user`, shaped like Cognito's (aud = the app client)."""
+        now = int(time.time())
+        claims: dict = {
+            "iss": self.issuer,
+            "sub": subject_for(user),
+            "aud": client_id,
+            "token_use": "id",
+            "cognito:username": user,
+            "auth_time": now,
+            "iat": now,
+            "exp": now + int(ttl),
+            "jti": str(uuid.uuid4()),
+            "origin_jti": str(uuid.uuid4()),
+        }
+        if groups:
+            claims["cognito:groups"] = list(groups)
+        if email:
+            claims |= {"email": email, "email_verified": True}
+        if nonce is not None:
+            claims["nonce"] = nonce
+        return self.encode(claims)
+
+    def derived_secret(self, purpose: str) -> bytes:
+        """A secret bound to this provider's key (refresh-token sealing, machine client secrets)."""
+        return hmac.new(self._key_digest, purpose.encode(), hashlib.sha256).digest()
+
+    def client_secret(self, client_id: str) -> str:
+        """The client-credentials secret of machine client `client_id` (stable with the key)."""
+        return _b64(self.derived_secret(f"client-secret:{client_id}"))
+
     def encode(self, claims: dict, *, headers: dict | None = None) -> str:
         """Sign arbitrary claims with this provider's key (RS256, with its kid)."""
         return jwt.encode(
@@ -92,11 +140,21 @@ class DevIdentityProvider:
         return {
             "issuer": self.issuer,
             "jwks_uri": self.jwks_url,
+            "authorization_endpoint": f"{self.issuer}/oauth2/authorize",
+            "token_endpoint": f"{self.issuer}/oauth2/token",
+            "end_session_endpoint": f"{self.issuer}/logout",
             "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid", "email", "profile"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
-            "claims_supported": ["sub", "iss", "username", "cognito:groups", "email"],
+            "token_endpoint_auth_methods_supported": [
+                "none",
+                "client_secret_basic",
+                "client_secret_post",
+            ],
+            "claims_supported": ["sub", "iss", "username", "cognito:groups", "email", "nonce"],
         }
 
     def routes(self) -> list[Route]:

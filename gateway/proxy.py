@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.session import LOGIN_COOKIE, SESSION_COOKIE
 from store.identity import IDENTITY_HEADER, Principal, sign_identity
 
 _logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ UNTRUSTED_REQUEST_HEADERS = frozenset(
 )
 # Any header in our own namespace is ours to set, never the client's.
 _OWN_PREFIX = "x-cedarflow-"
+_OWN_COOKIE_SUFFIXES = (SESSION_COOKIE, LOGIN_COOKIE)
 
 
 def forwardable_request_headers(request: Request) -> list[tuple[str, str]]:
@@ -89,8 +91,22 @@ def forwardable_request_headers(request: Request) -> list[tuple[str, str]]:
             or lower.startswith(_OWN_PREFIX)
         ):
             continue
+        if lower == "cookie":
+            value = _without_own_cookies(value)
+            if not value:
+                continue
         kept.append((lower, value))
     return kept
+
+
+def _without_own_cookies(header: str) -> str:
+    # The session cookie is a credential for the gateway only; MLflow never sees it.
+    kept = [
+        pair
+        for pair in header.split(";")
+        if pair.strip() and not pair.strip().split("=", 1)[0].endswith(_OWN_COOKIE_SUFFIXES)
+    ]
+    return ";".join(kept).strip()
 
 
 class Forwarder:

@@ -38,6 +38,13 @@ from gateway.routes.model import (
 )
 
 DEFAULT_WORKSPACE = "default"
+# headers that would make some servers treat the request as another method or workspace
+_REFUSED_HEADERS = {
+    "x-http-method-override": "method-override headers are not accepted",
+    "x-http-method": "method-override headers are not accepted",
+    "x-method-override": "method-override headers are not accepted",
+    "x-mlflow-workspace": "workspaces are not offered",
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,9 @@ def parse_request(
     match = match_route(method, raw_path)
     route = match.route
     header_map = _headers(headers)
+    for name, reason in _REFUSED_HEADERS.items():
+        if name in header_map:
+            raise bad_request(f"{reason} ({name}).")
     params, source = _read_params(route.params, match.method, query_string, header_map, body)
     reader = _Reader(match, params, source, header_map)
     reader.check_path_ids_agree()

@@ -97,12 +97,12 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         raise _already_exists(name)
 
     def get_registered_model(self, name):
-        """2 round trips: GetItem model + Query its versions (for latest_versions)."""
+        """2 round trips: GetItem model + BatchGetItem of its latest versions."""
         model = self._load_model(name)
-        return model_entity(model, latest_version_items(self._version_items(model["rid"])))
+        return model_entity(model, self._latest(name, model))
 
     def update_registered_model(self, name, description, deployment_job_id=None):
-        """2 round trips: UpdateItem model + Query its versions."""
+        """2 round trips: UpdateItem model + BatchGetItem of its latest versions."""
         _validate_model_name(name)
         if description is None:
             expression, values = "REMOVE description SET updated = :now", {":now": now_ms()}
@@ -110,7 +110,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
             expression = "SET description = :d, updated = :now"
             values = {":d": description, ":now": now_ms()}
         model = self._update_model(name, expression, values=values)
-        return model_entity(model, latest_version_items(self._version_items(model["rid"])))
+        return model_entity(model, self._latest(name, model))
 
     def rename_registered_model(self, name, new_name):
         """5 round trips + 1 UpdateItem per version (their last_updated_timestamp moves)."""
@@ -254,7 +254,8 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         order_by=None,
         page_token=None,
     ):
-        """2 Queries (models, versions); with `name = '...'`: GetItem + Query."""
+        """Query models + BatchGetItem of the page's latest versions (1 per 100);
+        with `name = '...'`: GetItem instead of the Query."""
         if max_results > SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD:
             raise MlflowException(
                 "Invalid value for request parameter max_results. It must be at most "
@@ -276,22 +277,8 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
             rows = [row for row in rows if not is_prompt_tagged(row.tags)]
         rows = sort_rows([row for row in rows if matches(row, query)], order)
         page, token = page_of(rows, offset, max_results, "registered_models")
-        if not page:
-            return PagedList([], token)
-        if pinned is not None:
-            versions = self._version_items(page[0].item["rid"])
-        else:
-            versions = list(self._table.query(VERSIONS_GSI_PK, index=GSI1))
-        by_model: dict[str, list[dict]] = {}
-        for item in versions:
-            by_model.setdefault(item["rid"], []).append(item)
-        return PagedList(
-            [
-                model_entity(row.item, latest_version_items(by_model.get(row.item["rid"], [])))
-                for row in page
-            ],
-            token,
-        )
+        latest = self._latest_of([(row.item["name"], row.item) for row in page])
+        return PagedList([model_entity(row.item, latest[row.item["rid"]]) for row in page], token)
 
     def search_model_versions(
         self,

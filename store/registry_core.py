@@ -13,13 +13,17 @@ from store.registry_items import (
     MODELS_GSI_PK,
     VERSION_SK_PREFIX,
     is_live,
+    latest_summary,
+    latest_version_items,
     model_key,
+    summary_holds,
     version_key,
     versions_pk,
 )
 
-# A rename that copied a model but never finished is abandoned after this long.
+# A rename or a version write that started this long ago and never finished is abandoned.
 STALE_RENAME_MS = 60_000
+_SUMMARY_ATTEMPTS = 5
 # Conditions every write to a model item carries: it exists and is not a half-done rename target.
 MODEL_IS_SETTLED = "attribute_exists(pk) AND attribute_not_exists(renamed_from)"
 
@@ -98,6 +102,82 @@ class RegistryCore:
             except ConditionFailed:
                 self._load_model(name)  # raises when missing; settles a finished rename
         raise model_not_found(name)
+
+    # -- the latest-version summary on the model item --
+
+    def _latest(self, name: str, model: dict) -> list[dict]:
+        """The latest live version item of each stage: 1 BatchGetItem of the versions the
+        model's summary names; a summary that does not hold is rebuilt from a Query."""
+        summary = model.get("latest", {})
+        if not summary:
+            return []
+        return self._latest_of([(name, model)])[model["rid"]]
+
+    def _latest_of(self, models: list[tuple[str, dict]]) -> dict[str, list[dict]]:
+        """`_latest` for many models with one BatchGetItem per 100 versions."""
+        keys = [
+            version_key(model["rid"], int(v))
+            for _, model in models
+            for v in model.get("latest", {}).values()
+        ]
+        found: dict[str, dict[int, dict]] = {}
+        for item in self._table.batch_get(keys) if keys else []:
+            found.setdefault(item["rid"], {})[int(item["version"])] = item
+        result = {}
+        for name, model in models:
+            items = found.get(model["rid"], {})
+            if summary_holds(model.get("latest", {}), items):
+                result[model["rid"]] = sorted(items.values(), key=lambda i: int(i["version"]))
+            else:
+                result[model["rid"]] = self._refresh_latest(name, model)
+        return result
+
+    def _refresh_latest(
+        self,
+        name: str,
+        model: dict,
+        items: list[dict] | None = None,
+        *,
+        touched: int | None = None,
+    ) -> list[dict]:
+        """Rebuild the summary from the versions (`items`, or a Query made now) and store it
+        unless the model changed since `model` was read (then read both again).
+
+        Writers change version items first and this summary last, raising the summary of a
+        destination stage beforehand; a writer that dies in between leaves a summary naming
+        a version that is not in that stage, which the next read notices and rebuilds.
+        """
+        latest = latest_version_items(items or [])
+        for _ in range(_SUMMARY_ATTEMPTS):
+            if items is None:
+                items = self._version_items(model["rid"])
+            latest = latest_version_items(items)
+            now = now_ms()
+            in_flight = now - int(model.get("updated", 0)) < STALE_RENAME_MS
+            values = {
+                ":latest": latest_summary(model, items, in_flight),
+                ":one": 1,
+                ":rev": model["rev"],
+                ":rid": model["rid"],
+            }
+            expression = "SET latest = :latest"
+            if touched is not None:
+                expression += ", updated = :now"
+                values[":now"] = touched
+            try:
+                self._table.update(
+                    *model_key(name),
+                    expression + " ADD rev :one",
+                    condition=f"rev = :rev AND rid = :rid AND {MODEL_IS_SETTLED}",
+                    values=values,
+                )
+                return latest
+            except ConditionFailed:
+                fresh = self._table.get(*model_key(name))
+                if fresh is None or fresh.get("rid") != model["rid"] or "renamed_from" in fresh:
+                    return latest  # deleted or being renamed: the next reader rebuilds it
+                model, items = fresh, None
+        return latest
 
     def _version_items(self, rid: str) -> list[dict]:
         """Every version item of one model, deleted ones included (1 Query, paged)."""

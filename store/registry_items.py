@@ -63,6 +63,7 @@ def new_model_item(
             "description": description,
             "tags": dict(tags),
             "aliases": {},
+            "latest": {},  # stage -> highest live version in it (checked on every read)
             "vcount": 0,
             "rev": 0,
         }
@@ -146,6 +147,25 @@ def latest_version_items(version_items: Iterable[dict]) -> list[dict]:
         ):
             latest[stage] = item
     return list(latest.values())
+
+
+def latest_summary(model_item: dict, version_items: list[dict], in_flight: bool) -> dict:
+    """Stage -> latest live version, from the versions; `in_flight`: a version numbered
+    recently but not yet written still counts as the latest in stage None."""
+    summary = {i["stage"]: int(i["version"]) for i in latest_version_items(version_items)}
+    highest_written = max((int(i["version"]) for i in version_items), default=0)
+    if in_flight and int(model_item.get("vcount", 0)) > highest_written:
+        summary[STAGE_NONE] = int(model_item["vcount"])
+    return summary
+
+
+def summary_holds(summary: dict, items_by_version: dict[int, dict]) -> bool:
+    """Every entry names an existing version that is in that stage."""
+    for stage, version in summary.items():
+        item = items_by_version.get(int(version))
+        if item is None or item.get("stage") != stage:
+            return False
+    return True
 
 
 def model_entity(model_item: dict, latest_items: Iterable[dict]) -> RegisteredModel:

@@ -9,6 +9,7 @@ from mlflow.entities.model_registry.model_version_stages import (
     DEFAULT_STAGES_FOR_GET_LATEST_VERSIONS,
     STAGE_ARCHIVED,
     STAGE_DELETED_INTERNAL,
+    STAGE_NONE,
     get_canonical_stage,
 )
 from mlflow.exceptions import MlflowException
@@ -29,7 +30,6 @@ from store.registry_core import RegistryCore, now_ms, version_not_found
 from store.registry_items import (
     aliases_for,
     is_live,
-    latest_version_items,
     new_version_item,
     version_entity,
 )
@@ -49,7 +49,7 @@ class VersionsMixin(RegistryCore):
         local_model_path=None,
         model_id=None,
     ):
-        """2 round trips: UpdateItem (allocate the number) + PutItem."""
+        """2 round trips: UpdateItem model (number the version) + PutItem version."""
         _validate_model_name(name)
         tag_dict = {}
         for tag in tags or []:
@@ -58,8 +58,12 @@ class VersionsMixin(RegistryCore):
         storage_location, run_id = self._resolve_source(source, run_id, model_id)
         now = now_ms()
         # The counter lives on the model item: ADD is atomic, so numbers are never reused.
+        # The same write names it the latest of stage None (it is the highest number).
         model = self._update_model(
-            name, "SET updated = :now, vcount = vcount + :one", values={":now": now}
+            name,
+            "SET updated = :now, vcount = vcount + :one, latest.#none = vcount + :one",
+            names={"#none": STAGE_NONE},
+            values={":now": now},
         )
         principal = current_principal()
         item = new_version_item(
@@ -124,7 +128,8 @@ class VersionsMixin(RegistryCore):
         return version_entity(name, item, aliases_for(model, version))
 
     def transition_model_version_stage(self, name, version, stage, archive_existing_versions):
-        """3 round trips; with archive_existing_versions, + 1 Query + 1 UpdateItem per archived."""
+        """5 round trips (+ 1 UpdateItem per version archived): GetItem model, Query versions,
+        UpdateItem model (raise the summary), UpdateItem version, UpdateItem model."""
         canonical = get_canonical_stage(stage)
         if archive_existing_versions and canonical not in DEFAULT_STAGES_FOR_GET_LATEST_VERSIONS:
             raise MlflowException(
@@ -134,17 +139,37 @@ class VersionsMixin(RegistryCore):
             )
         version = _validate_model_version(version)
         model = self._load_model(name)
-        now = now_ms()
+        items = {int(i["version"]): i for i in self._version_items(model["rid"])}
+        if version not in items or not is_live(items[version]):
+            raise version_not_found(name, version)
+        moves = {version: canonical}
         if archive_existing_versions:
-            items = self._version_items(model["rid"])
-            if not any(int(i["version"]) == version and is_live(i) for i in items):
-                raise version_not_found(name, version)
-            for other in items:
-                if other.get("stage") == canonical and int(other["version"]) != version:
-                    self._set_stage(name, model, int(other["version"]), STAGE_ARCHIVED, now)
-        item = self._set_stage(name, model, version, canonical, now)
-        self._update_model(name, "SET updated = :now", values={":now": now})
-        return version_entity(name, item, aliases_for(model, version))
+            moves |= {
+                v: STAGE_ARCHIVED
+                for v, i in items.items()
+                if i.get("stage") == canonical and v != version
+            }
+        now = now_ms()
+        model = self._raise_summary(name, model, moves)
+        for v, to_stage in sorted(moves.items(), key=lambda m: m[0] == version):
+            items[v] = self._set_stage(name, model, v, to_stage, now)
+        self._refresh_latest(name, model, list(items.values()), touched=now)
+        return version_entity(name, items[version], aliases_for(model, version))
+
+    def _raise_summary(self, name: str, model: dict, moves: dict[int, str]) -> dict:
+        """Before versions move, point the summary of each destination stage at the highest
+        version moving there when it is higher than what the summary holds."""
+        latest = model.get("latest", {})
+        raised: dict[str, int] = {}
+        for v, to_stage in moves.items():
+            if v > max(raised.get(to_stage, 0), int(latest.get(to_stage, 0))):
+                raised[to_stage] = v
+        if not raised:
+            return model
+        names = {f"#s{i}": s for i, s in enumerate(raised)}
+        values = {f":v{i}": v for i, v in enumerate(raised.values())}
+        assignments = ", ".join(f"latest.{n} = :v{i}" for i, n in enumerate(names))
+        return self._update_model(name, f"SET {assignments}", names=names, values=values)
 
     def _set_stage(self, name, model, version, stage, now):
         return self._update_version(
@@ -156,7 +181,8 @@ class VersionsMixin(RegistryCore):
         )
 
     def delete_model_version(self, name, version):
-        """3 round trips: GetItem model + UpdateItem version + UpdateItem model (its aliases)."""
+        """3 round trips: GetItem model, UpdateItem version, UpdateItem model (aliases);
+        + Query and UpdateItem model when it was the latest of its stage."""
         version = _validate_model_version(version)
         model = self._load_model(name)
         now = now_ms()
@@ -179,9 +205,11 @@ class VersionsMixin(RegistryCore):
         stale = aliases_for(model, version)
         names = {f"#a{i}": alias for i, alias in enumerate(stale)}
         removal = f" REMOVE {', '.join(f'aliases.{n}' for n in names)}" if stale else ""
-        self._update_model(
+        model = self._update_model(
             name, f"SET updated = :now{removal}", names=names or None, values={":now": now}
         )
+        if version in {int(v) for v in model.get("latest", {}).values()}:
+            self._refresh_latest(name, model)
 
     def get_model_version_download_uri(self, name, version):
         """2 round trips: GetItem model + GetItem version."""
@@ -190,9 +218,9 @@ class VersionsMixin(RegistryCore):
         return item.get("storage_location") or item.get("source")
 
     def get_latest_versions(self, name, stages=None):
-        """2 round trips: GetItem model + Query its versions."""
+        """2 round trips: GetItem model + BatchGetItem of its latest versions."""
         model = self._load_model(name)
-        latest = latest_version_items(self._version_items(model["rid"]))
+        latest = self._latest(name, model)
         wanted = {get_canonical_stage(s) for s in (stages or ALL_STAGES)}
         return [
             version_entity(name, item, aliases_for(model, int(item["version"])))

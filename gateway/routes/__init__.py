@@ -12,6 +12,7 @@ from gateway.routes.matcher import RouteTable, canonical_path
 from gateway.routes.model import RefSpec, Refusal, Route, RouteMatch
 from gateway.routes.table_other import other_routes
 from gateway.routes.table_registry import registry_routes
+from gateway.routes.table_traces import trace_routes
 from gateway.routes.table_tracking import tracking_routes
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
 
 
 def all_routes() -> tuple[Route, ...]:
-    return (*tracking_routes(), *registry_routes(), *other_routes())
+    return (*tracking_routes(), *trace_routes(), *registry_routes(), *other_routes())
 
 
 @cache

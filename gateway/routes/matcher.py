@@ -26,6 +26,8 @@ def canonical_path(raw_path: str) -> str:
     """Decode a request path once, refusing encoded separators, dot segments and the like."""
     if not raw_path.startswith("/"):
         raise bad_request("The request path must start with '/'.")
+    if not raw_path.isascii():  # on the wire a path is ASCII; anything else is percent-encoded
+        raise bad_request("The request path must be percent-encoded ASCII.")
     if _STRUCTURAL_ESCAPES.search(raw_path):
         raise bad_request("The request path contains an encoded separator or dot.")
     if "%" in _ESCAPE.sub("", raw_path):

@@ -197,7 +197,7 @@ class DynamoServer:
         if problem is None:
             modules = install_dynalite()
             self.kind = "dynalite"
-            argv = ["node", str(_LAUNCHER), str(modules)]
+            argv = [shutil.which("node") or "node", str(_LAUNCHER), str(modules)]
             if self.data_path is not None:
                 self.data_path.mkdir(parents=True, exist_ok=True)
                 argv.append(str(self.data_path))

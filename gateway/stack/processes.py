@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,8 @@ def spawn(
     parent_pid = os.getpid()
 
     def _in_child() -> None:
+        if not sys.platform.startswith("linux"):
+            return  # elsewhere only the stdin pipe tells a child that its parent is gone
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         # The parent may have died before prctl took effect: then nobody would signal us.
@@ -85,8 +88,9 @@ def read_json_line(proc: subprocess.Popen, deadline: float) -> dict:
     result: dict = {}
 
     def _read() -> None:
-        line = proc.stdout.readline() if proc.stdout else b""
-        with contextlib.suppress(ValueError):
+        # ValueError/OSError: not JSON, or the pipe was closed under us after the deadline.
+        with contextlib.suppress(ValueError, OSError):
+            line = proc.stdout.readline() if proc.stdout else b""
             result.update(json.loads(line))
 
     reader = threading.Thread(target=_read, daemon=True)

@@ -18,10 +18,14 @@ def flask_template(rule: str) -> str:
 
 def served_routes() -> set[tuple[str, str]]:
     """(method, template) pairs the plain `mlflow server` app serves (HEAD/OPTIONS folded)."""
+    return fastapi_routes() | flask_routes()
+
+
+def fastapi_routes() -> set[tuple[str, str]]:
+    """Routes MLflow serves natively in FastAPI, ahead of the mounted Flask app."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.routing import _IncludedRouter
-        from mlflow.server import app as flask_app
         from mlflow.server.fastapi_app import app as fastapi_app
         from starlette.routing import Mount
 
@@ -29,20 +33,27 @@ def served_routes() -> set[tuple[str, str]]:
     for route in fastapi_app.router.routes:
         if isinstance(route, _IncludedRouter):
             for ctx in route.effective_route_contexts():
-                path = ctx.path  # keeps convertors: {x:path}
                 for method in ctx.methods or ():
                     if method not in ("HEAD", "OPTIONS"):
-                        served.add((method, path))
-        elif isinstance(route, Mount):
-            continue  # the Flask app, enumerated below
-        else:
+                        served.add((method, ctx.path))  # ctx.path keeps {x:path}
+        elif not isinstance(route, Mount):  # the Mount is the Flask app
             for method in getattr(route, "methods", None) or ():
                 if method not in ("HEAD", "OPTIONS"):
                     served.add((method, route.path))
-    for rule in flask_app.url_map.iter_rules():
-        for method in rule.methods - {"HEAD", "OPTIONS"}:
-            served.add((method, flask_template(rule.rule)))
     return served
+
+
+def flask_routes() -> set[tuple[str, str]]:
+    """Routes of MLflow's Flask app (mounted at / behind the FastAPI routes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from mlflow.server import app as flask_app
+
+    return {
+        (method, flask_template(rule.rule))
+        for rule in flask_app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
 
 
 def reference_routes() -> set[tuple[str, str]]:

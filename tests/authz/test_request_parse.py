@@ -288,3 +288,10 @@ def test_bodies_of_uploads_are_never_needed():
     assert not reads_body("POST", "/v1/traces")
     assert reads_body("POST", "/api/2.0/mlflow/runs/log-batch")
     assert reads_body("GET", "/api/2.0/mlflow/runs/get")  # MLflow's GET-body fallback
+
+
+@pytest.mark.parametrize(
+    "header", ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-MLflow-Workspace"]
+)
+def test_method_override_and_workspace_headers_are_refused(header):
+    refused("GET", "/api/2.0/mlflow/runs/get", "run_id=a", headers={header: "DELETE"})

@@ -375,3 +375,52 @@ def test_letting_readers_tag_models_flips_exactly_those_cells(tmp_path, authoriz
     flipped = sorted(k for k in before if before[k] != after[k])
     readers = sorted(k for k, (_p, _e, _x, model) in PRINCIPALS.items() if model == 1)
     assert flipped == [(k, "SetRegisteredModelTag", "churn") for k in readers]
+
+
+def test_unknown_experiment_name_is_forwarded_for_mlflow_to_answer_404(authorizer):
+    from gateway.decide import MISSING
+
+    parsed = parse_request("GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=new")
+    assert parsed.filter == "experiment"  # the returned experiment is checked again
+    bob = PRINCIPALS["no grant"][0]
+    decision = authorizer.decide(bob, parsed.action, parsed.resources, lambda ref: MISSING)
+    assert decision.allowed and "does not exist" in decision.note
+    # an existing name is decided as usual
+    assert not authorizer.decide(bob, parsed.action, parsed.resources, lambda ref: SHARED).allowed
+
+
+def test_other_missing_resources_are_denied_not_404(authorizer):
+    from gateway.decide import MISSING
+
+    admin = PRINCIPALS["admin"][0]
+    decision = authorizer.decide(admin, "GetRun", [ResourceRef("run", "gone")], lambda r: MISSING)
+    assert not decision.allowed and decision.errors == ("no run 'gone'",)
+
+
+def _search(*experiment_ids):
+    body = json.dumps({"experiment_ids": list(experiment_ids)}).encode()
+    return parse_request("POST", "/api/2.0/mlflow/runs/search", "", J, body)
+
+
+def test_search_is_narrowed_to_readable_experiments(authorizer):
+    gus = PRINCIPALS["group member"][0]  # reads experiment 1 through a group, not private 2
+    result = authorizer.authorize(gus, _search("1", "2"), lookup)
+    assert result.allowed and not result.narrowed_to_nothing
+    assert [r.id for r in result.kept] == ["1"] and [r.id for r in result.dropped] == ["2"]
+    assert result.decision.policy_ids == ("experiment-reader",)
+
+
+def test_search_of_only_forbidden_experiments_is_empty_not_denied(authorizer):
+    bob = PRINCIPALS["no grant"][0]
+    result = authorizer.authorize(bob, _search("1", "2"), lookup)
+    assert result.allowed and result.narrowed_to_nothing and not result.kept
+
+
+def test_authorize_denies_when_a_strict_reference_is_denied(authorizer):
+    body = json.dumps({"run_id": "run-1", "trace_ids": ["tr-1"]}).encode()
+    parsed = parse_request("POST", "/api/2.0/mlflow/traces/link-to-run", "", J, body)
+    eddie, rita = PRINCIPALS["editor"][0], PRINCIPALS["reader"][0]
+    assert authorizer.authorize(eddie, parsed, lookup).allowed
+    result = authorizer.authorize(rita, parsed, lookup)
+    assert not result.allowed and result.decision.action == "LinkTracesToRun"
+    assert len(result.decisions) == 2

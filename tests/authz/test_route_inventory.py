@@ -137,6 +137,7 @@ def test_unknown_routes_are_refused_with_403(method, path):
         "/api/2.0/mlflow-artifacts/artifacts/1/%2e%2e/2/x",
         "/api/2.0/mlflow-artifacts/artifacts/1/../2/x",
         "api/2.0/mlflow/runs/get",
+        "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/ü.txt",  # raw, not percent-encoded
     ],
 )
 def test_non_canonical_paths_are_refused_with_400(path):
@@ -150,6 +151,8 @@ def test_harmless_escapes_decode_to_the_same_route():
     assert matched.route.action == "GetRun"
     matched = match_route("PUT", "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/a%20b.txt")
     assert matched.param("artifact_path") == "1/r/artifacts/a b.txt"
+    matched = match_route("GET", "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/%C3%BC.txt")
+    assert matched.param("artifact_path") == "1/r/artifacts/ü.txt"
 
 
 def test_static_segments_win_over_path_parameters():

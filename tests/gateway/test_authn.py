@@ -247,11 +247,22 @@ def test_every_api_prefix_needs_a_token(gateway, echo_upstream):
 def test_ui_static_files_load_without_a_token(gateway, echo_upstream):
     echo, _ = echo_upstream
     with gateway.client() as client:
-        for path in ("/", "/static-files/static/js/main.js", "/favicon.ico"):
+        for path in ("/static-files/static/js/main.js", "/favicon.ico"):
             assert client.get(path).status_code == 200, path
         assert client.post("/static-files/x", json={}).status_code == 401
     principal = principal_seen_upstream(echo)
     assert principal.kind == "anonymous"
+
+
+def test_the_ui_page_sends_a_browser_to_sign_in(gateway, echo_upstream):
+    echo, _ = echo_upstream
+    with gateway.client() as client:
+        page = client.get("/", headers={"Accept": "text/html", "Sec-Fetch-Mode": "navigate"})
+        script = client.get("/", headers={"Accept": "application/json"})
+    assert page.status_code == 302
+    assert page.headers["location"] == "/oauth2/login?next=%2F"
+    assert script.status_code == 401
+    assert echo.received == []
 
 
 def test_probes_need_no_token(gateway):

@@ -218,3 +218,63 @@ def test_the_principal_reaches_flask_worker_threads():
     assert response.json() == {"username": "alice"}
     assert seen["thread"] is not threading.main_thread()
     assert current_principal() is None
+
+
+@pytest.fixture(scope="module")
+def dynamodb_handler_tier(tmp_path_factory, dynalite_endpoint) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("dynamo-handler")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = handler_env(data, SECRET)
+    store_uri = f"dynamodb://{dynalite_endpoint.removeprefix('http://')}/gateway-tests"
+    env |= {"_MLFLOW_SERVER_FILE_STORE": store_uri, "_MLFLOW_SERVER_REGISTRY_STORE": store_uri}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "store.handler_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=data,
+    )
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_the_dynamodb_store_attributes_runs_to_the_principal(dynamodb_handler_tier, start_gateway):
+    gateway = start_gateway(dynamodb_handler_tier)
+    token = gateway.idp.mint("carol", ["ds-team"])
+    with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        experiment = client.post("/api/2.0/mlflow/experiments/create", json={"name": "attributed"})
+        assert experiment.status_code == 200, experiment.text
+        created = client.post(
+            "/api/2.0/mlflow/runs/create",
+            json={
+                "experiment_id": experiment.json()["experiment_id"],
+                "user_id": "mallory",
+                "tags": [{"key": "mlflow.user", "value": "mallory"}],
+            },
+        )
+        assert created.status_code == 200, created.text
+        run_id = created.json()["run"]["info"]["run_id"]
+        fetched = client.get("/api/2.0/mlflow/runs/get", params={"run_id": run_id}).json()
+    assert fetched["run"]["info"]["user_id"] == "carol"
+    tags = {t["key"]: t["value"] for t in fetched["run"]["data"]["tags"]}
+    assert tags["mlflow.user"] == "carol"

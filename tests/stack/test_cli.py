@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jwt
@@ -74,16 +75,27 @@ def test_token_refuses_without_a_running_stack(tmp_path, capsys) -> None:
     assert "no Cedarflow stack is running" in capsys.readouterr().err
 
 
+def test_token_refuses_when_the_stack_was_killed(tmp_path, capsys) -> None:
+    # stack.json stays behind when the stack is SIGKILLed; its pid then runs no more.
+    no_such_pid = 2**22 + 1  # above Linux's largest pid_max
+    DataDir.at(tmp_path).write_stack_info({"dev_idp": True, "issuer": "x", "pid": no_such_pid})
+    assert cli.main(["token", "--user", "alice", "--data-dir", str(tmp_path)]) == 1
+    assert "no Cedarflow stack is running" in capsys.readouterr().err
+
+
 def test_token_refuses_when_dev_provider_is_off(tmp_path, capsys) -> None:
-    DataDir.at(tmp_path).write_stack_info({"url": "http://127.0.0.1:1", "dev_idp": False})
+    DataDir.at(tmp_path).write_stack_info(
+        {"url": "http://127.0.0.1:1", "dev_idp": False, "pid": os.getpid()}
+    )
     assert cli.main(["token", "--user", "alice", "--data-dir", str(tmp_path)]) == 1
     assert "without the dev identity provider" in capsys.readouterr().err
 
 
 def test_token_is_a_cognito_shaped_access_token(tmp_path, capsys) -> None:
     issuer = "http://127.0.0.1:8080/devidp"
-    DataDir.at(tmp_path).write_stack_info({"url": "http://127.0.0.1:8080", "dev_idp": True,
-                                           "issuer": issuer})  # fmt: skip
+    DataDir.at(tmp_path).write_stack_info(
+        {"url": "http://127.0.0.1:8080", "dev_idp": True, "issuer": issuer, "pid": os.getpid()}
+    )
     argv = ["token", "--user", "alice", "--groups", "vision, nlp", "--ttl", "600"]
     assert cli.main([*argv, "--data-dir", str(tmp_path)]) == 0
     claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})

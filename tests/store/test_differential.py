@@ -178,7 +178,9 @@ def _random_clause(rng: random.Random, run_ids: list[str]) -> str:
         value = rng.choice(_PATTERNS if "LIKE" in op.upper() else _PARAM_VALUES)
         return f"{prefix}.{key} {op} '{value}'"
     if family == "null":
-        prefix, key = rng.choice([("params", "p0"), ("params", "p2"), ("tags", "t0"), ("tag", "t2")])
+        prefix, key = rng.choice(
+            [("params", "p0"), ("params", "p2"), ("tags", "t0"), ("tag", "t2")]
+        )
         return f"{prefix}.{key} {rng.choice(['IS NULL', 'IS NOT NULL'])}"
     if family == "attr":
         ids = ", ".join(f"'{i}'" for i in rng.sample(run_ids, 3))
@@ -297,7 +299,9 @@ def walk_pages(oracle, ours, scope, filter_string, view, order_by, rng):
     size = rng.choice([1, 2, 3, 7, 50])
     tokens = (None, None)
     for _ in range(200):
-        expected, oracle_token = search(oracle, scope, filter_string, view, size, order_by, tokens[0])
+        expected, oracle_token = search(
+            oracle, scope, filter_string, view, size, order_by, tokens[0]
+        )
         actual, our_token = search(ours, scope, filter_string, view, size, order_by, tokens[1])
         assert actual == expected, (filter_string, order_by, size)
         assert (our_token is None) == (oracle_token is None)
@@ -308,7 +312,9 @@ def walk_pages(oracle, ours, scope, filter_string, view, order_by, rng):
 
 
 @pytest.mark.parametrize("seed", [404])
-def test_runs_histories_and_experiments_match_sql_store(seed, dynalite_store, sql_store, monkeypatch):
+def test_runs_histories_and_experiments_match_sql_store(
+    seed, dynalite_store, sql_store, monkeypatch
+):
     rng = random.Random(seed)
     pair = Pair(dynalite_store, sql_store, monkeypatch)
     experiments = build_workload(pair, rng)
@@ -331,7 +337,10 @@ def test_runs_histories_and_experiments_match_sql_store(seed, dynalite_store, sq
 
 
 def histories(store, run_id, key):
-    return [(m.key, sql_value(m.value), m.timestamp, m.step) for m in store.get_metric_history(run_id, key)]
+    return [
+        (m.key, sql_value(m.value), m.timestamp, m.step)
+        for m in store.get_metric_history(run_id, key)
+    ]
 
 
 def interval(store, run_id, key, max_results, steps):
@@ -424,3 +433,44 @@ def test_invalid_searches_fail_like_sql_store(filter_string, moto_store, sql_sto
     actual, _ = search(moto_store, ["0"], filter_string, ViewType.ALL, 10, None)
     assert actual == expected
     assert isinstance(expected, tuple)
+
+
+_EDGE_FILTERS = [
+    "params.p ILIKE '%Ü%'",
+    "params.p ILIKE '%ü%'",
+    "params.p LIKE 'ÜNÏ'",
+    "params.q ILIKE 'a_c'",
+    "params.q LIKE 'a\\%'",
+    "params.q LIKE '%\\%%'",
+    "params.e = ''",
+    "params.e != 'x'",
+    "metrics.n != 0",
+    "metrics.n = 0",
+    "metrics.n >= 0",
+    "metrics.i > 1e300",
+    "metrics.i = 1.7976931348623157e308",
+    "metrics.ni < -1e300",
+    "tags.multi LIKE '%line%'",
+    "attributes.run_name = 'edge'",
+]
+
+
+@pytest.mark.parametrize("filter_string", _EDGE_FILTERS)
+def test_edge_cases_match_sql_store(filter_string, moto_store, sql_store, monkeypatch):
+    pair = Pair(moto_store, sql_store, monkeypatch)
+    rng = random.Random(7)
+    values = [("ünï", "ABC", ""), ("x", "a%", "x"), ("ÜNÏ", "a\\%b", "y")]
+    for index, (p, q, e) in enumerate(values):
+        with pair.run_id(rng) as run_id:
+            pair.both("create_run", "0", "u", 1000 + index, [], "edge")
+        params = [Param("p", p), Param("q", q), Param("e", e)]
+        metrics = [
+            Metric("n", [math.nan, 0.0, 1.0][index], 1, 0),
+            Metric("i", [math.inf, _MAX_DOUBLE, 1.0][index], 1, 0),
+            Metric("ni", [-math.inf, -1.0, 0.0][index], 1, 0),
+        ]
+        pair.both("log_batch", run_id, metrics, params, [RunTag("multi", "two\nlines")])
+    for order_by in ([], ["metrics.n"], ["metrics.n DESC"], ["metrics.i DESC", "params.p"]):
+        expected, _ = search(sql_store, ["0"], filter_string, ViewType.ALL, 100, order_by)
+        actual, _ = search(moto_store, ["0"], filter_string, ViewType.ALL, 100, order_by)
+        assert actual == expected, order_by

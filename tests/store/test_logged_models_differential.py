@@ -7,7 +7,6 @@ page. Values are lower-case so sqlite's case-insensitive LIKE agrees with MLflow
 
 from __future__ import annotations
 
-import itertools
 import random
 import uuid
 
@@ -20,7 +19,7 @@ import store.logged_models as dynamo_logged_models
 from store.tracking import DynamoTrackingStore
 
 SEED = 20261130
-N_MODELS = 40
+N_MODELS = 30
 
 
 class Clock:
@@ -171,7 +170,7 @@ ORDERS = [
     [{"field_name": "metrics.loss"}, {"field_name": "name", "ascending": False}],
     [{"field_name": "metrics.acc", "dataset_name": "eval"}],
     [{"field_name": "metrics.acc", "dataset_name": "eval", "dataset_digest": "d3"}],
-    [{"field_name": "status"}, {"field_name": "model_id"}],
+    [{"field_name": "status", "ascending": False}],
 ]
 
 
@@ -213,7 +212,7 @@ def _comparable(model) -> dict:
 def test_filters_match_sql_store(stores, filter_string):
     ours, oracle, experiments = stores
     ids = list(zip(*experiments.values(), strict=True))
-    for datasets, size in itertools.product(DATASETS, (3, 100)):
+    for datasets, size in [(None, 7), *((d, 100) for d in DATASETS)]:
         expected = _pages(oracle, list(ids[1]), filter_string, datasets, None, size)
         got = _pages(ours, list(ids[0]), filter_string, datasets, None, size)
         assert got == expected, (filter_string, datasets, size)
@@ -223,9 +222,7 @@ def test_filters_match_sql_store(stores, filter_string):
 def test_orders_match_sql_store(stores, order_by):
     ours, oracle, experiments = stores
     ids = list(zip(*experiments.values(), strict=True))
-    for filter_string, size in itertools.product(
-        (None, "metrics.acc > 0.1", "tags.team != 'b'"), (1, 4, 50)
-    ):
+    for filter_string, size in [(None, 4), ("metrics.acc > 0.1", 100), ("tags.team != 'b'", 9)]:
         expected = _pages(oracle, list(ids[1]), filter_string, None, order_by, size)
         got = _pages(ours, list(ids[0]), filter_string, None, order_by, size)
         assert got == expected, (order_by, filter_string, size)

@@ -1,0 +1,85 @@
+"""Concurrent writers against a real DynamoDB server process (dynalite)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+_THREADS = 8
+
+
+def run_in_parallel(task, count: int) -> list:
+    barrier = threading.Barrier(count)
+
+    def start(index: int):
+        barrier.wait()
+        try:
+            return ("ok", task(index))
+        except MlflowException as exc:
+            return ("error", exc.error_code)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(start, range(count)))
+
+
+def test_parallel_log_batch_on_one_run_loses_nothing(dynalite_store):
+    experiment_id = dynalite_store.create_experiment("parallel")
+    run_id = dynalite_store.create_run(experiment_id, "u", 1, [], "busy").info.run_id
+    batches = 5
+
+    def log(worker: int):
+        for batch in range(batches):
+            name = f"w{worker}b{batch}"
+            metrics = [Metric(f"{name}-m", float(step), 1, step) for step in range(30)]
+            metrics.append(Metric("shared", float(worker * 100 + batch), worker, batch))
+            dynalite_store.log_batch(
+                run_id, metrics, [Param(f"{name}-p", name)], [RunTag(f"{name}-t", name)]
+            )
+
+    assert run_in_parallel(log, _THREADS) == [("ok", None)] * _THREADS
+    run = dynalite_store.get_run(run_id)
+    expected = {f"w{w}b{b}" for w in range(_THREADS) for b in range(batches)}
+    assert set(run.data.params) == {f"{n}-p" for n in expected}
+    assert {f"{n}-t" for n in expected} <= set(run.data.tags)
+    assert {f"{n}-m" for n in expected} <= set(run.data.metrics)
+    assert run.data.metrics["shared"] == float((_THREADS - 1) * 100 + batches - 1)
+    assert len(dynalite_store.get_metric_history(run_id, "shared")) == _THREADS * batches
+    assert all(
+        len(dynalite_store.get_metric_history(run_id, f"{n}-m")) == 30 for n in list(expected)[:5]
+    )
+
+
+def test_parallel_create_experiment_with_one_name_has_one_winner(dynalite_store):
+    results = run_in_parallel(lambda _: dynalite_store.create_experiment("contested"), _THREADS)
+    winners = [value for outcome, value in results if outcome == "ok"]
+    assert len(winners) == 1
+    losers = [result for result in results if result[0] == "error"]
+    assert losers == [("error", "RESOURCE_ALREADY_EXISTS")] * (_THREADS - 1)
+    assert dynalite_store.get_experiment_by_name("contested").experiment_id == winners[0]
+
+
+def test_parallel_renames_onto_one_name_have_one_winner(dynalite_store):
+    ids = [dynalite_store.create_experiment(f"source-{i}") for i in range(_THREADS)]
+    results = run_in_parallel(
+        lambda i: dynalite_store.rename_experiment(ids[i], "target"), _THREADS
+    )
+    assert sum(outcome == "ok" for outcome, _ in results) == 1
+    named = [i for i in ids if dynalite_store.get_experiment(i).name == "target"]
+    assert len(named) == 1
+    assert dynalite_store.get_experiment_by_name("target").experiment_id == named[0]
+
+
+def test_parallel_param_conflicts_keep_the_first_value(dynalite_store):
+    experiment_id = dynalite_store.create_experiment("params")
+    run_id = dynalite_store.create_run(experiment_id, "u", 1, [], "p").info.run_id
+    results = run_in_parallel(
+        lambda i: dynalite_store.log_param(run_id, Param("lr", str(i))), _THREADS
+    )
+    assert sum(outcome == "ok" for outcome, _ in results) == 1
+    assert [value for outcome, value in results if outcome == "error"] == [
+        "INVALID_PARAMETER_VALUE"
+    ] * (_THREADS - 1)
+    assert len(dynalite_store.get_run(run_id).data.params) == 1
