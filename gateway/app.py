@@ -67,6 +67,10 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
     browser = (
         BrowserLogin(config, login_config, authenticator, jwks_client) if login_config else None
     )
+    if authorizer is None and config.policies_dir is not None:  # Cedar policies + role bindings
+        from gateway.authorize import PolicyAuthorizer
+
+        authorizer = PolicyAuthorizer.from_config(config)
     gateway = MlflowGateway(
         authenticator=authenticator,
         authorizer=authorizer or AllowAuthenticated(),
@@ -89,6 +93,7 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
         routes.append(Mount("/devidp", routes=dev_endpoints.routes()))
     if browser is not None:
         routes.extend(browser.routes())
+    routes.extend(getattr(gateway.authorizer, "routes", list)())  # e.g. /metrics
     routes.append(Route("/{path:path}", gateway.handle, methods=ALL_METHODS))
 
     @contextlib.asynccontextmanager
@@ -165,8 +170,12 @@ class MlflowGateway:
                 return await self.forwarder.forward(request, ANONYMOUS)
             caller, set_cookie = await self._authenticate(request)
             request.state.caller = caller
-            await self.authorizer.authorize(request, caller)
-            response = await self.forwarder.forward(request, caller.principal)
+            handle = getattr(self.authorizer, "handle", None)
+            if handle is not None:  # the policy step forwards and filters responses itself
+                response = await handle(request, caller, self.forwarder)
+            else:
+                await self.authorizer.authorize(request, caller)
+                response = await self.forwarder.forward(request, caller.principal)
             if set_cookie is not None:
                 response.raw_headers.append((b"set-cookie", set_cookie.encode("latin-1")))
             return response

@@ -1,4 +1,5 @@
-"""The `cedarflow` command: `up` runs the local stack, `token` prints a dev token."""
+"""The `cedarflow` command: `up` runs the local stack, `token` prints a dev token, `login` signs
+a user in to a gateway for the MLflow client."""
 
 from __future__ import annotations
 
@@ -74,11 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
         "GROUPS (repeatable)",
     )
     up.add_argument(
+        "--policies",
+        dest="policies_dir",
+        type=Path,
+        metavar="DIR",
+        help="decide every call with the Cedar policies in DIR (e.g. policies/); audit lines "
+        "go to DATA/logs/audit.jsonl",
+    )
+    up.add_argument(
         "--no-dev-idp",
         dest="dev_idp",
         action="store_false",
         help="turn the dev identity provider off (then `cedarflow token` refuses)",
     )
+
+    from gateway.login_command import add_login_command
+
+    add_login_command(commands)
 
     token = commands.add_parser(
         "token",
@@ -158,6 +171,8 @@ def _run_up(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         error(f"--port {args.port} is not a port number")
+    if args.policies_dir is not None and not args.policies_dir.is_dir():
+        error(f"--policies {args.policies_dir} is not a directory")
     config = StackConfig(
         data_dir=args.data_dir,
         host=args.host,
@@ -165,6 +180,7 @@ def _run_up(args: argparse.Namespace) -> int:
         issuers=_issuers(args, error),
         dev_idp=args.dev_idp,
         service_clients=tuple(_service_client(v, error) for v in args.service_clients),
+        policies_dir=args.policies_dir,
     )
     return Stack(config).run()
 

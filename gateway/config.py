@@ -131,6 +131,12 @@ class GatewayConfig:
     browser_login: BrowserLoginConfig | None = None  # None = the dev provider's, when it is on
     session: SessionSettings = field(default_factory=SessionSettings)
     dev_token_ttl_seconds: int = 3600  # lifetime of the dev provider's access and ID tokens
+    # Authorization (gateway/authorize.py): Cedar policies from `policies_dir`, role bindings
+    # from the handler tier's table `store_uri`; None = every authenticated caller passes.
+    policies_dir: Path | None = None
+    store_uri: str | None = None  # dynamodb://...
+    bindings_ttl_seconds: float = 5.0  # how long the gateway trusts cached role bindings
+    audit_path: Path | None = None  # audit JSON lines; None = stdout
 
     @property
     def dev_issuer(self) -> str:

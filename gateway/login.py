@@ -114,6 +114,8 @@ class BrowserLogin:
             )
         except InvalidCookie as exc:
             raise SessionEnded(str(exc), self._clear_session_cookie()) from None
+        if session.caller.issuer != self.login.issuer:  # the sign-in provider was changed
+            raise SessionEnded("session of another issuer", self._clear_session_cookie())
         if not session.needs_refresh(self._refresh_margin(session)):
             return SessionOutcome(session.caller)
         if session.refresh_token is None:

@@ -7,17 +7,20 @@ the operations every DynamoDB-compatible server offers (no transactions, PartiQL
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import os
 import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
@@ -28,6 +31,7 @@ TTL_ATTRIBUTE = "ttl"
 MAX_ITEM_BYTES = 400 * 1024
 BATCH_WRITE_SIZE = 25
 BATCH_GET_SIZE = 100
+PARALLEL_BATCH_WRITES = 8  # BatchWriteItem requests in flight at once for one call
 
 _MAX_ATTEMPTS = 8
 _BACKOFF_BASE_S = 0.025
@@ -98,7 +102,6 @@ def float_from_dynamo(value: Any) -> float:
 
 
 _serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def _to_storable(value: Any) -> Any:
@@ -115,20 +118,6 @@ def _to_storable(value: Any) -> Any:
     return value
 
 
-def _from_stored(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Binary):
-        return bytes(value)
-    if isinstance(value, dict):
-        return {k: _from_stored(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_stored(v) for v in value]
-    if isinstance(value, set):
-        return {_from_stored(v) for v in value}
-    return value
-
-
 def serialize_item(item: dict) -> dict:
     """Plain dict → DynamoDB typed JSON (floats that DynamoDB cannot hold become strings)."""
     return {k: _serializer.serialize(_to_storable(v)) for k, v in item.items()}
@@ -136,7 +125,57 @@ def serialize_item(item: dict) -> dict:
 
 def deserialize_item(item: dict) -> dict:
     """DynamoDB typed JSON → plain dict (integral numbers as int, others as float)."""
-    return {k: _from_stored(_deserializer.deserialize(v)) for k, v in item.items()}
+    return {k: _from_wire(v) for k, v in item.items()}
+
+
+def _from_wire(value: dict) -> Any:
+    ((kind, body),) = value.items()
+    if kind == "S" or kind == "BOOL":
+        return body
+    if kind == "N":
+        return _number(body)
+    if kind == "M":
+        return {k: _from_wire(v) for k, v in body.items()}
+    if kind == "L":
+        return [_from_wire(v) for v in body]
+    if kind == "NULL":
+        return None
+    if kind == "SS":
+        return set(body)
+    if kind == "NS":
+        return {_number(v) for v in body}
+    if kind == "B":
+        return _binary(body)
+    if kind == "BS":
+        return {_binary(v) for v in body}
+    raise ValueError(f"Unknown DynamoDB type {kind!r}")
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        number = Decimal(text)
+        return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _binary(body) -> bytes:
+    return bytes(body) if isinstance(body, bytes | bytearray) else base64.b64decode(body)
+
+
+# Items in responses are handed over as DynamoDB JSON, untouched by botocore's shape parser
+# (which is most of the cost of reading a page of items); `deserialize_item` reads them.
+_RAW_RESPONSE_MEMBERS = ("Item", "Items", "Attributes", "Responses", "LastEvaluatedKey")
+
+
+def _keep_items_raw(response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
+    if response_dict.get("status_code", 500) >= 300 or not response_dict.get("body"):
+        return
+    body = json.loads(response_dict["body"])
+    for member in _RAW_RESPONSE_MEMBERS:
+        if member in body:
+            customized_response_dict[member] = body.pop(member)
+    response_dict["body"] = json.dumps(body).encode()
 
 
 def _serialize_values(values: dict | None) -> dict | None:
@@ -159,6 +198,9 @@ class DynamoTable:
         self.name = location.table
         self.round_trips = RoundTrips()
         self._client = _make_client(location)
+        self.parallel_writes = PARALLEL_BATCH_WRITES
+        self._writer_pool: ThreadPoolExecutor | None = None
+        self._writers_lock = threading.Lock()
 
     @classmethod
     def from_uri(cls, uri: str) -> DynamoTable:
@@ -357,25 +399,40 @@ class DynamoTable:
     def batch_write(
         self, puts: Iterable[dict] = (), deletes: Iterable[tuple[str, str]] = ()
     ) -> None:
-        """Write in chunks of 25; a key repeated in one call is written in a later chunk."""
+        """Write in chunks of 25, several chunks at once; a key repeated in one call is written
+        by a later chunk (after the earlier ones), so the last write of a key wins."""
         requests = [("put", item, (item["pk"], item["sk"])) for item in puts]
         requests += [("delete", None, key) for key in deletes]
-        for chunk in _chunks_without_duplicate_keys(requests, BATCH_WRITE_SIZE):
-            pending = {
-                self.name: [
-                    {"PutRequest": {"Item": serialize_item(item)}}
-                    if kind == "put"
-                    else {"DeleteRequest": {"Key": _key(*key)}}
-                    for kind, item, key in chunk
-                ]
-            }
-            attempt = 0
-            while pending:
-                response = self._call("BatchWriteItem", RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if pending:
-                    attempt += 1
-                    _sleep_backoff(attempt, "BatchWriteItem")
+        waves = _waves_without_duplicate_keys(requests, BATCH_WRITE_SIZE, self.parallel_writes)
+        for wave in waves:
+            if len(wave) == 1:
+                self._write_chunk(wave[0])
+                continue
+            for future in [self._writers().submit(self._write_chunk, c) for c in wave]:
+                future.result()
+
+    def _write_chunk(self, chunk: list) -> None:
+        pending = {
+            self.name: [
+                {"PutRequest": {"Item": serialize_item(item)}}
+                if kind == "put"
+                else {"DeleteRequest": {"Key": _key(*key)}}
+                for kind, item, key in chunk
+            ]
+        }
+        attempt = 0
+        while pending:
+            response = self._call("BatchWriteItem", RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+            if pending:
+                attempt += 1
+                _sleep_backoff(attempt, "BatchWriteItem")
+
+    def _writers(self) -> ThreadPoolExecutor:
+        with self._writers_lock:
+            if self._writer_pool is None:
+                self._writer_pool = ThreadPoolExecutor(self.parallel_writes, "dynamo-batch")
+            return self._writer_pool
 
     def batch_get(self, keys: Iterable[tuple[str, str]]) -> list[dict]:
         """Items for the keys that exist (any order), strongly consistent, 100 keys per request."""
@@ -439,7 +496,9 @@ def _make_client(location: DynamoUri):
     if location.is_local and session.get_credentials() is None:
         kwargs["aws_access_key_id"] = "local"
         kwargs["aws_secret_access_key"] = "local"  # noqa: S105 - a local server checks nothing
-    return session.client("dynamodb", **kwargs)
+    client = session.client("dynamodb", **kwargs)
+    client.meta.events.register("before-parse.dynamodb.*", _keep_items_raw)
+    return client
 
 
 def _sleep_backoff(attempt: int, operation: str, cause: Exception | None = None) -> None:
@@ -450,17 +509,24 @@ def _sleep_backoff(attempt: int, operation: str, cause: Exception | None = None)
     time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
 
 
-def _chunks_without_duplicate_keys(requests: list, size: int) -> Iterator[list]:
-    chunk: list = []
+def _waves_without_duplicate_keys(requests: list, size: int, parallel: int) -> Iterator[list[list]]:
+    """Chunks of `size` grouped in waves; a key never appears twice in one wave."""
+    wave: list[list] = [[]]
     keys: set = set()
     for request in requests:
-        if len(chunk) == size or request[2] in keys:
-            yield chunk
-            chunk, keys = [], set()
-        chunk.append(request)
+        if request[2] in keys:
+            yield wave
+            wave, keys = [[]], set()
+        if len(wave[-1]) == size:
+            if len(wave) == parallel:
+                yield wave
+                wave, keys = [[]], set()
+            else:
+                wave.append([])
+        wave[-1].append(request)
         keys.add(request[2])
-    if chunk:
-        yield chunk
+    if wave[-1]:
+        yield wave
 
 
 def _with_expressions(

@@ -23,6 +23,7 @@ from mlflow.utils.validation import (
     _validate_experiment_tag,
 )
 
+from store.bindings import EXPERIMENT, creation_bindings
 from store.dynamo import GSI1, ConditionFailed, DynamoTable
 from store.experiment_search import experiment_matcher, sort_experiments
 from store.pagination import decode_page_token, encode_page_token
@@ -120,6 +121,8 @@ class ExperimentsMixin:
                 "creation_time": now,
                 "last_update_time": now,
                 "tags": {tag.key: tag.value for tag in tags},
+                # role bindings (store/bindings.py): written in this same PutItem
+                **creation_bindings(EXPERIMENT),
             },
             condition="attribute_not_exists(pk)",
         )

@@ -31,7 +31,6 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_
 from mlflow.store.entities.paged_list import PagedList
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
 from mlflow.utils.name_utils import _generate_random_name
-from mlflow.utils.search_logged_model_utils import EntityType, parse_filter_string
 from mlflow.utils.time import get_current_time_millis
 from mlflow.utils.uri import append_to_uri_path
 from mlflow.utils.validation import _validate_logged_model_name, _validate_tag
@@ -299,6 +298,8 @@ class LoggedModelsMixin:
                 )
             offset = int(payload["offset"])
         max_results = max_results or SEARCH_MAX_RESULTS_DEFAULT
+        from mlflow.utils.search_logged_model_utils import parse_filter_string  # heavy: lazy
+
         comparisons = parse_filter_string(filter_string)
         sort_key = _sort_key(order_by)
 
@@ -388,6 +389,8 @@ def _on_datasets(metric: dict, datasets: list[dict] | None) -> bool:
 
 
 def _matches(item: dict, comparisons, datasets) -> bool:
+    from mlflow.utils.search_logged_model_utils import EntityType
+
     metrics = list(item.get("metrics", {}).values())
     has_metric_filter = False
     for comp in comparisons:

@@ -28,8 +28,9 @@ from mlflow.utils.validation import (
     _validate_tag_name,
 )
 
+from store.bindings import REGISTERED_MODEL, creation_bindings
 from store.dynamo import GSI1, ConditionFailed, DynamoTable
-from store.registry_core import STALE_RENAME_MS, model_not_found, now_ms
+from store.registry_core import STALE_RENAME_MS, model_not_found, now_ms, within_item_limit
 from store.registry_items import (
     MODELS_GSI_PK,
     VERSIONS_GSI_PK,
@@ -84,9 +85,11 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
             tag_dict[tag.key] = tag.value
         now = now_ms()
         item = new_model_item(name, uuid.uuid4().hex, now, description, tag_dict)
+        item.update(creation_bindings(REGISTERED_MODEL))  # role bindings, in the same PutItem
         for _ in range(2):
             try:
-                self._table.put(item, condition="attribute_not_exists(pk)")
+                with within_item_limit("registered model"):
+                    self._table.put(item, condition="attribute_not_exists(pk)")
                 return model_entity(item, [])
             except ConditionFailed:
                 existing = self._table.get(*model_key(name))

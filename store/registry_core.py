@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 from mlflow.utils.time import get_current_time_millis
 from mlflow.utils.validation import _validate_model_name
 
-from store.dynamo import ConditionFailed, DynamoTable
+from store.dynamo import ConditionFailed, DynamoTable, ItemTooLarge
 from store.registry_items import (
     MODELS_GSI_PK,
     VERSION_SK_PREFIX,
@@ -40,6 +43,18 @@ def version_not_found(name: str, version: int) -> MlflowException:
     return MlflowException(
         f"Model Version (name={name}, version={version}) not found", RESOURCE_DOES_NOT_EXIST
     )
+
+
+@contextlib.contextmanager
+def within_item_limit(what: str) -> Iterator[None]:
+    """DynamoDB's 400 KB item limit as MLflow's INVALID_PARAMETER_VALUE (nothing written)."""
+    try:
+        yield
+    except ItemTooLarge:
+        raise MlflowException(
+            f"The {what} would exceed DynamoDB's 400 KB item size; use fewer or shorter tags.",
+            INVALID_PARAMETER_VALUE,
+        ) from None
 
 
 class RegistryCore:
@@ -92,13 +107,14 @@ class RegistryCore:
         expression = f"{expression} ADD rev :one"
         for _ in range(2):
             try:
-                return self._table.update(
-                    *model_key(name),
-                    expression,
-                    condition=MODEL_IS_SETTLED,
-                    names=names,
-                    values=values,
-                )
+                with within_item_limit("registered model"):
+                    return self._table.update(
+                        *model_key(name),
+                        expression,
+                        condition=MODEL_IS_SETTLED,
+                        names=names,
+                        values=values,
+                    )
             except ConditionFailed:
                 self._load_model(name)  # raises when missing; settles a finished rename
         raise model_not_found(name)
@@ -205,12 +221,13 @@ class RegistryCore:
     ) -> dict:
         """Update a live version item; RESOURCE_DOES_NOT_EXIST when it is missing or deleted."""
         try:
-            return self._table.update(
-                *version_key(model["rid"], version),
-                expression,
-                condition="attribute_exists(pk) AND #stage <> :deleted",
-                names={**(names or {}), "#stage": "stage"},
-                values={**(values or {}), ":deleted": STAGE_DELETED_INTERNAL},
-            )
+            with within_item_limit("model version"):
+                return self._table.update(
+                    *version_key(model["rid"], version),
+                    expression,
+                    condition="attribute_exists(pk) AND #stage <> :deleted",
+                    names={**(names or {}), "#stage": "stage"},
+                    values={**(values or {}), ":deleted": STAGE_DELETED_INTERNAL},
+                )
         except ConditionFailed:
             raise version_not_found(name, version) from None

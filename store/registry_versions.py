@@ -26,7 +26,7 @@ from mlflow.utils.validation import (
 )
 
 from store.identity import current_principal
-from store.registry_core import RegistryCore, now_ms, version_not_found
+from store.registry_core import RegistryCore, now_ms, version_not_found, within_item_limit
 from store.registry_items import (
     aliases_for,
     is_live,
@@ -79,7 +79,8 @@ class VersionsMixin(RegistryCore):
             model_id=model_id,
             tags=tag_dict,
         )
-        self._table.put(item)
+        with within_item_limit("model version"):
+            self._table.put(item)  # too large: the number stays unused, as after a crash
         return version_entity(name, item)
 
     def _resolve_source(self, source, run_id, model_id):

@@ -161,7 +161,7 @@ class RunsMixin:
             )
 
     def set_tag(self, run_id, tag):
-        tag = _validate_tag(tag.key, tag.value)
+        (tag,) = _attributed([_validate_tag(tag.key, tag.value)])
 
         def change(item: dict) -> bool:
             check_active(item)
@@ -216,6 +216,7 @@ class RunsMixin:
             metrics, params, tags = _validate_single_metric(metrics)
         _validate_batch_log_limits(metrics, params, tags)
         _validate_param_keys_unique(params)
+        tags = _attributed(tags)
         points = [MetricPoint.from_metric(m) for m in metrics]
 
         def change(item: dict) -> bool:
@@ -262,6 +263,14 @@ class RunsMixin:
                 "written. Log fewer or shorter params and tags on this run.",
                 INVALID_PARAMETER_VALUE,
             ) from None
+
+
+def _attributed(tags: list) -> list:
+    """With an authenticated caller, `mlflow.user` can only name that caller."""
+    principal = current_principal()
+    if principal is None:
+        return list(tags)
+    return [RunTag(t.key, principal.username) if t.key == MLFLOW_USER else t for t in tags]
 
 
 def check_active(item: dict) -> None:

@@ -50,6 +50,7 @@ from store.traces_items import (
 )
 from store.traces_search import matches, needs_spans, parse_filter, sort_key
 from store.traces_update import Update
+from store.unsupported import not_implemented_error
 
 TRACES_FOLDER_NAME = "traces"
 ARTIFACTS_FOLDER_NAME = "artifacts"
@@ -222,6 +223,13 @@ class TracesMixin(AssessmentsMixin):
             except ConditionFailed:
                 continue
         raise MlflowException(f"Could not record spans of trace '{trace_id}'; retry the request.")
+
+    # MLflow 2's trace calls (`/api/2.0/mlflow/traces`): clients of MLflow 3 use the v3 calls.
+    def deprecated_start_trace_v2(self, *args, **kwargs):
+        raise not_implemented_error(type(self).__name__, "deprecated_start_trace_v2")
+
+    def deprecated_end_trace_v2(self, *args, **kwargs):
+        raise not_implemented_error(type(self).__name__, "deprecated_end_trace_v2")
 
     # ---- read --------------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from mlflow.entities.span_status import SpanStatusCode
 from mlflow.entities.trace_info import TraceInfo
 from mlflow.entities.trace_location import TraceLocation
 from mlflow.entities.trace_state import TraceState
-from mlflow.store.tracking.dbmodels.models import SqlAssessments
 from mlflow.store.tracking.utils.trace_analytics import (
     PROMOTED_TRACE_METADATA_KEYS,
     analytics_columns_from_metadata,
@@ -154,6 +153,8 @@ def trace_info_from_item(item: dict) -> TraceInfo:
 
 def assessment_columns(assessment: Assessment) -> dict[str, Any]:
     """An assessment as the columns of MLflow's SQL store (ids and times filled in)."""
+    from mlflow.store.tracking.dbmodels.models import SqlAssessments  # heavy: lazy
+
     row = SqlAssessments.from_mlflow_entity(assessment)
     return {c: getattr(row, c) for c in ASSESSMENT_COLUMNS if getattr(row, c) is not None}
 
@@ -162,6 +163,8 @@ def assessment_from_columns(columns: dict[str, Any]) -> Assessment:
     values = {c: columns.get(c) for c in ASSESSMENT_COLUMNS}
     values["valid"] = bool(values["valid"]) if values["valid"] is not None else True
     values["is_numeric_value"] = bool(values["is_numeric_value"])
+    from mlflow.store.tracking.dbmodels.models import SqlAssessments
+
     return SqlAssessments(**values).to_mlflow_entity()
 
 

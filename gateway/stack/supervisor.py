@@ -44,6 +44,7 @@ class StackConfig:
     issuers: tuple[IssuerConfig, ...] = ()
     dev_idp: bool = True
     service_clients: tuple[ServiceClient, ...] = ()
+    policies_dir: Path | None = None  # set = every call decided by these Cedar policies
 
     @property
     def public_url(self) -> str:
@@ -67,6 +68,7 @@ class Stack:
         self._handler: HandlerTier | None = None
         self._server = None  # uvicorn.Server once the gateway is built
         self._gateway_config: GatewayConfig | None = None
+        self._store_uri = ""
         self._failure: str | None = None
 
     def run(self) -> int:
@@ -133,9 +135,11 @@ class Stack:
         self._dynamo = DynamoServer(self.data.dynamodb, log_path=self.data.logs / "dynamodb.log")
         self._dynamo.start()
         endpoint = self._dynamo.url.removeprefix("http://")
+        self._store_uri = f"dynamodb://{endpoint}/{TABLE_NAME}"
+        _ensure_table(self._store_uri)
         self._handler = HandlerTier(
             HandlerTierSettings(
-                store_uri=f"dynamodb://{endpoint}/{TABLE_NAME}",
+                store_uri=self._store_uri,
                 artifacts_dir=self.data.artifacts,
                 identity_secret=self.data.secret("identity"),
                 page_token_secret=self.data.secret("page-token"),
@@ -156,6 +160,9 @@ class Stack:
             issuers=config.issuers,
             dev_idp_dir=self.data.devidp if config.dev_idp else None,
             service_clients=config.service_clients,
+            policies_dir=config.policies_dir.absolute() if config.policies_dir else None,
+            store_uri=self._store_uri,
+            audit_path=self.data.logs / "audit.jsonl",
         )
         self._gateway_config = gateway_config
         app = create_app(gateway_config)
@@ -215,6 +222,16 @@ class Stack:
             self._lock.release()
         finally:
             _restore_handlers(previous)
+
+
+def _ensure_table(store_uri: str) -> None:
+    """Create the table before any tier uses it (both tiers read and write it)."""
+    from store.dynamo import DynamoTable
+
+    try:
+        DynamoTable.from_uri(store_uri).ensure_table()
+    except Exception as exc:  # botocore errors carry their own one-line reason
+        raise StackError(f"cannot create the DynamoDB table: {exc}") from None
 
 
 def banner(config: StackConfig, data: DataDir, dynamo: DynamoServer | None) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,11 +49,36 @@ def test_runs_are_attributed_to_the_token_user_not_the_client_claim(stack, monke
     assert fetched.data.tags["mlflow.user"] == "bob"
 
 
-def test_ui_index_page_is_served_through_the_gateway(stack) -> None:
-    response = httpx.get(f"{stack.url}/", timeout=30)
-    assert response.status_code == 200
-    assert "text/html" in response.headers["content-type"]
-    assert "<html" in response.text.lower()
+def test_browser_signs_in_and_the_ui_shows_the_users_runs(stack, monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", stack.token("dora", ["vision"]))
+    client = MlflowClient(tracking_uri=stack.url)
+    experiment_id = client.create_experiment("seen-in-the-ui")
+    run_id = client.create_run(experiment_id, run_name="ui-run").info.run_id
+
+    page_headers = {"Accept": "text/html,application/xhtml+xml"}
+    with httpx.Client(base_url=stack.url, follow_redirects=True, timeout=60) as browser:
+        login = browser.get("/", headers=page_headers)  # not signed in: the sign-in form
+        assert login.status_code == 200 and "<form" in login.text
+        fields = dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', login.text))
+        fields = {k: html.unescape(v) for k, v in fields.items()}
+        signed_in = browser.post(login.url, data={**fields, "username": "dora", "groups": "vision"})
+        assert signed_in.status_code == 200, signed_in.text[:500]
+        assert signed_in.url.path == "/" and "<html" in signed_in.text.lower()
+
+        # What the UI's own scripts then ask, with the session cookie.
+        experiments = browser.get(
+            "/ajax-api/2.0/mlflow/experiments/search", params={"max_results": 100}
+        )
+        assert experiments.status_code == 200, experiments.text
+        names = [e["name"] for e in experiments.json()["experiments"]]
+        assert "seen-in-the-ui" in names
+        runs = browser.post(
+            "/ajax-api/2.0/mlflow/runs/search",
+            json={"experiment_ids": [experiment_id]},
+            headers={"Origin": stack.url},
+        )
+        assert runs.status_code == 200, runs.text
+        assert [r["info"]["run_id"] for r in runs.json()["runs"]] == [run_id]
 
 
 def test_call_without_token_gets_401_mlflow_json(stack) -> None:

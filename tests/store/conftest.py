@@ -23,7 +23,9 @@ def unique_table() -> str:
 def moto_store() -> Iterator[DynamoTrackingStore]:
     """Our store on moto's in-process DynamoDB, on a table of its own."""
     with mock_aws():
-        yield DynamoTrackingStore(f"dynamodb://us-east-1/{unique_table()}", ARTIFACT_ROOT)
+        store = DynamoTrackingStore(f"dynamodb://us-east-1/{unique_table()}", ARTIFACT_ROOT)
+        store.table.parallel_writes = 1  # moto is not thread-safe
+        yield store
 
 
 @pytest.fixture

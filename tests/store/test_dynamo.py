@@ -23,6 +23,7 @@ def table():
     with mock_aws():
         table = DynamoTable(parse_dynamo_uri("dynamodb://us-east-1/unit-table"))
         table.ensure_table()
+        table.parallel_writes = 1  # moto is not thread-safe
         table.round_trips.reset()
         yield table
 
@@ -238,3 +239,14 @@ def test_unimplemented_calls_raise_mlflow_not_implemented(method, args):
     assert caught.value.error_code == "NOT_IMPLEMENTED"
     assert caught.value.get_http_status_code() == 501
     assert "_PartialStore" in caught.value.message
+
+
+def test_batch_write_waves_never_repeat_a_key_and_keep_its_order():
+    requests = [("put", None, ("K", str(i % 30))) for i in range(70)]
+    waves = list(dynamo._waves_without_duplicate_keys(requests, 25, 8))
+    flattened = [r for wave in waves for chunk in wave for r in chunk]
+    assert flattened == requests
+    for wave in waves:
+        keys = [r[2] for chunk in wave for r in chunk]
+        assert len(keys) == len(set(keys))
+        assert all(len(chunk) <= 25 for chunk in wave) and len(wave) <= 8

@@ -592,3 +592,77 @@ def test_calls_the_store_does_not_offer_are_not_implemented(reg):
         assert error_code(excinfo) == "NOT_IMPLEMENTED"
     event = WebhookEvent(WebhookEntity.MODEL_VERSION, WebhookAction.CREATED)
     assert reg.list_webhooks_by_event(event).to_list() == []
+
+
+def test_tags_beyond_the_item_limit_are_invalid_parameter_value(dynalite_endpoint, clock):
+    # dynalite: moto applies an oversized update before refusing it.
+    host = dynalite_endpoint.removeprefix("http://")
+    reg = DynamoRegistryStore(f"dynamodb://{host}/registry-{uuid.uuid4().hex[:10]}")
+    reg.create_registered_model("churn")
+    for i in range(3):
+        reg.set_registered_model_tag("churn", RegisteredModelTag(f"k{i}", "x" * 99_000))
+    with pytest.raises(MlflowException, match="400 KB") as excinfo:
+        for i in range(3, 5):
+            reg.set_registered_model_tag("churn", RegisteredModelTag(f"k{i}", "x" * 99_000))
+    assert error_code(excinfo) == "INVALID_PARAMETER_VALUE"
+    assert len(reg.get_registered_model("churn").tags) == 4
+
+
+@pytest.fixture
+def dynalite_reg(dynalite_endpoint: str) -> DynamoRegistryStore:
+    # dynalite: moto is not safe under concurrent writers.
+    host = dynalite_endpoint.removeprefix("http://")
+    return DynamoRegistryStore(f"dynamodb://{host}/registry-{uuid.uuid4().hex[:10]}")
+
+
+def test_concurrent_version_creation_allocates_each_number_once(dynalite_reg):
+    from concurrent.futures import ThreadPoolExecutor
+
+    dynalite_reg.create_registered_model("churn")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        versions = list(
+            pool.map(
+                lambda _: dynalite_reg.create_model_version("churn", "s3://b/m").version, range(40)
+            )
+        )
+    assert sorted(versions) == list(range(1, 41))
+    assert [v.version for v in dynalite_reg.get_latest_versions("churn")] == [40]
+
+
+def test_concurrent_creation_of_one_name_has_one_winner(dynalite_reg):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_):
+        try:
+            dynalite_reg.create_registered_model("churn")
+            return "created"
+        except MlflowException as e:
+            return e.error_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(create, range(8)))
+    assert sorted(outcomes) == ["RESOURCE_ALREADY_EXISTS"] * 7 + ["created"]
+
+
+def test_concurrent_transitions_leave_a_true_latest_versions_map(dynalite_reg):
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    dynalite_reg.create_registered_model("churn")
+    for _ in range(16):
+        dynalite_reg.create_model_version("churn", "s3://b/m")
+    rng = random.Random(7)
+    plan = [(v, rng.choice(["Staging", "Production", "Archived", "None"])) for v in range(1, 17)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda move: dynalite_reg.transition_model_version_stage("churn", *move, False),
+                plan,
+            )
+        )
+    truth: dict[str, int] = {}
+    for mv in dynalite_reg.search_model_versions("name = 'churn'"):
+        truth[mv.current_stage] = max(truth.get(mv.current_stage, 0), int(mv.version))
+    latest, trips = calls(dynalite_reg, dynalite_reg.get_latest_versions, "churn")
+    assert {mv.current_stage: mv.version for mv in latest} == truth
+    assert trips == {"GetItem": 1, "BatchGetItem": 1}

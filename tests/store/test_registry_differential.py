@@ -343,3 +343,22 @@ def test_prompt_searches_match_sqlalchemy_store(ours, oracle, clock):
     assert view(ours.search_registered_models().to_list()) == view(
         oracle.search_registered_models().to_list()
     )
+
+
+def test_registered_model_sources_match_sqlalchemy_store(ours, oracle, clock):
+    outcomes = []
+    for reg in (ours, oracle):
+        reg.create_registered_model("base")
+        reg.create_model_version("base", "s3://bucket/base/1", run_id="run1")
+        reg.create_registered_model("copy")
+        copied = reg.copy_model_version(reg.get_model_version("base", 1), "copy")
+        outcomes.append(
+            (
+                view(copied),
+                reg.get_model_version_download_uri("copy", copied.version),
+                outcome(lambda r=reg: r.create_model_version("copy", "models:/base/7")),
+            )
+        )
+    assert outcomes[0][:2] == outcomes[1][:2]
+    assert outcomes[0][1] == "s3://bucket/base/1"
+    assert outcomes[0][2][:2] == outcomes[1][2][:2] == ("error", "INTERNAL_ERROR")

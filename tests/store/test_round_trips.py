@@ -83,6 +83,12 @@ def test_get_run_with_datasets_adds_one_batch_get(populated):
     dataset = Dataset("d", "1", "local", "file:///d", None, None)
     store.log_inputs(run_id, [DatasetInput(dataset, [])])
     assert requests_of(store, store.get_run, run_id) == {"GetItem": 1, "BatchGetItem": 1}
+    two = [DatasetInput(Dataset(n, "1", "local", "file:///d", None, None), []) for n in "ab"]
+    assert requests_of(store, store.log_inputs, run_id, two) == {
+        "GetItem": 2,
+        "UpdateItem": 2,
+        "PutItem": 1,
+    }
 
 
 @pytest.mark.parametrize("runs", [5, 120])

@@ -55,6 +55,10 @@ def test_runs_are_attributed_to_the_authenticated_caller(moto_store):
         run = moto_store.create_run(experiment_id, "mallory", 1, [RunTag(MLFLOW_USER, "x")], "r")
     assert run.info.user_id == "carol"
     assert moto_store.get_run(run.info.run_id).data.tags[MLFLOW_USER] == "carol"
+    with bind_principal(principal):
+        moto_store.set_tag(run.info.run_id, RunTag(MLFLOW_USER, "mallory"))
+        moto_store.log_batch(run.info.run_id, [], [], [RunTag(MLFLOW_USER, "mallory")])
+    assert moto_store.get_run(run.info.run_id).data.tags[MLFLOW_USER] == "carol"
 
 
 def test_update_delete_restore(moto_store, run):

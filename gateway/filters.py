@@ -1,0 +1,257 @@
+"""Response filters: list and search answers keep only the items the caller may read.
+
+Each item is decided on its own experiment or registered model with the "get" action of
+its kind (a run with GetRun, a model version with GetModelVersion, ...), so the policy
+files decide what a search shows. A page that lost items is refilled from the handler
+tier: the next pages are asked for exactly the number of items still missing, so every
+upstream page is consumed whole and the handler's own next-page token stays valid.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.decide import Authorizer
+from gateway.request_parse import ParsedRequest, ResourceRef
+from gateway.routes.model import EXPERIMENT, REGISTERED_MODEL
+from store.identity import Principal
+
+_MAX_REFILLS = 20  # upstream pages per client page at most (bounded work per request)
+
+
+@dataclass(frozen=True)
+class ItemRule:
+    """Where a filter finds the items of a response and the resource each one is decided on."""
+
+    key: str  # the list field of the response
+    kind: str  # experiment | registered_model
+    action: str
+    resource_id: Callable[[dict], str | None]
+
+
+def _experiment_id(item: dict) -> str | None:
+    return item.get("experiment_id")
+
+
+def _experiment_of_trace(item: dict) -> str | None:
+    info = item.get("trace_info", item)
+    location = (info.get("trace_location") or {}).get("mlflow_experiment") or {}
+    return location.get("experiment_id") or info.get("experiment_id")
+
+
+RULES: dict[str, ItemRule] = {
+    "experiments": ItemRule(
+        "experiments", EXPERIMENT, "GetExperiment", lambda i: i.get("experiment_id")
+    ),
+    "registered_models": ItemRule(
+        "registered_models", REGISTERED_MODEL, "GetRegisteredModel", lambda i: i.get("name")
+    ),
+    "model_versions": ItemRule(
+        "model_versions", REGISTERED_MODEL, "GetModelVersion", lambda i: i.get("name")
+    ),
+    "runs": ItemRule(
+        "runs", EXPERIMENT, "GetRun", lambda i: (i.get("info") or {}).get("experiment_id")
+    ),
+    "logged_models": ItemRule(
+        "models", EXPERIMENT, "GetLoggedModel", lambda i: (i.get("info") or {}).get("experiment_id")
+    ),
+    "traces": ItemRule("traces", EXPERIMENT, "GetTraceInfo", _experiment_of_trace),
+    "datasets": ItemRule(
+        "dataset_summaries", EXPERIMENT, "SearchDatasets", lambda i: i.get("experiment_id")
+    ),
+}
+
+
+class ResponseFilters:
+    def __init__(self, authorizer: Authorizer, resolver):
+        self.authz = authorizer
+        self.resolver = resolver
+
+    async def apply(
+        self,
+        request: Request,
+        parsed: ParsedRequest,
+        principal: Principal,
+        response: Response,
+        forwarder,
+    ) -> Response:
+        document = await read_json(response)
+        if document is None:
+            return _refused(parsed.action)  # an answer that cannot be read is not passed on
+        if parsed.filter == "experiment":  # GetExperimentByName: one experiment, re-checked
+            experiment = document.get("experiment") or {}
+            kept = await self.readable(
+                principal, "GetExperimentByName", EXPERIMENT, [experiment], _experiment_id
+            )
+            if not kept:
+                return _refused(parsed.action)
+            return _json(document, response)
+        rule = RULES.get(parsed.filter or "")
+        if rule is None:
+            return _refused(parsed.action)  # a filter this gateway does not know: fail closed
+        items = await self.readable(
+            principal, rule.action, rule.kind, document.get(rule.key) or [], rule.resource_id
+        )
+        lost = len(document.get(rule.key) or []) - len(items)
+        token = document.get("next_page_token")
+        wanted = _max_results(request, parsed) or len(document.get(rule.key) or [])
+        refills = 0
+        while lost and token and len(items) < wanted and refills < _MAX_REFILLS:
+            refills += 1
+            page = await self._page(
+                request, parsed, forwarder, principal, token, wanted - len(items)
+            )
+            if page is None:
+                break
+            items += await self.readable(
+                principal, rule.action, rule.kind, page.get(rule.key) or [], rule.resource_id
+            )
+            token = page.get("next_page_token")
+        if not lost:
+            return _json(document, response)
+        out = {k: v for k, v in document.items() if k not in (rule.key, "next_page_token")}
+        if items:
+            out[rule.key] = items
+        if token:
+            out["next_page_token"] = token
+        return _json(out, response)
+
+    async def readable(
+        self, principal: Principal, action: str, kind: str, items: list, resource_id
+    ) -> list:
+        """The items whose experiment or model the caller may read, in order."""
+        ids = [resource_id(i) if isinstance(i, dict) else None for i in items]
+        refs = [ResourceRef(kind, str(i)) for i in dict.fromkeys(x for x in ids if x)]
+        if not refs:
+            return []
+        await self.resolver.prefetch(refs)
+        decisions = self.authz.decide_each(principal, action, refs, self.resolver.lookup)
+        allowed = {d.resource.id for d in decisions if d.allowed}
+        return [item for item, i in zip(items, ids, strict=True) if i and str(i) in allowed]
+
+    async def _page(self, request, parsed, forwarder, principal, token: str, count: int):
+        """The next upstream page, asked for `count` items."""
+        if "params:query" in parsed.flags or request.method == "GET":
+            pairs = [
+                (k, v)
+                for k, v in parse_qsl(
+                    request.scope["query_string"].decode("ascii"), keep_blank_values=True
+                )
+                if k not in ("page_token", "max_results")
+            ]
+            pairs += [("page_token", token), ("max_results", str(count))]
+            follow = body_request(request, query=urlencode(pairs).encode("ascii"))
+        else:
+            params = json.loads(request._body or b"{}")
+            if isinstance(params, str):
+                params = json.loads(params)
+            for key in ("pageToken", "maxResults"):
+                params.pop(key, None)
+            params["page_token"], params["max_results"] = token, count
+            follow = body_request(request, body=json.dumps(params).encode())
+        response = await forwarder.forward(follow, principal)
+        if response.status_code != 200:
+            await _drain(response)
+            return None
+        return await read_json(response)
+
+
+def body_request(
+    request: Request, *, body: bytes | None = None, query: bytes | None = None
+) -> Request:
+    """A copy of `request` with another body and/or query string (same path and caller)."""
+    scope = dict(request.scope)
+    if query is not None:
+        scope["query_string"] = query
+    content = body if body is not None else (request._body if hasattr(request, "_body") else b"")
+    headers = [
+        (k, v)
+        for k, v in request.scope["headers"]
+        if k.lower() not in (b"content-length", b"transfer-encoding")
+    ]
+    if content:
+        headers.append((b"content-length", str(len(content)).encode()))
+    scope["headers"] = headers
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": content, "more_body": False}
+
+    copy = Request(scope, receive)
+    copy._body = content
+    copy.state.request_id = getattr(request.state, "request_id", None)
+    return copy
+
+
+def _max_results(request: Request, parsed: ParsedRequest) -> int | None:
+    if "params:query" in parsed.flags or request.method == "GET":
+        value = dict(parse_qsl(request.scope["query_string"].decode("ascii"))).get("max_results")
+    else:
+        try:
+            params = json.loads(request._body or b"{}")
+        except ValueError:
+            return None
+        params = params if isinstance(params, dict) else {}
+        value = params.get("max_results", params.get("maxResults"))
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def read_json(response: Response) -> dict | None:
+    raw = await _drain(response)
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in response.raw_headers}
+    if headers.get("content-encoding", "identity").lower() == "gzip":
+        raw = gzip.decompress(raw)
+    elif headers.get("content-encoding", "identity").lower() != "identity":
+        return None
+    try:
+        value = json.loads(raw or b"{}")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def _drain(response: Response) -> bytes:
+    chunks = []
+    iterator = getattr(response, "body_iterator", None)
+    if iterator is None:
+        return bytes(response.body)
+    try:
+        async for chunk in iterator:
+            chunks.append(chunk if isinstance(chunk, bytes) else chunk.encode())
+    finally:
+        if response.background is not None:
+            await response.background()
+    return b"".join(chunks)
+
+
+def _json(document: dict, original: Response) -> Response:
+    keep = [
+        (k, v)
+        for k, v in original.raw_headers
+        if k.lower()
+        not in (b"content-length", b"content-encoding", b"content-type", b"transfer-encoding")
+    ]
+    response = JSONResponse(document, status_code=original.status_code)
+    response.raw_headers = [*response.raw_headers, *keep]
+    return response
+
+
+def _refused(action: str) -> Response:
+    return JSONResponse(
+        {"error_code": "PERMISSION_DENIED", "message": f"Permission denied: {action}."},
+        status_code=403,
+    )

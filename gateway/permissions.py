@@ -1,0 +1,284 @@
+"""The permissions API: role bindings read and changed through the gateway.
+
+MLflow's own shape, so `mlflow.server.get_app_client("basic-auth", uri)` and its
+`grant_user_permission` / `revoke_user_permission` / `get_user_permission` work:
+
+    POST /api/3.0/mlflow/users/permissions/grant   {username, resource_type, resource_id,
+                                                    permission}
+    POST /api/3.0/mlflow/users/permissions/revoke  {username, resource_type, resource_id}
+    GET  /api/3.0/mlflow/users/permissions/get     ?username&resource_type&resource_id
+                                                   → {"allowed": bool, "permission": "EDIT"}
+
+(`/ajax-api/...` too). `resource_type` is `experiment`, `registered_model` or `prompt`;
+`permission` READ / EDIT / MANAGE ↔ roles reader / editor / manager. Cedarflow's own
+calls add groups, listing, the caller's effective role and private experiments:
+
+    POST /api/3.0/cedarflow/permissions/grant    {resource_type, resource_id, role|permission,
+                                                  username | subject | group}
+    POST /api/3.0/cedarflow/permissions/revoke   {resource_type, resource_id,
+                                                  username | subject | group}
+    GET  /api/3.0/cedarflow/permissions/list     ?resource_type&resource_id → {"bindings": ...}
+    GET  /api/3.0/cedarflow/permissions/effective ?resource_type&resource_id[&username]
+                                                 → {"role", "permission", "decisions": [...]}
+    POST /api/3.0/cedarflow/permissions/private  {experiment_id, private: true|false}
+
+Changing bindings is decided by the policies like any call (`UpdateExperimentPermissions`,
+`UpdateRegisteredModelPermissions`: managers and admins by default); listing them or asking
+about another user is `Get...Permissions`. The effective role is what the policies answer
+for one representative call per role, so an edited policy file shows here at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.decide import Authorizer
+from gateway.request_parse import ResourceRef
+from gateway.routes.model import EXPERIMENT, REGISTERED_MODEL
+from store.bindings import ROLES, BindingStore, UnknownResource, user_key
+from store.identity import Principal
+
+_MLFLOW = ("/api/3.0/mlflow/users/permissions/", "/ajax-api/3.0/mlflow/users/permissions/")
+_OWN = ("/api/3.0/cedarflow/permissions/", "/ajax-api/3.0/cedarflow/permissions/")
+PERMISSION_OF_ROLE = {"reader": "READ", "editor": "EDIT", "manager": "MANAGE"}
+ROLE_OF_PERMISSION = {v: k for k, v in PERMISSION_OF_ROLE.items()}
+_KINDS = {
+    "experiment": EXPERIMENT,
+    "registered_model": REGISTERED_MODEL,
+    "prompt": REGISTERED_MODEL,
+}
+_CHANGE = {
+    EXPERIMENT: "UpdateExperimentPermissions",
+    REGISTERED_MODEL: "UpdateRegisteredModelPermissions",
+}
+_READ = {EXPERIMENT: "GetExperimentPermissions", REGISTERED_MODEL: "GetRegisteredModelPermissions"}
+# one call each role adds (policies/1x_*.cedar, 2x_*.cedar): the effective role's probes
+PROBES = {
+    EXPERIMENT: (
+        ("reader", "GetExperiment"),
+        ("editor", "SetExperimentTag"),
+        ("manager", "DeleteExperiment"),
+    ),
+    REGISTERED_MODEL: (
+        ("reader", "GetRegisteredModel"),
+        ("editor", "UpdateRegisteredModel"),
+        ("manager", "DeleteRegisteredModel"),
+    ),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def is_permissions_path(path: str) -> bool:
+    return path.startswith(_MLFLOW) or path.startswith(_OWN)
+
+
+class PermissionsApi:
+    def __init__(self, authorizer: Authorizer, resolver, bindings: BindingStore, audit):
+        self.authz = authorizer
+        self.resolver = resolver
+        self.bindings = bindings
+        self.audit = audit
+
+    async def handle(self, request: Request, principal: Principal, request_id: str) -> Response:
+        path = request.scope["path"]
+        mlflow_shape = path.startswith(_MLFLOW)
+        call = path.rsplit("/", 1)[-1]
+        method = "GET" if call in ("get", "list", "effective") else "POST"
+        try:
+            if request.method != method:
+                raise ApiError(405, "BAD_REQUEST", f"Use {method} for {call}.")
+            params = await _params(request)
+            handler = {
+                "grant": self._grant,
+                "revoke": self._revoke,
+                "get": self._get,
+                "list": self._list,
+                "effective": self._effective,
+                "private": self._private,
+            }.get(call)
+            if handler is None or (mlflow_shape and call not in ("grant", "revoke", "get")):
+                raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No permissions call named '{call}'.")
+            body = await handler(principal, params, request_id, mlflow_shape)
+        except ApiError as error:
+            return JSONResponse({"error_code": error.code, "message": error.message}, error.status)
+        return JSONResponse(body)
+
+    # ---- calls --------------------------------------------------------------------------
+
+    async def _grant(self, principal, params, request_id, mlflow_shape) -> dict:
+        kind, resource_id = _resource(params)
+        role = _role(params)
+        await self._require(principal, _CHANGE[kind], kind, resource_id)
+        user, group = await self._who(params, mlflow_shape)
+        data = await self._change(
+            self.bindings.grant, kind, resource_id, role, user=user, group=group
+        )
+        self.audit.binding_change(
+            request_id, principal, change="grant", resource_kind=kind, resource_id=resource_id,
+            user=user, group=group, role=role,
+        )  # fmt: skip
+        return {} if mlflow_shape else {"bindings": data.as_dict()}
+
+    async def _revoke(self, principal, params, request_id, mlflow_shape) -> dict:
+        kind, resource_id = _resource(params)
+        await self._require(principal, _CHANGE[kind], kind, resource_id)
+        user, group = await self._who(params, mlflow_shape)
+        data = await self._change(self.bindings.revoke, kind, resource_id, user=user, group=group)
+        self.audit.binding_change(
+            request_id, principal, change="revoke", resource_kind=kind, resource_id=resource_id,
+            user=user, group=group,
+        )  # fmt: skip
+        return {} if mlflow_shape else {"bindings": data.as_dict()}
+
+    async def _private(self, principal, params, request_id, mlflow_shape) -> dict:
+        experiment_id = _text(params, "experiment_id")
+        private = params.get("private")
+        if not isinstance(private, bool):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", "'private' must be true or false.")
+        await self._require(principal, _CHANGE[EXPERIMENT], EXPERIMENT, experiment_id)
+        data = await self._change(self.bindings.set_private, EXPERIMENT, experiment_id, private)
+        self.audit.binding_change(
+            request_id, principal, change="private", resource_kind=EXPERIMENT,
+            resource_id=experiment_id, private=private,
+        )  # fmt: skip
+        return {"bindings": data.as_dict()}
+
+    async def _list(self, principal, params, request_id, mlflow_shape) -> dict:
+        kind, resource_id = _resource(params)
+        await self._require(principal, _READ[kind], kind, resource_id)
+        try:
+            data = await asyncio.to_thread(self.bindings.read, kind, resource_id)
+        except UnknownResource as exc:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", str(exc)) from None
+        return {"bindings": data.as_dict()}
+
+    async def _get(self, principal, params, request_id, mlflow_shape) -> dict:
+        effective = await self._effective(principal, params, request_id, mlflow_shape)
+        return {"allowed": effective["role"] is not None, "permission": effective["permission"]}
+
+    async def _effective(self, principal, params, request_id, mlflow_shape) -> dict:
+        kind, resource_id = _resource(params)
+        subject = principal
+        username = params.get("username")
+        if username and username != principal.username:
+            await self._require(principal, _READ[kind], kind, resource_id)
+            subject = await self._principal_of(username)
+        ref = ResourceRef(kind, resource_id)
+        await self.resolver.prefetch([ref])
+        role, decisions = None, []
+        for probe_role, action in PROBES[kind]:
+            decision = self.authz.decide(subject, action, [ref], self.resolver.lookup)
+            decisions.append(
+                {
+                    "action": action,
+                    "allowed": decision.allowed,
+                    "policies": list(decision.policy_ids),
+                }
+            )
+            if decision.allowed:
+                role = probe_role
+        return {
+            "role": role,
+            "permission": PERMISSION_OF_ROLE.get(role or "", "NO_PERMISSIONS"),
+            "decisions": decisions,
+            "policy_revision": self.authz.policies.revision,
+        }
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    async def _require(
+        self, principal: Principal, action: str, kind: str, resource_id: str
+    ) -> None:
+        ref = ResourceRef(kind, resource_id)
+        await self.resolver.prefetch([ref])
+        decision = self.authz.decide(principal, action, [ref], self.resolver.lookup)
+        self.audit.decision(
+            "-", principal, decision, method="POST", path=f"permissions/{kind}", latency_ms=0.0
+        )
+        if not decision.allowed:
+            what = f"{kind.replace('_', ' ')} '{resource_id}'"
+            raise ApiError(403, "PERMISSION_DENIED", f"Permission denied: {action} on {what}.")
+
+    async def _change(self, change, kind: str, resource_id: str, *args, **kwargs):
+        try:
+            data = await asyncio.to_thread(change, kind, resource_id, *args, **kwargs)
+        except UnknownResource as exc:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", str(exc)) from None
+        except ValueError as exc:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", str(exc)) from None
+        finally:
+            self.resolver.invalidate(kind, resource_id)
+        return data
+
+    async def _who(self, params: dict, mlflow_shape: bool) -> tuple[str | None, str | None]:
+        """(user subject, group) a grant names: a user name, a subject or a group."""
+        group = None if mlflow_shape else params.get("group")
+        subject = None if mlflow_shape else params.get("subject")
+        username = params.get("username")
+        if sum(bool(x) for x in (group, subject, username)) != 1:
+            raise ApiError(
+                400, "INVALID_PARAMETER_VALUE", "Name one of username, subject or group."
+            )
+        if username:
+            subject = (await self._principal_of(username)).subject
+        return subject, group
+
+    async def _principal_of(self, username: str) -> Principal:
+        item = await asyncio.to_thread(self.bindings.table.get, *user_key(username))
+        if item is None:
+            raise ApiError(
+                404,
+                "RESOURCE_DOES_NOT_EXIST",
+                f"User '{username}' has not signed in yet; grant by 'subject' instead.",
+            )
+        return Principal(
+            subject=item["subject"], username=username, groups=tuple(item.get("groups") or ())
+        )
+
+
+async def _params(request: Request) -> dict:
+    if request.method == "GET":
+        return dict(request.query_params)
+    try:
+        value = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise ApiError(
+            400, "INVALID_PARAMETER_VALUE", "The request body is not valid JSON."
+        ) from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "The request body must be a JSON object.")
+    return value
+
+
+def _text(params: dict, name: str) -> str:
+    value = params.get(name)
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Missing value for parameter '{name}'.")
+    return value
+
+
+def _resource(params: dict) -> tuple[str, str]:
+    kind = _KINDS.get(str(params.get("resource_type", "")))
+    if kind is None:
+        raise ApiError(
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "resource_type must be experiment, registered_model or prompt.",
+        )
+    return kind, _text(params, "resource_id")
+
+
+def _role(params: dict) -> str:
+    role = params.get("role") or ROLE_OF_PERMISSION.get(str(params.get("permission", "")).upper())
+    if role not in ROLES:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "permission must be READ, EDIT or MANAGE.")
+    return role

@@ -1,0 +1,232 @@
+"""Resolution: which experiment or registered model a referenced resource belongs to, and
+its role bindings, read from DynamoDB with two caches.
+
+- owners (run, trace, logged model → experiment) never change: cached for the process;
+- bindings (and experiment names → ids) change: cached for `ttl` seconds, and dropped at
+  once when they change through this gateway (`invalidate`).
+
+`lookup(ref)` is what the decision step calls; it only reads the caches filled by
+`prefetch(refs)`, which does the DynamoDB reads (in a worker thread: boto3 blocks) for
+whatever is not cached. A training loop's `LogMetric` on a known run therefore makes no
+DynamoDB read in the gateway once the run is known and its bindings are fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from gateway.decide import MISSING
+from gateway.entities import EXPERIMENT, REGISTERED_MODEL, Bindings
+from gateway.request_parse import ResourceRef
+from gateway.routes.model import DATASET, EXPERIMENT_NAME, LOGGED_MODEL, RUN, TRACE
+from store.bindings import bindings_of_item, item_key
+from store.dynamo import DynamoTable
+
+_OWNER_KEYS = {
+    RUN: lambda i: (f"RUN#{i}", "RUN"),
+    TRACE: lambda i: (f"TR#{i}", "INFO"),
+    LOGGED_MODEL: lambda i: (f"LM#{i}", "LM"),
+}
+_MAX_ENTRIES = 100_000  # per cache; an overflowing cache is cleared (never grows unbounded)
+
+
+@dataclass(frozen=True)
+class ModelVersionFacts:
+    """What the Production guard reads about one model version."""
+
+    version: str
+    stage: str
+    aliases: tuple[str, ...]
+    model_id: str | None = None
+    source: str | None = None
+
+
+class Resolver:
+    """Owners and bindings of referenced resources, cached; thread-safe."""
+
+    def __init__(
+        self,
+        table: DynamoTable,
+        *,
+        ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.table = table
+        self.ttl = ttl
+        self.clock = clock
+        self._owners: dict[tuple[str, str], str | None] = {}  # (kind, id) → experiment id
+        self._fresh: dict[tuple[str, str], tuple[float, object]] = {}  # TTL entries
+        self._lock = threading.Lock()
+        self.reads = 0  # DynamoDB reads made by this resolver (tests and the bench count them)
+
+    # ---- the decision step's view ------------------------------------------------------
+
+    def lookup(self, ref: ResourceRef) -> Bindings | object | None:
+        """Bindings of the experiment/model owning `ref`, MISSING, or None (unknown)."""
+        target = self._target_cached(ref)
+        if target is _UNKNOWN:
+            return None
+        if target is MISSING:
+            return MISSING
+        kind, resource_id = target
+        found = self._get_fresh(("bindings", kind, resource_id))
+        return None if found is _UNKNOWN else found
+
+    def owner(self, ref: ResourceRef) -> tuple[str, str] | None:
+        """(kind, id) of the experiment or model `ref` is decided on, if known."""
+        target = self._target_cached(ref)
+        return target if isinstance(target, tuple) else None
+
+    # ---- filling the caches --------------------------------------------------------------
+
+    def missing(self, refs: Iterable[ResourceRef]) -> list[ResourceRef]:
+        return [r for r in refs if self._needs_read(r)]
+
+    async def prefetch(self, refs: Iterable[ResourceRef]) -> None:
+        """Read whatever `refs` need that is not cached (no thread hop when all is warm)."""
+        todo = self.missing(refs)
+        if todo:
+            await asyncio.to_thread(self.load, todo)
+
+    def load(self, refs: Iterable[ResourceRef]) -> None:
+        for ref in refs:
+            target = self._target(ref)
+            if isinstance(target, tuple):
+                self._bindings(*target)
+
+    def invalidate(self, kind: str, resource_id: str) -> None:
+        """Forget cached bindings (after a grant, a revoke, a rename or a delete)."""
+        with self._lock:
+            self._fresh.pop(("bindings", kind, resource_id), None)
+            if kind == EXPERIMENT:
+                stale = [
+                    k for k, (_, v) in self._fresh.items() if k[0] == "name" and v == resource_id
+                ]
+                for key in stale:
+                    del self._fresh[key]
+
+    def forget_missing(self) -> None:
+        """Forget every cached "does not exist" (after a create through this gateway)."""
+        with self._lock:
+            stale = [k for k, (_, v) in self._fresh.items() if v is MISSING or v is None]
+            for key in stale:
+                del self._fresh[key]
+
+    def model_version(self, name: str, version: str) -> ModelVersionFacts | None:
+        """Stage, aliases and source of a model version (TTL-cached), None if unknown."""
+        key = ("version", name, version)
+        found = self._get_fresh(key)
+        if found is not _UNKNOWN:
+            return found
+        facts = self._read_version(name, version)
+        self._put_fresh(key, facts)
+        return facts
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _needs_read(self, ref: ResourceRef) -> bool:
+        if ref.kind in (EXPERIMENT, REGISTERED_MODEL):
+            return self._get_fresh(("bindings", ref.kind, ref.id)) is _UNKNOWN
+        target = self._target_cached(ref)
+        if target is _UNKNOWN:
+            return ref.kind in (*_OWNER_KEYS, EXPERIMENT_NAME)
+        if isinstance(target, tuple):
+            return self._get_fresh(("bindings", *target)) is _UNKNOWN
+        return False
+
+    def _target_cached(self, ref: ResourceRef):
+        if ref.kind in (EXPERIMENT, REGISTERED_MODEL):
+            return (ref.kind, ref.id)
+        if ref.kind in _OWNER_KEYS:
+            with self._lock:
+                if (ref.kind, ref.id) in self._owners:
+                    owner = self._owners[(ref.kind, ref.id)]
+                    return (EXPERIMENT, owner) if owner is not None else MISSING
+            return _UNKNOWN
+        if ref.kind == EXPERIMENT_NAME:
+            found = self._get_fresh(("name", ref.id))
+            if found is _UNKNOWN:
+                return _UNKNOWN
+            return (EXPERIMENT, found) if found is not None else MISSING
+        return _UNKNOWN  # datasets and anything else: not resolvable here → denied
+
+    def _target(self, ref: ResourceRef):
+        cached = self._target_cached(ref)
+        if cached is not _UNKNOWN or ref.kind == DATASET:
+            return cached
+        if ref.kind in _OWNER_KEYS:
+            item = self._get(*_OWNER_KEYS[ref.kind](ref.id))
+            owner = str(item["experiment_id"]) if item and "experiment_id" in item else None
+            if owner is not None:  # an id that does not exist yet may exist later: not kept
+                with self._lock:
+                    if len(self._owners) > _MAX_ENTRIES:
+                        self._owners.clear()
+                    self._owners[(ref.kind, ref.id)] = owner
+            return (EXPERIMENT, owner) if owner is not None else MISSING
+        if ref.kind == EXPERIMENT_NAME:
+            item = self._get(f"EXPNAME#{ref.id}", "EXPNAME")
+            owner = str(item["experiment_id"]) if item else None
+            self._put_fresh(("name", ref.id), owner)
+            return (EXPERIMENT, owner) if owner is not None else MISSING
+        return _UNKNOWN
+
+    def _bindings(self, kind: str, resource_id: str):
+        key = ("bindings", kind, resource_id)
+        found = self._get_fresh(key)
+        if found is not _UNKNOWN:
+            return found
+        item = self._get(*item_key(kind, resource_id))
+        if item is None or "renamed_from" in item:
+            value: object = MISSING
+        else:
+            data = bindings_of_item(item)
+            value = Bindings.from_data(kind, resource_id, data.as_dict())
+        self._put_fresh(key, value)
+        return value
+
+    def _read_version(self, name: str, version: str) -> ModelVersionFacts | None:
+        model = self._get(*item_key(REGISTERED_MODEL, name))
+        if model is None or not str(version).isdigit():
+            return None
+        item = self._get(f"RM#{model['rid']}", f"MV#{int(version):010d}")
+        if item is None:
+            return None
+        aliases = tuple(
+            a for a, v in (model.get("aliases") or {}).items() if str(v) == str(version)
+        )
+        return ModelVersionFacts(
+            str(version),
+            item.get("stage", "None"),
+            aliases,
+            item.get("model_id"),
+            item.get("source"),
+        )
+
+    def _get(self, pk: str, sk: str) -> dict | None:
+        self.reads += 1
+        return self.table.get(pk, sk)
+
+    def _get_fresh(self, key: tuple):
+        with self._lock:
+            entry = self._fresh.get(key)
+        if entry is None or entry[0] < self.clock():
+            return _UNKNOWN
+        return entry[1]
+
+    def _put_fresh(self, key: tuple, value: object) -> None:
+        with self._lock:
+            if len(self._fresh) > _MAX_ENTRIES:
+                self._fresh.clear()
+            self._fresh[key] = (self.clock() + self.ttl, value)
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+_UNKNOWN = _Unknown()

@@ -1,0 +1,152 @@
+"""Role bindings for the simulator: from a file, or read from the live table.
+
+A bindings file (YAML or JSON) lists experiments and registered models with their
+bindings, and the runs, logged models, traces and datasets that live in each experiment
+(so that `request` can resolve a run id to its experiment, as the gateway does):
+
+    experiments:
+      "7":
+        name: churn-training          # optional: for GetExperimentByName
+        users: {alice: reader}        # subject (Cognito sub) -> reader | editor | manager
+        groups: {vision: editor}
+        private: false
+        runs: [run-1]
+        logged_models: [m-1]
+        traces: [tr-1]
+    registered_models:
+      churn:
+        users: {bob: manager}
+        groups: {vision: reader}
+        versions: {"3": {stage: Production, aliases: [champion]}}
+
+Anything not listed does not exist (the gateway denies it, or forwards it when MLflow
+answers 404 itself, like an unknown experiment name). Datasets are not listed: the
+gateway does not resolve a dataset to its experiments, so calls naming one are denied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.decide import MISSING
+from gateway.entities import EXPERIMENT, REGISTERED_MODEL, ROLES, Bindings
+from gateway.request_parse import ResourceRef
+from gateway.simulate.inputs import (
+    InputError,
+    Location,
+    expect_mapping,
+    expect_strings,
+    located,
+    read_document,
+)
+
+_CHILDREN = {"runs": "run", "logged_models": "logged_model", "traces": "trace"}
+_RESOLVABLE = {EXPERIMENT, REGISTERED_MODEL, "experiment_name", *_CHILDREN.values()}
+_EXPERIMENT_KEYS = {"name", "users", "groups", "private", *_CHILDREN}
+_MODEL_KEYS = {"users", "groups", "versions"}
+
+Lookup = Callable[[ResourceRef], object]
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    stage: str = "None"
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BindingsData:
+    """Every experiment's and registered model's bindings, and what lives where."""
+
+    resources: dict[tuple[str, str], Bindings] = field(default_factory=dict)
+    children: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    versions: dict[tuple[str, str], VersionFacts] = field(default_factory=dict)
+
+    def lookup(self, ref: ResourceRef) -> Bindings | object | None:
+        """The gateway's BindingsLookup contract: Bindings, MISSING, or None (unresolvable)."""
+        if ref.kind not in _RESOLVABLE:
+            return None  # as gateway/resolve.py: datasets and the like are not resolved
+        key = (ref.kind, ref.id)
+        key = self.children.get(key, key)
+        return self.resources.get(key, MISSING)
+
+    def version(self, model: str, version: str) -> VersionFacts | None:
+        return self.versions.get((model, str(version)))
+
+    def get(self, kind: str, resource_id: str) -> Bindings | None:
+        return self.resources.get((kind, str(resource_id)))
+
+
+def load_bindings(path: str | Path) -> BindingsData:
+    document = read_document(path)
+    return bindings_from_data(document, Location(str(path)))
+
+
+def bindings_from_data(document: object, where: Location) -> BindingsData:
+    """Build BindingsData from a parsed document (also the `bindings:` of a case file)."""
+    top = expect_mapping(document, where, "the bindings")
+    where = located(top, where)
+    unknown = set(top) - {"experiments", "registered_models"}
+    if unknown:
+        raise InputError(
+            where, f"unknown key {sorted(unknown)[0]!r} (expected experiments, registered_models)"
+        )
+    data = BindingsData()
+    experiments = expect_mapping(top.get("experiments"), where, "experiments")
+    for exp_id, entry in experiments.items():
+        entry = expect_mapping(entry, located(experiments, where), f"experiment {exp_id}")
+        here = located(entry, located(experiments, where))
+        _refuse_unknown(entry, _EXPERIMENT_KEYS, here)
+        bindings = _bindings(EXPERIMENT, str(exp_id), entry, here)
+        data.resources[(EXPERIMENT, str(exp_id))] = bindings
+        if entry.get("name"):
+            data.children[("experiment_name", str(entry["name"]))] = (EXPERIMENT, str(exp_id))
+        for key, kind in _CHILDREN.items():
+            for child in expect_strings(entry.get(key), here, key):
+                data.children[(kind, child)] = (EXPERIMENT, str(exp_id))
+    models = expect_mapping(top.get("registered_models"), where, "registered_models")
+    for name, entry in models.items():
+        entry = expect_mapping(entry, located(models, where), f"registered model {name}")
+        here = located(entry, located(models, where))
+        _refuse_unknown(entry, _MODEL_KEYS, here)
+        if entry.get("private"):
+            raise InputError(here, "registered models cannot be private")
+        data.resources[(REGISTERED_MODEL, str(name))] = _bindings(
+            REGISTERED_MODEL, str(name), entry, here
+        )
+        versions = expect_mapping(entry.get("versions"), here, "versions")
+        for version, facts in versions.items():
+            facts = expect_mapping(facts, here, f"version {version}")
+            data.versions[(str(name), str(version))] = VersionFacts(
+                stage=str(facts.get("stage", "None")),
+                aliases=expect_strings(facts.get("aliases"), here, "aliases"),
+            )
+    return data
+
+
+def _refuse_unknown(entry: Mapping, allowed: set[str], where: Location) -> None:
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise InputError(
+            where, f"unknown key {unknown[0]!r} (expected {', '.join(sorted(allowed))})"
+        )
+
+
+def _bindings(kind: str, resource_id: str, entry: Mapping, where: Location) -> Bindings:
+    for section in ("users", "groups"):
+        for who, role in expect_mapping(entry.get(section), where, section).items():
+            if role not in ROLES:
+                raise InputError(
+                    where, f"{section} {who!r}: unknown role {role!r} (expected {', '.join(ROLES)})"
+                )
+    return Bindings.from_data(
+        kind,
+        resource_id,
+        {
+            "users": {str(k): v for k, v in (entry.get("users") or {}).items()},
+            "groups": {str(k): v for k, v in (entry.get("groups") or {}).items()},
+            "private": bool(entry.get("private", False)),
+        },
+    )

@@ -1,0 +1,124 @@
+"""`check`: one decision on one resource, with its policies and a reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from gateway.decide import Decision, decide, model_version_context
+from gateway.entities import Bindings
+from gateway.policy import PolicyBundle
+from gateway.request_parse import DEFAULT_WORKSPACE, ResourceRef
+from gateway.simulate.catalog import describe_policy
+from gateway.simulate.explain import reason
+from store.identity import Principal
+
+# `--resource` prefixes → the gateway's resource kinds
+RESOURCE_KINDS = {
+    "experiment": "experiment",
+    "model": "registered_model",
+    "registered_model": "registered_model",
+    "run": "run",
+    "trace": "trace",
+    "logged_model": "logged_model",
+    "dataset": "dataset",
+    "experiment_name": "experiment_name",
+}
+
+
+def parse_resource(text: str) -> ResourceRef:
+    """`experiment:ID`, `model:NAME` (also run:, trace:, logged_model:, dataset:), `workspace`."""
+    if text == "workspace":
+        return ResourceRef("workspace", DEFAULT_WORKSPACE)
+    prefix, sep, ident = text.partition(":")
+    if not sep or not ident or prefix not in RESOURCE_KINDS:
+        raise ValueError(
+            f"resource {text!r}: expected experiment:ID, model:NAME, run:ID, trace:ID, "
+            "logged_model:ID, dataset:ID or workspace"
+        )
+    return ResourceRef(RESOURCE_KINDS[prefix], ident)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    user: str
+    groups: tuple[str, ...]
+    resource: ResourceRef
+    decision: Decision
+    reason: str
+    bindings: Bindings | None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+
+def version_context(
+    version: str | None, stage: str | None, aliases: Iterable[str] = ()
+) -> dict | None:
+    """The Production guard's facts; None when nothing is known (the guard fails closed)."""
+    if version is None and stage is None:
+        return None
+    return model_version_context(version or "", stage or "None", aliases)
+
+
+def run_check(
+    bundle: PolicyBundle,
+    user: str,
+    groups: Iterable[str],
+    action: str,
+    resource: ResourceRef,
+    lookup: Callable[[ResourceRef], object],
+    admin_groups: Iterable[str],
+    context: Mapping | None = None,
+) -> CheckResult:
+    groups = tuple(groups)
+    admin_groups = tuple(admin_groups)
+    principal = Principal(user, user, groups=groups)
+    decision = decide(
+        principal,
+        action,
+        [resource],
+        lookup,
+        policies=bundle,
+        admin_groups=admin_groups,
+        context=context,
+    )
+    found = _safe_lookup(lookup, resource)
+    text = reason(decision, user, groups, found, bundle, admin_groups, context)
+    return CheckResult(user, groups, resource, decision, text, found)
+
+
+def _safe_lookup(lookup, ref: ResourceRef) -> Bindings | None:
+    if ref.kind == "workspace":
+        return None
+    try:
+        found = lookup(ref)
+    except Exception:  # already reported as the decision's error
+        return None
+    return found if isinstance(found, Bindings) else None
+
+
+def render_check(result: CheckResult, bundle: PolicyBundle) -> str:
+    d = result.decision
+    lines = [
+        f"{'ALLOW' if d.allowed else 'DENY'} {d.action} on {_ref(result.resource)}"
+        + (f" (decided on {d.target[0]}::{d.target[1]!r})" if d.target else ""),
+        f"  principal: {result.user}"
+        + (f" in {', '.join(result.groups)}" if result.groups else ""),
+    ]
+    if d.policy_ids:
+        lines.append("  determining policies:")
+        lines.extend(f"    {describe_policy(bundle, pid)}" for pid in d.policy_ids)
+    else:
+        lines.append("  determining policies: none")
+    lines.append(f"  reason: {result.reason}")
+    if d.errors:
+        lines.append("  errors:")
+        lines.extend(f"    {e}" for e in d.errors)
+    lines.append(f"  policy revision: {d.revision}")
+    return "\n".join(lines)
+
+
+def _ref(ref: ResourceRef) -> str:
+    return "the workspace" if ref.kind == "workspace" else f"{ref.kind} {ref.id}"

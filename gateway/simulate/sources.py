@@ -1,0 +1,78 @@
+"""Where the simulator reads role bindings: a bindings file, the live table, or nothing.
+
+Every source answers like the gateway's resolver: `lookup(ref)` gives the bindings of the
+experiment or registered model a reference belongs to, MISSING when it does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.request_parse import ResourceRef
+from gateway.simulate.bindings import BindingsData, VersionFacts, load_bindings
+
+
+class BindingsSource(Protocol):
+    description: str
+
+    def prepare(self, refs: Iterable[ResourceRef]) -> None: ...
+    def lookup(self, ref: ResourceRef) -> object: ...
+    def version(self, model: str, version: str) -> VersionFacts | None: ...
+    def subject(self, user: str) -> str: ...
+
+
+@dataclass
+class FileSource:
+    data: BindingsData
+    description: str = "no bindings"
+
+    def prepare(self, refs: Iterable[ResourceRef]) -> None:
+        return None
+
+    def lookup(self, ref: ResourceRef) -> object:
+        return self.data.lookup(ref)
+
+    def version(self, model: str, version: str) -> VersionFacts | None:
+        return self.data.version(model, version)
+
+    def subject(self, user: str) -> str:
+        return user
+
+
+class TableSource:
+    """The gateway's own resolver on the table the deployment uses."""
+
+    def __init__(self, uri: str):
+        from gateway.resolve import Resolver
+        from store.dynamo import DynamoTable
+
+        self.table = DynamoTable.from_uri(uri)
+        self.resolver = Resolver(self.table, ttl=3600.0)
+        self.description = f"bindings from {uri}"
+
+    def prepare(self, refs: Iterable[ResourceRef]) -> None:
+        self.resolver.load(list(refs))
+
+    def lookup(self, ref: ResourceRef) -> object:
+        self.prepare([ref])
+        return self.resolver.lookup(ref)
+
+    def version(self, model: str, version: str) -> VersionFacts | None:
+        facts = self.resolver.model_version(model, version)
+        return VersionFacts(facts.stage, facts.aliases) if facts else None
+
+    def subject(self, user: str) -> str:
+        """Bindings name users by subject; a user name is translated when the table knows it."""
+        from store.bindings import subject_of_user
+
+        return subject_of_user(self.table, user) or user
+
+
+def open_source(bindings_file: str | None, table_uri: str | None) -> BindingsSource:
+    if table_uri:
+        return TableSource(table_uri)
+    if bindings_file:
+        return FileSource(load_bindings(bindings_file), f"bindings from {bindings_file}")
+    return FileSource(BindingsData())

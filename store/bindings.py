@@ -1,0 +1,248 @@
+"""Role bindings: who holds which role on an experiment or a registered model.
+
+Bindings live on the resource's own item (the experiment item `EXP#<id>`, the registered
+model item `RMNAME#<name>`), in three attributes:
+
+    acl_users    {subject: role}   users by their stable subject (Cognito `sub`)
+    acl_groups   {group: role}     groups by name
+    acl_private  bool              experiments only: group bindings do not apply
+
+so that creating a resource and its default bindings is one PutItem, and every grant or
+revoke is one conditional UpdateItem on that item. Roles are "reader", "editor" and
+"manager" (each includes the ones before it; the policies in `policies/` say what each
+may call).
+
+Defaults on creation (`DefaultBindingRules`, read from the environment of the process that
+creates the item): the creator is the manager; the creator's group is an editor of an
+experiment and a reader of a registered model. The creator's group is the first of the
+caller's groups that is neither an admin group nor listed in `CEDARFLOW_CREATOR_GROUP_IGNORE`
+(identity providers put the main team first; admin groups would otherwise hand a new
+resource to every administrator's team).
+
+The user directory (`USER#<username>` → subject) lets a grant name a user the way MLflow's
+permissions client does, by user name; the gateway records each user it authenticates.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from store.dynamo import ConditionFailed, DynamoTable
+from store.identity import Principal, current_principal
+
+ROLES = ("reader", "editor", "manager")
+EXPERIMENT = "experiment"
+REGISTERED_MODEL = "registered_model"
+USERS = "acl_users"
+GROUPS = "acl_groups"
+PRIVATE = "acl_private"
+_NO_ROLE = "none"
+
+
+class UnknownResource(Exception):
+    """The experiment or registered model does not exist."""
+
+
+@dataclass(frozen=True)
+class DefaultBindingRules:
+    """The bindings written when a resource is created."""
+
+    creator_role: str = "manager"
+    experiment_group_role: str = "editor"  # "none" = the creator's group gets nothing
+    model_group_role: str = "reader"
+    ignored_groups: tuple[str, ...] = ("admins",)  # never "the creator's group"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DefaultBindingRules:
+        """CEDARFLOW_CREATOR_ROLE, CEDARFLOW_EXPERIMENT_GROUP_ROLE, CEDARFLOW_MODEL_GROUP_ROLE,
+        CEDARFLOW_ADMIN_GROUPS and CEDARFLOW_CREATOR_GROUP_IGNORE (comma-separated)."""
+        env = os.environ if environ is None else environ
+        ignored = _names(env.get("CEDARFLOW_ADMIN_GROUPS", "admins"))
+        ignored += _names(env.get("CEDARFLOW_CREATOR_GROUP_IGNORE", ""))
+        rules = cls(
+            creator_role=env.get("CEDARFLOW_CREATOR_ROLE", "manager"),
+            experiment_group_role=env.get("CEDARFLOW_EXPERIMENT_GROUP_ROLE", "editor"),
+            model_group_role=env.get("CEDARFLOW_MODEL_GROUP_ROLE", "reader"),
+            ignored_groups=tuple(dict.fromkeys(ignored)),
+        )
+        for role in (rules.creator_role, rules.experiment_group_role, rules.model_group_role):
+            if role not in (*ROLES, _NO_ROLE):
+                raise ValueError(f"unknown role {role!r} in the default binding settings")
+        return rules
+
+    def creator_group(self, principal: Principal) -> str | None:
+        return next((g for g in principal.groups if g not in self.ignored_groups), None)
+
+    def group_role(self, kind: str) -> str:
+        return self.experiment_group_role if kind == EXPERIMENT else self.model_group_role
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def creation_bindings(
+    kind: str, principal: Principal | None = None, rules: DefaultBindingRules | None = None
+) -> dict:
+    """The binding attributes to put on a new item (empty when nobody is calling).
+
+    Without a principal (a direct, unauthenticated use of the store) the resource gets no
+    bindings: only administrators can reach it through the gateway.
+    """
+    principal = principal if principal is not None else current_principal()
+    if principal is None or principal.kind == "anonymous":
+        return {}
+    rules = rules or DefaultBindingRules.from_env()
+    users = {} if rules.creator_role == _NO_ROLE else {principal.subject: rules.creator_role}
+    groups = {}
+    group = rules.creator_group(principal)
+    if group and rules.group_role(kind) != _NO_ROLE:
+        groups[group] = rules.group_role(kind)
+    attrs = {USERS: users, GROUPS: groups}
+    if kind == EXPERIMENT:
+        attrs[PRIVATE] = False
+    return attrs
+
+
+@dataclass(frozen=True)
+class BindingData:
+    """The bindings read from one item."""
+
+    users: Mapping[str, str]
+    groups: Mapping[str, str]
+    private: bool = False
+
+    def as_dict(self) -> dict:
+        return {"users": dict(self.users), "groups": dict(self.groups), "private": self.private}
+
+
+def bindings_of_item(item: Mapping) -> BindingData:
+    return BindingData(
+        users=dict(item.get(USERS) or {}),
+        groups=dict(item.get(GROUPS) or {}),
+        private=bool(item.get(PRIVATE, False)),
+    )
+
+
+def item_key(kind: str, resource_id: str) -> tuple[str, str]:
+    if kind == EXPERIMENT:
+        return f"EXP#{resource_id}", "EXP"
+    if kind == REGISTERED_MODEL:
+        return f"RMNAME#{resource_id}", "RM"
+    raise ValueError(f"bindings are on experiments or registered models, not {kind}")
+
+
+class BindingStore:
+    """Grant, revoke and read bindings; every change is one conditional UpdateItem."""
+
+    def __init__(self, table: DynamoTable):
+        self.table = table
+
+    def read(self, kind: str, resource_id: str) -> BindingData:
+        item = self.table.get(*item_key(kind, resource_id))
+        if item is None or _is_hidden(kind, item):
+            raise UnknownResource(f"{kind} {resource_id!r} does not exist")
+        return bindings_of_item(item)
+
+    def grant(
+        self, kind: str, resource_id: str, role: str, *, user: str | None = None,
+        group: str | None = None,
+    ) -> BindingData:  # fmt: skip
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        attribute, who = _target(user, group)
+        return self._update(
+            kind, resource_id, "SET #a.#w = :r", {"#a": attribute, "#w": who}, {":r": role}
+        )
+
+    def revoke(
+        self, kind: str, resource_id: str, *, user: str | None = None, group: str | None = None
+    ) -> BindingData:
+        attribute, who = _target(user, group)
+        return self._update(kind, resource_id, "REMOVE #a.#w", {"#a": attribute, "#w": who}, {})
+
+    def set_private(self, experiment_id: str, private: bool) -> BindingData:
+        return self._update(
+            EXPERIMENT, experiment_id, "SET #a = :p", {"#a": PRIVATE}, {":p": bool(private)}
+        )
+
+    def _update(
+        self, kind: str, resource_id: str, expression: str, names: dict, values: dict
+    ) -> BindingData:
+        pk, sk = item_key(kind, resource_id)
+        condition = "attribute_exists(pk)"
+        if kind == REGISTERED_MODEL:
+            # a rename copies the item and deletes the old one only if `rev` did not move
+            expression += " ADD rev :one"
+            values = {**values, ":one": 1}
+            condition += " AND attribute_not_exists(renamed_from)"
+        for _ in range(2):
+            try:
+                item = self.table.update(
+                    pk,
+                    sk,
+                    expression,
+                    condition=f"{condition} AND attribute_exists(#a)"
+                    if "#w" in names
+                    else condition,
+                    names=names,
+                    values=values or None,
+                )
+                return bindings_of_item(item)
+            except ConditionFailed:
+                if not self._add_empty_maps(pk, sk, condition):
+                    raise UnknownResource(f"{kind} {resource_id!r} does not exist") from None
+        raise UnknownResource(f"{kind} {resource_id!r} cannot be changed now; retry")
+
+    def _add_empty_maps(self, pk: str, sk: str, condition: str) -> bool:
+        """Items created before bindings existed (the default experiment) get empty maps."""
+        try:
+            self.table.update(
+                pk,
+                sk,
+                "SET #u = if_not_exists(#u, :e), #g = if_not_exists(#g, :e)",
+                condition=condition,
+                names={"#u": USERS, "#g": GROUPS},
+                values={":e": {}},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+
+def _target(user: str | None, group: str | None) -> tuple[str, str]:
+    if bool(user) == bool(group):
+        raise ValueError("name exactly one user or one group")
+    return (USERS, user) if user else (GROUPS, group)
+
+
+def _is_hidden(kind: str, item: Mapping) -> bool:
+    return kind == REGISTERED_MODEL and "renamed_from" in item
+
+
+# ---- the user directory ---------------------------------------------------------------
+
+
+def user_key(username: str) -> tuple[str, str]:
+    return f"USER#{username}", "USER"
+
+
+def remember_user(table: DynamoTable, principal: Principal) -> None:
+    """Record username → subject (idempotent: the same user always has the same subject)."""
+    pk, sk = user_key(principal.username)
+    table.put(
+        {
+            "pk": pk,
+            "sk": sk,
+            "subject": principal.subject,
+            "kind": principal.kind,
+            "groups": list(principal.groups),  # for "what may this user do" questions
+        }
+    )
+
+
+def subject_of_user(table: DynamoTable, username: str) -> str | None:
+    item = table.get(*user_key(username))
+    return item["subject"] if item else None

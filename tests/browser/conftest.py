@@ -1,0 +1,8 @@
+"""Browser tests reuse the gateway tests' servers (tests/gateway/gw_support.py, mlflow_tier.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "gateway"))

@@ -1,0 +1,251 @@
+"""The simulator and the running gateway agree on every cell of the roles × calls matrix.
+
+A real gateway (dev-token authentication, route table, parsing, resolution from a local
+DynamoDB, Cedar decisions, audit) runs in front of a recording stand-in for the handler
+tier. For every column of the matrix a user holds exactly that standing on its own
+experiment (with a run, a trace, a logged model) and its own registered model; for every
+action one request built from the route table is sent with that user's token. A call
+counts as allowed when the gateway forwards it. The same requests go through
+`simulate request` with the same bindings, and the matrix's cells are compared as well.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig
+from gateway.devidp import DevIdentityProvider, subject_for
+from gateway.policy import load_policies
+from gateway.simulate.bindings import BindingsData, VersionFacts
+from gateway.simulate.cells import COLUMNS, WORKSPACE, Column
+from gateway.simulate.matrix import build_matrix
+from gateway.simulate.request import simulate_request
+from gateway.simulate.sources import FileSource
+from gateway.entities import EXPERIMENT, REGISTERED_MODEL, Bindings
+from store.dynamo import DynamoTable
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "gateway"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gw_support import EchoUpstream, ServerThread, free_port  # noqa: E402
+from sample_requests import Ids, Sample, build, requests_by_action  # noqa: E402
+
+ADMINS = ("admins",)
+OPEN = Ids("900", "run-open", "tr-open", "m-open", "exp-open", "model-open")
+# Calls the gateway decides differently from the policies alone, and why:
+# - datasets: the gateway cannot resolve a dataset to its experiments, so it denies them;
+# - GraphQL: the gateway offers it to administrators only (a rule in gateway/authorize.py).
+DATASET_ACTIONS = {
+    "AddDatasetToExperiments", "DeleteDataset", "DeleteDatasetRecords", "DeleteDatasetTag",
+    "GetDataset", "GetDatasetExperimentIds", "GetDatasetRecords",
+    "RemoveDatasetFromExperiments", "SetDatasetTags", "UpsertDatasetRecords",
+}  # fmt: skip
+
+
+def _columns() -> list[tuple[int, str, Column]]:
+    out, seen = [], {}
+    for rtype, columns in COLUMNS.items():
+        for column in columns:
+            key = (rtype, column.key)
+            seen.setdefault(key, len(seen) + 1)
+            out.append((seen[key], rtype, column))
+    return out
+
+
+def _user(index: int, column: Column) -> tuple[str, tuple[str, ...]]:
+    return f"sim{index}", ADMINS if column.admin else (f"team{index}",)
+
+
+def _ids(index: int) -> Ids:
+    return Ids(str(index), f"run{index}", f"tr{index}", f"m{index}", f"exp{index}", f"model{index}")
+
+
+def _acl(index: int, column: Column) -> dict:
+    user, groups = _user(index, column)
+    users = {subject_for(user): column.role} if column.role and not column.via_group else {}
+    bound = {groups[0]: column.role} if column.role and column.via_group else {}
+    return {"users": users, "groups": bound, "private": column.private}
+
+
+def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone: list[str]):
+    """The items the gateway's resolver reads, and the same facts as a bindings file."""
+    exp, model = ids.experiment, ids.model
+    table.put({"pk": f"EXP#{exp}", "sk": "EXP", "experiment_id": exp, "name": ids.experiment_name,
+               "acl_users": acl["users"], "acl_groups": acl["groups"],
+               "acl_private": acl["private"]})  # fmt: skip
+    table.put({"pk": f"EXPNAME#{ids.experiment_name}", "sk": "EXPNAME", "experiment_id": exp})
+    for pk, sk in ((f"RUN#{ids.run}", "RUN"), (f"TR#{ids.trace}", "INFO"),
+                   (f"LM#{ids.logged_model}", "LM")):  # fmt: skip
+        table.put({"pk": pk, "sk": sk, "experiment_id": exp})
+    table.put({"pk": f"RMNAME#{model}", "sk": "RM", "rid": f"r-{model}", "name": model,
+               "acl_users": acl["users"], "acl_groups": acl["groups"]})  # fmt: skip
+    table.put({"pk": f"RM#r-{model}", "sk": f"MV#{1:010d}", "stage": "None"})
+    data.resources[(EXPERIMENT, exp)] = Bindings.from_data(EXPERIMENT, exp, acl)
+    model_acl = {"users": acl["users"], "groups": acl["groups"]}
+    data.resources[(REGISTERED_MODEL, model)] = Bindings.from_data(REGISTERED_MODEL, model, model_acl)
+    for kind, child in (("run", ids.run), ("trace", ids.trace),
+                        ("logged_model", ids.logged_model),
+                        ("experiment_name", ids.experiment_name)):  # fmt: skip
+        data.children[(kind, child)] = (EXPERIMENT, exp)
+    data.versions[(model, "1")] = VersionFacts("None")
+
+
+@pytest.fixture(scope="module")
+def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("simulate-agreement")
+    policies = root / "policies"
+    shutil.copytree(REPO / "policies", policies, ignore=shutil.ignore_patterns("tests"))
+    store_uri = f"dynamodb://{dynalite_endpoint.removeprefix('http://')}/simulate_agreement"
+    table = DynamoTable.from_uri(store_uri)
+    table.ensure_table()
+    data = BindingsData()
+    columns = _columns()
+    subjects = [subject_for(_user(i, c)[0]) for i, _, c in columns]
+    # the `open` experiment and model: everyone may read and edit (other-family references)
+    _seed(table, data, OPEN, {"users": dict.fromkeys(subjects, "editor"), "groups": {},
+                              "private": False}, subjects)  # fmt: skip
+    for index, _rtype, column in columns:
+        _seed(table, data, _ids(index), _acl(index, column), subjects)
+    echo = EchoUpstream()
+    port = free_port()
+    with ServerThread(echo.app()) as upstream:
+        config = GatewayConfig(
+            upstream_url=upstream.url,
+            identity_secret=secrets.token_bytes(32),
+            public_url=f"http://127.0.0.1:{port}",
+            dev_idp_dir=root / "devidp",
+            policies_dir=policies,
+            store_uri=store_uri,
+            audit_path=root / "audit.jsonl",
+            admin_groups=ADMINS,
+        )
+        app = create_app(config)
+        idp = DevIdentityProvider(root / "devidp", config.dev_issuer)
+        with ServerThread(app, port) as gateway:
+            try:
+                yield {
+                    "url": gateway.url, "idp": idp, "echo": echo, "data": data,
+                    "bundle": load_policies(policies), "columns": columns,
+                    "audit": root / "audit.jsonl",
+                }  # fmt: skip
+            finally:
+                app.state.gateway.authorizer.authz.store.stop()
+
+
+def _special(action: str, ids: Ids) -> Sample | None:
+    """Calls that are a second check inside another call, not a route of their own."""
+    from sample_requests import all_routes
+
+    def route(method: str, path: str):
+        return next(r for r in all_routes() if r.method == method and r.path == path)
+
+    if action == "SetArtifactLocation":
+        body = {"name": f"new-{secrets.token_hex(4)}", "artifact_location": "s3://bucket/x"}
+        r = route("POST", "/api/2.0/mlflow/experiments/create")
+    elif action == "RegisterExternalSource":
+        body = {"name": OPEN.model, "source": "s3://bucket/model"}
+        r = route("POST", "/api/2.0/mlflow/model-versions/create")
+    elif action in ("GetExperimentPermissions", "GetRegisteredModelPermissions"):
+        kind = "experiment" if action.startswith("GetExp") else "registered_model"
+        rid = ids.experiment if kind == "experiment" else ids.model
+        query = f"resource_type={kind}&resource_id={rid}"
+        return Sample(None, "GET", "/api/3.0/cedarflow/permissions/list", query, {}, b"")
+    elif action in ("UpdateExperimentPermissions", "UpdateRegisteredModelPermissions"):
+        kind = "experiment" if action.startswith("UpdateExp") else "registered_model"
+        rid = ids.experiment if kind == "experiment" else ids.model
+        body = {"resource_type": kind, "resource_id": rid, "role": "reader",
+                "subject": "someone-else"}  # fmt: skip
+        return Sample(None, "POST", "/api/3.0/cedarflow/permissions/grant", "",
+                      {"content-type": "application/json"}, json.dumps(body).encode())  # fmt: skip
+    else:
+        return None
+    return Sample(r, "POST", r.path, "", {"content-type": "application/json"},
+                  json.dumps(body).encode())  # fmt: skip
+
+
+def _gateway_allows(world, sample: Sample, user: str, groups: tuple[str, ...]) -> bool:
+    """Forwarded to the handler tier (or, for the permissions API, answered) = allowed."""
+    token = world["idp"].mint(user, groups)
+    before = len(world["echo"].received)
+    response = httpx.request(
+        sample.method,
+        world["url"] + sample.target,
+        headers={**sample.headers, "Authorization": f"Bearer {token}"},
+        content=sample.body,
+        timeout=60,
+    )
+    if sample.route is None:  # the permissions API is answered by the gateway itself
+        assert response.status_code in (200, 403), response.text
+        return response.status_code == 200
+    forwarded = len(world["echo"].received) > before
+    assert forwarded or response.status_code in (403, 200), (sample.target, response.text)
+    return forwarded
+
+
+def test_simulator_and_gateway_agree_on_every_cell(world):
+    bundle = world["bundle"]
+    matrix = build_matrix(bundle, ADMINS)
+    source = FileSource(world["data"])
+    compared, against_matrix, differences = 0, [], []
+    for index, rtype, column in world["columns"]:
+        ids = _ids(index)
+        user, groups = _user(index, column)
+        samples = requests_by_action(ids, OPEN)
+        for action in matrix.actions[rtype]:
+            sample = _special(action, ids) or samples.get(action)
+            assert sample is not None, f"no request reaches {action}"
+            gateway = _gateway_allows(world, sample, user, groups)
+            cell = matrix.cells[(rtype, action, column.key)]
+            expected_by_policy = cell.allowed
+            if sample.route is not None:
+                simulated = simulate_request(bundle, source, subject_for(user), groups,
+                                             sample.method, sample.target, sample.body,
+                                             ADMINS).allowed  # fmt: skip
+                if simulated != gateway:
+                    differences.append((rtype, column.key, action, "request", simulated, gateway))
+            compared += 1
+            known = action in DATASET_ACTIONS or (action == "GraphQL" and not column.admin)
+            if known:
+                against_matrix.append((column.key, action, gateway))
+            elif expected_by_policy != gateway:
+                differences.append((rtype, column.key, action, "matrix", cell.outcome, gateway))
+    assert not differences, differences[:20]
+    assert compared == sum(len(matrix.actions[t]) * len(COLUMNS[t]) for t in matrix.actions)
+    # the known exceptions are denials by the gateway, never an allow the matrix lacks
+    assert against_matrix and not any(allowed for _, _, allowed in against_matrix)
+
+
+def test_every_cell_was_audited_with_the_decision_fields_replay_reads(world):
+    lines = [json.loads(x) for x in world["audit"].read_text().splitlines() if x]
+    decisions = [x for x in lines if x.get("type") == "decision"]
+    assert decisions
+    needed = {"time", "request_id", "principal", "username", "groups", "action", "resource",
+              "decided_on", "decision", "policies", "policy_revision"}  # fmt: skip
+    assert all(needed <= set(x) for x in decisions)
+
+
+def test_a_private_group_member_is_denied_by_the_gateway_and_the_simulator(world):
+    index, rtype, column = next(
+        (i, t, c) for i, t, c in world["columns"] if c.key == "private:group:manager"
+    )
+    assert rtype == EXPERIMENT and column.via_group
+    user, groups = _user(index, column)
+    sample = build(
+        next(r for r in __import__("gateway.routes", fromlist=["all_routes"]).all_routes()
+             if r.path == "/api/2.0/mlflow/runs/get" and r.method == "GET"),
+        _ids(index),
+        OPEN,
+    )  # fmt: skip
+    assert not _gateway_allows(world, sample, user, groups)
+    result = simulate_request(world["bundle"], FileSource(world["data"]), subject_for(user),
+                              groups, sample.method, sample.target)  # fmt: skip
+    assert not result.allowed and "experiment-private" in result.result.decision.policy_ids
+    assert WORKSPACE in COLUMNS
