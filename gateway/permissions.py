@@ -145,7 +145,7 @@ class PermissionsApi:
         if not isinstance(private, bool):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", "'private' must be true or false.")
         await self._require(principal, _CHANGE[EXPERIMENT], EXPERIMENT, experiment_id)
-        data = await self._change(self.bindings.set_private, EXPERIMENT, experiment_id, private)
+        data = await self._change(_set_private(self.bindings), EXPERIMENT, experiment_id, private)
         self.audit.binding_change(
             request_id, principal, change="private", resource_kind=EXPERIMENT,
             resource_id=experiment_id, private=private,
@@ -243,6 +243,10 @@ class PermissionsApi:
         return Principal(
             subject=item["subject"], username=username, groups=tuple(item.get("groups") or ())
         )
+
+
+def _set_private(bindings: BindingStore):
+    return lambda kind, experiment_id, private: bindings.set_private(experiment_id, private)
 
 
 async def _params(request: Request) -> dict:

@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -351,8 +351,12 @@ class DynamoTable:
         forward: bool = True,
         limit: int | None = None,
         consistent: bool = False,
+        attributes: Iterable[Sequence[str]] | None = None,
     ) -> Iterator[dict]:
-        """Items of one partition in sort-key order; pages are fetched lazily as you iterate."""
+        """Items of one partition in sort-key order; pages are fetched lazily as you iterate.
+
+        `attributes`: only these attribute paths (e.g. `("params", "lr")`) are returned.
+        """
         if sk_prefix is not None and sk_range is not None:
             raise ValueError("Give sk_prefix or sk_range, not both")
         pk_name, sk_name = ("gsi1pk", "gsi1sk") if index == GSI1 else ("pk", "sk")
@@ -379,6 +383,8 @@ class DynamoTable:
             request["IndexName"] = index
         else:
             request["ConsistentRead"] = consistent  # GSIs offer eventual consistency only
+        if attributes is not None:
+            request["ProjectionExpression"] = _projection(attributes, names)
         return self._query_pages(request, limit)
 
     def _query_pages(self, request: dict, limit: int | None) -> Iterator[dict]:
@@ -527,6 +533,20 @@ def _waves_without_duplicate_keys(requests: list, size: int, parallel: int) -> I
         keys.add(request[2])
     if wave[-1]:
         yield wave
+
+
+def _projection(paths: Iterable[Sequence[str]], names: dict) -> str:
+    placeholders = {name: placeholder for placeholder, name in names.items()}
+    parts = []
+    for path in paths:
+        segments = []
+        for name in path:
+            if name not in placeholders:
+                placeholders[name] = f"#p{len(placeholders)}"
+                names[placeholders[name]] = name
+            segments.append(placeholders[name])
+        parts.append(".".join(segments))
+    return ", ".join(dict.fromkeys(parts))
 
 
 def _with_expressions(

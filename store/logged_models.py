@@ -287,6 +287,12 @@ class LoggedModelsMixin:
                 INVALID_PARAMETER_VALUE,
             )
         experiment_ids = [_parse_experiment_id(e) for e in experiment_ids or []]
+        if not all(isinstance(o, dict) for o in order_by or []):
+            raise MlflowException.invalid_parameter_value(
+                "`order_by` must be a list of dictionaries."
+            )
+        order_by = [dict(o) for o in order_by or []]
+        datasets = [dict(d) for d in datasets] if datasets else None
         fingerprint = _search_fingerprint(experiment_ids, filter_string, datasets, order_by)
         offset = 0
         if page_token:

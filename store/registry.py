@@ -39,9 +39,11 @@ from store.registry_items import (
     model_entity,
     model_key,
     new_model_item,
+    run_index_prefix,
     version_entity,
 )
 from store.registry_search import (
+    Query,
     Row,
     is_prompt_tagged,
     matches,
@@ -58,6 +60,8 @@ from store.registry_versions import VersionsMixin
 from store.unsupported import raise_not_implemented
 
 _RENAME_ATTEMPTS = 5
+# A version search pinned to at most this many run ids reads only their versions.
+_RUN_QUERIES = 25
 
 
 @raise_not_implemented
@@ -290,7 +294,8 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         order_by=None,
         page_token=None,
     ):
-        """2 Queries (models, versions); with `name = '...'`: GetItem + Query."""
+        """Query models + Query versions; `run_id = ` / `IN`: 1 Query per run id instead of
+        the versions Query; `name = '...'`: GetItem + Query of that model's versions."""
         if not isinstance(max_results, int) or max_results < 1:
             raise MlflowException(
                 "Invalid value for max_results. It must be a positive integer,"
@@ -306,19 +311,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         query = parse_version_filter(filter_string)
         order = parse_version_order(order_by)
         offset = page_offset(page_token, "model_versions")
-        pinned = query.equal_name()
-        if pinned is not None:
-            models = {m["rid"]: m for m in self._models_named(pinned)}
-            versions = [v for rid in models for v in self._version_items(rid)]
-        else:
-            models = {m["rid"]: m for m in self._all_models()}
-            versions = list(self._table.query(VERSIONS_GSI_PK, index=GSI1))
-        # As in the SQL store, one prompt-tagged version hides every version of its model.
-        hidden = (
-            set()
-            if query.wants_prompts
-            else {v["rid"] for v in versions if is_prompt_tagged(v.get("tags", {}))}
-        )
+        models, versions, hidden = self._versions_for(query)
         rows = [
             _version_row(models[v["rid"]]["name"], v)
             for v in versions
@@ -327,6 +320,38 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         rows = sort_rows([row for row in rows if matches(row, query)], order)
         page, token = page_of(rows, offset, max_results, "model_versions")
         return PagedList([version_entity(row.extra, row.item) for row in page], token)
+
+    def _versions_for(self, query: Query) -> tuple[dict[str, dict], list[dict], set[str]]:
+        """Models by rid, the version items the filter may match, and the rids whose versions
+        are hidden as prompts (SQL store: one prompt-tagged version hides its model)."""
+        pinned, runs = query.equal_name(), query.run_ids(most=_RUN_QUERIES)
+        if pinned is not None:
+            models = {m["rid"]: m for m in self._models_named(pinned)}
+            versions = [v for rid in models for v in self._version_items(rid)]
+        else:
+            models = {m["rid"]: m for m in self._all_models()}
+            if runs is not None:  # only those runs' versions: one index range per run
+                found = {
+                    (v["pk"], v["sk"]): v  # one version can fall in two ranges ("a", "a#b")
+                    for run in runs
+                    for v in self._table.query(
+                        VERSIONS_GSI_PK, index=GSI1, sk_prefix=run_index_prefix(run)
+                    )
+                }
+                versions = list(found.values())
+            else:
+                versions = list(self._table.query(VERSIONS_GSI_PK, index=GSI1))
+        if query.wants_prompts:
+            return models, versions, set()
+        hidden = {v["rid"] for v in versions if is_prompt_tagged(v.get("tags", {}))}
+        if runs is not None and pinned is None:
+            # The other versions of a flagged model decide too: read them.
+            for rid in {v["rid"] for v in versions} - hidden:
+                if models.get(rid, {}).get("prompt_versions") and any(
+                    is_prompt_tagged(v.get("tags", {})) for v in self._version_items(rid)
+                ):
+                    hidden.add(rid)
+        return models, versions, hidden
 
     def _models_named(self, name: str) -> list[dict]:
         model = self._find_model(name)

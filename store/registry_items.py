@@ -64,6 +64,7 @@ def new_model_item(
             "tags": dict(tags),
             "aliases": {},
             "latest": {},  # stage -> highest live version in it (checked on every read)
+            # "prompt_versions": True once a version may carry the prompt tag (never unset)
             "vcount": 0,
             "rev": 0,
         }
@@ -90,7 +91,7 @@ def new_version_item(
             "pk": pk,
             "sk": sk,
             "gsi1pk": VERSIONS_GSI_PK,
-            "gsi1sk": f"{rid}#{version:010d}",
+            "gsi1sk": version_index_key(run_id, rid, version),
             "rid": rid,
             "version": version,
             "created": now,
@@ -107,6 +108,15 @@ def new_version_item(
             "tags": dict(tags),
         }
     )
+
+
+def version_index_key(run_id: str | None, rid: str, version: int) -> str:
+    """Versions sort by run id in the index, so the versions of one run are one key range."""
+    return f"{run_id or ''}#{rid}#{version:010d}"
+
+
+def run_index_prefix(run_id: str) -> str:
+    return f"{run_id}#"
 
 
 def is_live(version_item: dict) -> bool:

@@ -54,6 +54,17 @@ class Query:
                 return clause.value
         return None
 
+    def run_ids(self, most: int) -> tuple[str, ...] | None:
+        """The run ids when the filter pins at most `most` with `run_id = ` or `run_id IN`."""
+        for clause in self.clauses:
+            if clause.kind != "attribute" or clause.key != "run_id":
+                continue
+            if clause.comparator == "=":
+                return (clause.value,)
+            if clause.comparator == "IN" and len(set(clause.value)) <= most:
+                return tuple(dict.fromkeys(clause.value))
+        return None
+
 
 # ---- filters ------------------------------------------------------------------------------------
 

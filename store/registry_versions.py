@@ -33,6 +33,7 @@ from store.registry_items import (
     new_version_item,
     version_entity,
 )
+from store.registry_search import is_prompt_tagged
 
 
 class VersionsMixin(RegistryCore):
@@ -59,12 +60,12 @@ class VersionsMixin(RegistryCore):
         now = now_ms()
         # The counter lives on the model item: ADD is atomic, so numbers are never reused.
         # The same write names it the latest of stage None (it is the highest number).
-        model = self._update_model(
-            name,
-            "SET updated = :now, vcount = vcount + :one, latest.#none = vcount + :one",
-            names={"#none": STAGE_NONE},
-            values={":now": now},
-        )
+        expression = "SET updated = :now, vcount = vcount + :one, latest.#none = vcount + :one"
+        values = {":now": now}
+        if is_prompt_tagged(tag_dict):
+            expression += ", prompt_versions = :true"
+            values[":true"] = True
+        model = self._update_model(name, expression, names={"#none": STAGE_NONE}, values=values)
         principal = current_principal()
         item = new_version_item(
             model["rid"],
@@ -237,6 +238,9 @@ class VersionsMixin(RegistryCore):
         version = _validate_model_version(version)
         _validate_model_version_tag(tag.key, tag.value)
         model = self._load_model(name)
+        if is_prompt_tagged({tag.key: tag.value}):
+            # Flag the model first: a crash in between leaves a flag, never a hidden tag.
+            self._update_model(name, "SET prompt_versions = :true", values={":true": True})
         self._update_version(
             name,
             model,

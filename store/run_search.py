@@ -9,7 +9,6 @@ values (and NaN metrics) last in both directions, then `start_time DESC`, then `
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlflow.entities import LifecycleStage, ViewType
@@ -42,23 +41,50 @@ class _Order:
     ascending: bool
 
 
-def run_matcher(filter_string: str | None) -> Callable[[dict], bool]:
-    """A predicate over run items; invalid filters raise INVALID_PARAMETER_VALUE."""
-    clauses = [_clause(parsed) for parsed in SearchUtils.parse_search_filter(filter_string)]
-    return lambda item: all(_matches(item, clause) for clause in clauses)
+@dataclass(frozen=True)
+class RunQuery:
+    """A parsed filter and order: what to keep, in which order, and which attributes it reads."""
+
+    clauses: tuple[_Clause, ...]
+    orders: tuple[_Order, ...]
+
+    def matches(self, item: dict) -> bool:
+        return all(_matches(item, clause) for clause in self.clauses)
+
+    def sort(self, items: list[dict]) -> list[dict]:
+        ordered = sorted(items, key=lambda item: item["run_id"])
+        if not any(o.kind == "attribute" and o.key == "start_time" for o in self.orders):
+            ordered.sort(key=lambda item: _nullable(item.get("start_time")), reverse=True)
+        for order in reversed(self.orders):  # stable sorts, least significant first
+            ordered.sort(
+                key=lambda item, o=order: _nullable(_order_value(item, o)),
+                reverse=not order.ascending,
+            )
+            ordered.sort(key=lambda item, o=order: _missing_rank(item, o))
+        return ordered
+
+    def attributes(self) -> list[tuple[str, ...]]:
+        """The attribute paths filtering and ordering read (all a search needs to fetch)."""
+        paths = [("pk",), ("sk",), ("run_id",), ("lifecycle_stage",), ("start_time",)]
+        paths += [_attribute_path(c.kind, c.key, filtering=True) for c in self.clauses]
+        paths += [_attribute_path(o.kind, o.key, filtering=False) for o in self.orders]
+        return paths
 
 
-def sort_runs(items: list[dict], order_by: list[str] | None) -> list[dict]:
-    orders = _orders(order_by)
-    ordered = sorted(items, key=lambda item: item["run_id"])
-    if not any(o.kind == "attribute" and o.key == "start_time" for o in orders):
-        ordered.sort(key=lambda item: _nullable(item.get("start_time")), reverse=True)
-    for order in reversed(orders):  # stable sorts, least significant first
-        ordered.sort(
-            key=lambda item, o=order: _nullable(_order_value(item, o)), reverse=not order.ascending
-        )
-        ordered.sort(key=lambda item, o=order: _missing_rank(item, o))
-    return ordered
+def parse_run_query(filter_string: str | None, order_by: list[str] | None) -> RunQuery:
+    """Parse with MLflow's grammar; invalid filters or orders raise INVALID_PARAMETER_VALUE."""
+    clauses = tuple(_clause(parsed) for parsed in SearchUtils.parse_search_filter(filter_string))
+    return RunQuery(clauses, tuple(_orders(order_by)))
+
+
+def _attribute_path(kind: str, key: str, *, filtering: bool) -> tuple[str, ...]:
+    if kind == "attribute":
+        if key == "run_name" and filtering:  # filters read the tag, orders the name
+            return ("tags", MLFLOW_RUN_NAME)
+        return (_ATTRIBUTE_ITEM_FIELDS.get(key, key),)
+    if kind == "dataset":
+        return ("inputs",)
+    return ({"metric": "metrics", "parameter": "params", "tag": "tags"}[kind], key)
 
 
 # ---- filters ----------------------------------------------------------------------------------
@@ -174,18 +200,23 @@ class RunSearchMixin:
     ):
         validate_max_results(max_results, allow_null=True)
         stages = set(LifecycleStage.view_type_to_stages(run_view_type or ViewType.ACTIVE_ONLY))
-        matches = run_matcher(filter_string)
+        query = parse_run_query(filter_string, order_by)
         offset = page_offset(page_token)
         experiments = dict.fromkeys(str(i) for i in _parse_experiment_ids(experiment_ids))
-        items = [
+        # Filter and order on the few attributes they read; fetch whole runs for the page only.
+        found = [
             item
             for experiment_id in experiments
-            for item in self.table.query(runs_of_experiment(experiment_id), index=GSI1)
-            if item["lifecycle_stage"] in stages and matches(item)
+            for item in self.table.query(
+                runs_of_experiment(experiment_id), index=GSI1, attributes=query.attributes()
+            )
+            if item["lifecycle_stage"] in stages and query.matches(item)
         ]
-        ordered = sort_runs(items, order_by)
+        ordered = query.sort(found)
         end = None if max_results is None else offset + max_results
-        page = ordered[offset:end]
+        page_keys = [(item["pk"], item["sk"]) for item in ordered[offset:end]]
+        fetched = {(i["pk"], i["sk"]): i for i in self.table.batch_get(page_keys)}
+        page = [fetched[key] for key in page_keys if key in fetched]
         datasets = self._datasets_for(page)
         runs = [run_to_entity(item, datasets, with_model_inputs=False) for item in page]
         return runs, next_page_token(offset, max_results, len(ordered))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mlflow.entities import LifecycleStage
@@ -285,17 +286,20 @@ class TracesMixin(AssessmentsMixin):
         location: str | None = None,
         experiment_ids: list[str] | None = None,
     ) -> list[Trace]:
-        traces = []
-        for info in self._trace_items(trace_ids, experiment_ids):
+        infos = self._trace_items(trace_ids, experiment_ids)
+        for info in infos:
             if info.get("tags", {}).get(TraceTagKey.SPANS_LOCATION) != (
                 SpansLocation.TRACKING_STORE.value
             ):
                 raise MlflowTracingException("Trace data not stored in tracking store")
-            span_rows = self._span_items(info["trace_id"])
-            trace = _trace_from_items(info, span_rows, allow_partial=False)
-            if trace is not None:
-                traces.append(trace)
-        return traces
+        # One Query per trace for its spans, sent side by side (the client is thread-safe).
+        with ThreadPoolExecutor(max_workers=min(len(infos), 8) or 1) as pool:
+            span_rows = list(pool.map(lambda i: self._span_items(i["trace_id"]), infos))
+        traces = (
+            _trace_from_items(info, rows, allow_partial=False)
+            for info, rows in zip(infos, span_rows, strict=True)
+        )
+        return [t for t in traces if t is not None]
 
     def _span_items(self, trace_id: str) -> list[dict]:
         return list(self.table.query(f"{TRACE_PREFIX}{trace_id}", sk_prefix=SPAN_PREFIX))
@@ -322,6 +326,7 @@ class TracesMixin(AssessmentsMixin):
                 f"Invalid value {max_results} for parameter 'max_results' supplied. "
                 "It must be a positive integer no greater than 50000."
             )
+        order_by = [str(o) for o in order_by or []]  # the handler passes a protobuf container
         clauses = parse_filter(filter_string)
         key = sort_key(order_by)
         fingerprint = json.dumps([locations, filter_string, order_by], sort_keys=True)

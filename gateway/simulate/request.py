@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -30,6 +30,11 @@ class RequestResult:
     def allowed(self) -> bool:
         return self.result is not None and self.result.allowed
 
+    @property
+    def forwarded(self) -> bool:
+        """Passed on to MLflow (a search of only unreadable experiments is answered empty)."""
+        return self.allowed and not self.result.narrowed_to_nothing
+
 
 def simulate_request(
     bundle: PolicyBundle,
@@ -40,13 +45,16 @@ def simulate_request(
     target: str,
     body: str | bytes = b"",
     admin_groups: Iterable[str] = ("admins",),
+    headers: Mapping[str, str] | None = None,
 ) -> RequestResult:
     """Route, parse, resolve and decide one request exactly as the gateway does."""
     groups = tuple(groups)
     admin_groups = tuple(admin_groups)
     body = body.encode() if isinstance(body, str) else body
     split = urlsplit(target)
-    headers = {"content-type": "application/json"} if body.strip() else {}
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    if body.strip():
+        headers.setdefault("content-type", "application/json")
     try:
         parsed = parse_request(method, split.path, split.query, headers, body)
     except Refusal as refusal:

@@ -247,9 +247,11 @@ def banner(config: StackConfig, data: DataDir, dynamo: DynamoServer | None) -> s
     ]
     if dynamo is not None and not dynamo.persistent:
         lines.append("  WARNING: in-memory DynamoDB: nothing is kept after the stack stops")
+    if config.policies_dir is not None:
+        lines.append(f"  Policies:            {config.policies_dir.absolute()}")
     if config.dev_idp:
         lines += [
-            f"  Dev sign-in issuer:  {config.public_url}/devidp",
+            f"  Dev sign-in issuer:  {config.public_url}/devidp (the UI asks for any user name)",
             "",
             "In another shell (pick any user name and groups):",
             f"  export MLFLOW_TRACKING_URI={config.public_url}",

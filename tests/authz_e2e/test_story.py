@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
+from mlflow.server import get_app_client
 from sklearn.linear_model import LogisticRegression
 
 ALICE = ("alice", ("vision",))
@@ -70,8 +71,11 @@ def test_bob_sees_neither_in_the_client_searches_or_graphql(authz_stack, world):
         assert MODEL not in [m.name for m in client.search_registered_models()]
         assert MODEL not in [v.name for v in client.search_model_versions()]
     with authz_stack.http(*BOB) as http:
-        query = {"query": "{ mlflowGetExperiment(input: {experimentId: \"%s\"}) "
-                          "{ experiment { name } } }" % world["experiment_id"]}  # fmt: skip
+        experiment_id = world["experiment_id"]
+        query = {
+            "query": f'{{ mlflowGetExperiment(input: {{experimentId: "{experiment_id}"}}) '
+            "{ experiment { name } } }"
+        }
         response = http.post("/graphql", json=query)
         assert response.status_code == 403
         assert "alice-exp" not in response.text
@@ -112,12 +116,12 @@ def test_alice_grants_bob_reader_with_mlflows_permissions_client(authz_stack, wo
         MlflowClient().search_experiments()  # Bob has signed in once: the gateway knows him
         assert denied(lambda: MlflowClient().get_registered_model(MODEL))
     with authz_stack.as_user(*CAROL):  # a reader may not grant
-        carol_admin = mlflow.server.get_app_client("basic-auth", authz_stack.url)
+        carol_admin = get_app_client("basic-auth", authz_stack.url)
         assert denied(
             lambda: carol_admin.grant_user_permission("bob", "registered_model", MODEL, "READ")
         )
     with authz_stack.as_user(*ALICE):
-        auth = mlflow.server.get_app_client("basic-auth", authz_stack.url)
+        auth = get_app_client("basic-auth", authz_stack.url)
         auth.grant_user_permission("bob", "registered_model", MODEL, "READ")
         granted = auth.get_user_permission("bob", "registered_model", MODEL)
         assert granted.permission == "READ"

@@ -208,7 +208,7 @@ def test_simulator_and_gateway_agree_on_every_cell(world):
             if sample.route is not None:
                 simulated = simulate_request(bundle, source, subject_for(user), groups,
                                              sample.method, sample.target, sample.body,
-                                             ADMINS).allowed  # fmt: skip
+                                             ADMINS, sample.headers).forwarded  # fmt: skip
                 if simulated != gateway:
                     differences.append((rtype, column.key, action, "request", simulated, gateway))
             compared += 1

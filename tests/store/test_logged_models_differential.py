@@ -13,13 +13,12 @@ import uuid
 import pytest
 from mlflow.entities import LoggedModelParameter, LoggedModelStatus, LoggedModelTag, Metric
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-from moto import mock_aws
 
 import store.logged_models as dynamo_logged_models
 from store.tracking import DynamoTrackingStore
 
 SEED = 20261130
-N_MODELS = 30
+N_MODELS = 40
 
 
 class Clock:
@@ -31,19 +30,20 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
+def stores(tmp_path_factory, dynalite_endpoint):
     tmp = tmp_path_factory.mktemp("lm-diff")
     clock = Clock()
     patch = pytest.MonkeyPatch()
-    patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     patch.setattr(dynamo_logged_models, "get_current_time_millis", clock)
     patch.setattr("mlflow.store.tracking.sqlalchemy_store.get_current_time_millis", clock)
-    with mock_aws():
-        ours = DynamoTrackingStore(f"dynamodb:///lmdiff-{uuid.uuid4().hex[:8]}", str(tmp / "a"))
-        oracle = SqlAlchemyStore(f"sqlite:///{tmp}/oracle.db", str(tmp / "b"))
-        experiments = _seed(ours, oracle, clock, random.Random(SEED))
-        yield ours, oracle, experiments
-    patch.undo()
+    host_port = dynalite_endpoint.removeprefix("http://")
+    ours = DynamoTrackingStore(f"dynamodb://{host_port}/lmd{uuid.uuid4().hex[:8]}", str(tmp / "a"))
+    oracle = SqlAlchemyStore(f"sqlite:///{tmp}/oracle.db", str(tmp / "b"))
+    try:
+        yield ours, oracle, _seed(ours, oracle, clock, random.Random(SEED))
+    finally:
+        patch.undo()
+        oracle.engine.dispose()
 
 
 def _seed(ours, oracle, clock, rng):

@@ -164,7 +164,8 @@ def _version_args(rng: random.Random, name: str) -> tuple:
 
 
 def _tag(rng: random.Random) -> tuple[str, str]:
-    return rng.choice(TAG_KEYS), rng.choice(TAG_VALUES)
+    key = PROMPT if rng.random() < 0.04 else rng.choice(TAG_KEYS)  # a model turns prompt
+    return key, rng.choice(TAG_VALUES)
 
 
 def _text(rng: random.Random) -> str | None:

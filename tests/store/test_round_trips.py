@@ -107,4 +107,5 @@ def test_search_runs_does_not_read_per_run(moto_store, runs):
         max_results=10,
         order_by=["metrics.m DESC"],
     )
-    assert counts == {"Query": 2}  # one Query page per experiment, whatever the number of runs
+    # One Query page per experiment and one BatchGetItem for the page, whatever the number of runs
+    assert counts == {"Query": 2, "BatchGetItem": 1}
