@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         for runs in sizes:
             ours = DynamoTrackingStore(f"dynamodb://{host_port}/bench{runs}", str(workdir / "a"))
             oracle = SqlAlchemyStore(f"sqlite:///{workdir}/bench{runs}.db", str(workdir / "a"))
+            print(f"measuring {runs} runs ...", file=sys.stderr, flush=True)
             mine, theirs = measure(ours, runs, repetitions), measure(oracle, runs, repetitions)
             for name, (ms, requests) in mine.items():
                 rows.append((name, runs, ms, theirs[name][0], requests))

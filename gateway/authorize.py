@@ -290,7 +290,7 @@ class PolicyAuthorizer:
         try:
             await asyncio.to_thread(remember_user, self.resolver.table, principal)
         except Exception:  # the directory is a convenience; a failure must not block calls
-            _logger.warning("could not record user %s", principal.username, exc_info=True)
+            _logger.warning("could not record user %s (will retry)", principal.username)
             return
         self._known_users.add(key)
 

@@ -14,6 +14,7 @@ DynamoDB read in the gateway once the run is known and its bindings are fresh.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from gateway.routes.model import DATASET, EXPERIMENT_NAME, LOGGED_MODEL, RUN, TR
 from store.bindings import bindings_of_item, item_key
 from store.dynamo import DynamoTable
 
+_logger = logging.getLogger(__name__)
 _OWNER_KEYS = {
     RUN: lambda i: (f"RUN#{i}", "RUN"),
     TRACE: lambda i: (f"TR#{i}", "INFO"),
@@ -94,9 +96,12 @@ class Resolver:
 
     def load(self, refs: Iterable[ResourceRef]) -> None:
         for ref in refs:
-            target = self._target(ref)
-            if isinstance(target, tuple):
-                self._bindings(*target)
+            try:
+                target = self._target(ref)
+                if isinstance(target, tuple):
+                    self._bindings(*target)
+            except Exception as exc:  # left unresolved: the decision denies it
+                _logger.warning("cannot resolve %s %r: %s", ref.kind, ref.id, exc)
 
     def invalidate(self, kind: str, resource_id: str) -> None:
         """Forget cached bindings (after a grant, a revoke, a rename or a delete)."""

@@ -1,73 +1,49 @@
 """Traces (v3), OTLP spans and assessments stored in the DynamoDB table, mixed into the tracking
-store. Item layout: `store/traces_items.py`; search semantics: `store/traces_search.py`."""
+store. Item layout: `store/traces_items.py`; spans: `store/traces_spans.py`; search semantics:
+`store/traces_search.py`."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from mlflow.entities import LifecycleStage
-from mlflow.entities.span import LazySpan
-from mlflow.entities.trace import Span, Trace
-from mlflow.entities.trace_data import TraceData
 from mlflow.entities.trace_info import TraceInfo
-from mlflow.exceptions import MlflowException, MlflowTracingException
+from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 from mlflow.store.tracking import MAX_TRACE_LINKS_PER_REQUEST, SEARCH_TRACES_DEFAULT_MAX_RESULTS
-from mlflow.store.tracking.utils.trace_analytics import validate_session_id, validate_trace_name
+from mlflow.store.tracking.utils.trace_analytics import validate_trace_name
 from mlflow.tracing.constant import (
-    SpanAttributeKey,
-    SpansLocation,
     TraceMetadataKey,
-    TraceSizeStatsKey,
     TraceTagKey,
 )
-from mlflow.tracing.otel.translation import translate_span_when_storing
-from mlflow.tracing.utils import TraceJSONEncoder
-from mlflow.tracing.utils.truncation import _get_truncated_preview
 from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
-from mlflow.utils.uri import append_to_uri_path
 from mlflow.utils.validation import _validate_trace_tag
 
 from store.dynamo import ConditionFailed, ItemTooLarge
 from store.pagination import decode_page_token, encode_page_token
 from store.traces_assessments import AssessmentsMixin
 from store.traces_items import (
+    EMPTY_MAPS,
     EXP_TRACES_PREFIX,
-    SPAN_PREFIX,
     TRACE_PREFIX,
     assessment_columns,
     effective_fields,
     gsi_sort_key,
+    key_attributes,
     span_contents,
-    span_index_entry,
-    span_items,
     split_metadata,
+    too_large,
+    trace_artifact_location,
     trace_info_from_item,
     trace_key,
 )
 from store.traces_search import matches, needs_spans, parse_filter, sort_key
+from store.traces_spans import SpansMixin
 from store.traces_update import Update
 from store.unsupported import not_implemented_error
 
-TRACES_FOLDER_NAME = "traces"
-ARTIFACTS_FOLDER_NAME = "artifacts"
-_EMPTY_MAPS = (
-    "tags",
-    "metadata",
-    "assessments",
-    "analytics",
-    "span_index",
-    "linked_runs",
-    "linked_prompts",
-)
-_GET_TRACE_RETRIES = 3
 
-
-class TracesMixin(AssessmentsMixin):
+class TracesMixin(SpansMixin, AssessmentsMixin):
     """Trace calls of MLflow's tracking ``AbstractStore`` (needs ``self.table``)."""
 
     # ---- create ----------------------------------------------------------------------------
@@ -79,7 +55,7 @@ class TracesMixin(AssessmentsMixin):
         metadata, analytics = split_metadata(dict(trace_info.trace_metadata))
         metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
         tags = {k: v for k, v in trace_info.tags.items() if k != TraceTagKey.TRACE_NAME}
-        tags[MLFLOW_ARTIFACT_LOCATION] = _trace_artifact_location(experiment, trace_id)
+        tags[MLFLOW_ARTIFACT_LOCATION] = trace_artifact_location(experiment, trace_id)
         assessments = {}
         for assessment in trace_info.assessments:
             columns = assessment_columns(assessment)
@@ -112,13 +88,13 @@ class TracesMixin(AssessmentsMixin):
             for key, value in entries.items():
                 update.set((group, key), value)
         item = {
-            **_key_attributes(trace_id),
+            **key_attributes(trace_id),
             "trace_id": trace_id,
             **{k: v for k, v in scalars.items() if v is not None},
             "request_preview": trace_info.request_preview,
             "response_preview": trace_info.response_preview,
             "trace_name": trace_name,
-            **{name: {} for name in _EMPTY_MAPS},
+            **{name: {} for name in EMPTY_MAPS},
             "analytics": analytics,
             "tags": tags,
             "metadata": metadata,
@@ -141,14 +117,14 @@ class TracesMixin(AssessmentsMixin):
             except ConditionFailed:
                 pass
             except ItemTooLarge:
-                raise _too_large(trace_id) from None
+                raise too_large(trace_id) from None
             try:
                 self.table.put(item, condition="attribute_not_exists(pk)")
                 return item
             except ConditionFailed:
                 continue  # created meanwhile by a concurrent writer: update it
             except ItemTooLarge:
-                raise _too_large(trace_id) from None
+                raise too_large(trace_id) from None
         raise MlflowException(f"Could not write trace '{trace_id}'; retry the request.")
 
     def _active_experiment_for_traces(self, experiment_id: str):
@@ -161,71 +137,6 @@ class TracesMixin(AssessmentsMixin):
             )
         return experiment
 
-    # ---- spans (OTLP `/v1/traces` and the client's span export) ------------------------------
-
-    def log_spans(self, location: str, spans: list[Span], tracking_uri=None) -> list[Span]:
-        if not spans:
-            return []
-        by_trace: dict[str, list[Span]] = defaultdict(list)
-        for span in spans:
-            by_trace[span.trace_id].append(span)
-        items, updates = [], {}
-        for trace_id, trace_spans in by_trace.items():
-            update = Update()
-            update.set(("tags", TraceTagKey.SPANS_LOCATION), SpansLocation.TRACKING_STORE.value)
-            for span in trace_spans:
-                span_dict = translate_span_when_storing(span)
-                content = json.dumps(span_dict, cls=TraceJSONEncoder, ensure_ascii=False)
-                items += span_items(trace_id, span.span_id, content)
-                update.set(("span_index", span.span_id), span_index_entry(span))
-                _record_span_facts(update, span, span_dict.get("attributes") or {})
-            updates[trace_id] = update
-        self.table.batch_write(puts=items)
-        experiment = None
-        for trace_id, update in updates.items():
-            if experiment is None:
-                experiment = self._lazy_experiment(location)
-            skeleton = {
-                **_key_attributes(trace_id),
-                "trace_id": trace_id,
-                "experiment_id": str(location),
-                "gsi1pk": f"{EXP_TRACES_PREFIX}{location}",
-                "gsi1sk": gsi_sort_key(
-                    min(s.start_time_ns for s in by_trace[trace_id]) // 1_000_000, trace_id
-                ),
-                **{name: {} for name in _EMPTY_MAPS},
-            }
-            self._log_spans_on_trace(trace_id, update, skeleton, experiment)
-        return spans
-
-    def _lazy_experiment(self, experiment_id: str):
-        return _LazyExperiment(self, experiment_id)
-
-    def _log_spans_on_trace(self, trace_id: str, update: Update, skeleton: dict, experiment):
-        for _ in range(3):
-            try:
-                self.table.update(
-                    *trace_key(trace_id),
-                    update.expression(),
-                    condition=f"attribute_exists({update.path('span_index')})",
-                    names=update.names,
-                    values=update.values,
-                )
-                return
-            except ConditionFailed:
-                pass
-            except ItemTooLarge:
-                raise _too_large(trace_id) from None
-            skeleton["tags"] = {
-                MLFLOW_ARTIFACT_LOCATION: _trace_artifact_location(experiment.get(), trace_id)
-            }
-            try:
-                self.table.put(skeleton, condition="attribute_not_exists(pk)")
-            except ConditionFailed:
-                continue
-        raise MlflowException(f"Could not record spans of trace '{trace_id}'; retry the request.")
-
-    # MLflow 2's trace calls (`/api/2.0/mlflow/traces`): clients of MLflow 3 use the v3 calls.
     def deprecated_start_trace_v2(self, *args, **kwargs):
         raise not_implemented_error(type(self).__name__, "deprecated_start_trace_v2")
 
@@ -261,48 +172,6 @@ class TracesMixin(AssessmentsMixin):
             for t in dict.fromkeys(trace_ids)
             if t in found and (allowed is None or str(found[t]["experiment_id"]) in allowed)
         ]
-
-    def get_trace(self, trace_id: str, *, allow_partial: bool = False) -> Trace:
-        for attempt in range(_GET_TRACE_RETRIES):
-            items = list(self.table.query(f"{TRACE_PREFIX}{trace_id}", consistent=True))
-            info = next((i for i in items if i["sk"] == "INFO"), None)
-            if info is None:
-                raise MlflowException(
-                    f"Trace with ID {trace_id} is not found.", RESOURCE_DOES_NOT_EXIST
-                )
-            trace = _trace_from_items(info, items, allow_partial=allow_partial)
-            if trace is not None:
-                return trace
-            if attempt < _GET_TRACE_RETRIES - 1:
-                time.sleep(2**attempt)  # spans of this trace are still arriving
-        raise MlflowException(
-            f"Trace with ID {trace_id} is not fully exported yet, please try again later.",
-            RESOURCE_DOES_NOT_EXIST,
-        )
-
-    def batch_get_traces(
-        self,
-        trace_ids: list[str],
-        location: str | None = None,
-        experiment_ids: list[str] | None = None,
-    ) -> list[Trace]:
-        infos = self._trace_items(trace_ids, experiment_ids)
-        for info in infos:
-            if info.get("tags", {}).get(TraceTagKey.SPANS_LOCATION) != (
-                SpansLocation.TRACKING_STORE.value
-            ):
-                raise MlflowTracingException("Trace data not stored in tracking store")
-        # One Query per trace for its spans, sent side by side (the client is thread-safe).
-        with ThreadPoolExecutor(max_workers=min(len(infos), 8) or 1) as pool:
-            span_rows = list(pool.map(lambda i: self._span_items(i["trace_id"]), infos))
-        traces = (
-            _trace_from_items(info, rows, allow_partial=False)
-            for info, rows in zip(infos, span_rows, strict=True)
-        )
-        return [t for t in traces if t is not None]
-
-    def _span_items(self, trace_id: str) -> list[dict]:
-        return list(self.table.query(f"{TRACE_PREFIX}{trace_id}", sk_prefix=SPAN_PREFIX))
 
     # ---- search -----------------------------------------------------------------------------
 
@@ -399,7 +268,7 @@ class TracesMixin(AssessmentsMixin):
                 f"Trace with ID '{trace_id}' not found.", RESOURCE_DOES_NOT_EXIST
             ) from None
         except ItemTooLarge:
-            raise _too_large(trace_id) from None
+            raise too_large(trace_id) from None
 
     def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
         if not trace_ids:
@@ -462,97 +331,5 @@ class TracesMixin(AssessmentsMixin):
 # ---- helpers -------------------------------------------------------------------------------
 
 
-class _LazyExperiment:
-    """The experiment of a span batch, read only when a trace must be created."""
-
-    def __init__(self, store, experiment_id: str) -> None:
-        self._store, self._id, self._experiment = store, experiment_id, None
-
-    def get(self):
-        if self._experiment is None:
-            self._experiment = self._store.get_experiment(self._id)
-        return self._experiment
-
-
-def _trace_artifact_location(experiment, trace_id: str) -> str:
-    return append_to_uri_path(
-        experiment.artifact_location, TRACES_FOLDER_NAME, trace_id, ARTIFACTS_FOLDER_NAME
-    )
-
-
-def _record_span_facts(update: Update, span: Span, attributes: dict[str, Any]) -> None:
-    """What a root span tells about its trace (previews, name, tags, session, user)."""
-    session_id = attributes.get(SpanAttributeKey.SESSION_ID)
-    if session_id:
-        update.set_if_missing(
-            ("analytics", "session_id"), validate_session_id(_json_or_text(session_id))
-        )
-    if user_id := attributes.get("user.id"):
-        update.set_if_missing(("metadata", TraceMetadataKey.TRACE_USER), _json_or_text(user_id))
-    if span.parent_id is not None:
-        return
-    if inputs := attributes.get(SpanAttributeKey.INPUTS):
-        update.set("root_request_preview", _get_truncated_preview(inputs, role="user"))
-    if outputs := attributes.get(SpanAttributeKey.OUTPUTS):
-        update.set("root_response_preview", _get_truncated_preview(outputs, role="assistant"))
-    prefix = SpanAttributeKey.TRACE_TAG_PREFIX
-    for name, raw in attributes.items():
-        if not name.startswith(prefix):
-            continue
-        try:
-            key, value = _validate_trace_tag(name[len(prefix) :], str(_json_or_text(raw)))
-        except MlflowException:
-            continue
-        if key == TraceTagKey.TRACE_NAME:
-            update.set("trace_name", validate_trace_name(value))
-        else:
-            update.set(("tags", key), value)
-
-
-def _json_or_text(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _trace_from_items(info: dict, items: list[dict], *, allow_partial: bool) -> Trace | None:
-    trace_info = trace_info_from_item(info)
-    if trace_info.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
-        raise MlflowTracingException("Trace data not stored in tracking store")
-    contents = span_contents([i for i in items if i["sk"].startswith(SPAN_PREFIX)])
-    index = info.get("span_index") or {}
-
-    def order(span_id: str) -> tuple:
-        entry = index.get(span_id)
-        if entry is None:
-            return (1, 0)
-        return (0 if entry[5] is None else 1, entry[3])
-
-    ordered = sorted(contents, key=order)
-    if not allow_partial and (stats := trace_info.trace_metadata.get(TraceMetadataKey.SIZE_STATS)):
-        expected = json.loads(stats).get(TraceSizeStatsKey.NUM_SPANS, 0)
-        if len(ordered) < expected:
-            return None
-    spans = [LazySpan.from_stored_content(contents[s]) for s in ordered]
-    if not allow_partial and not spans:
-        return None
-    return Trace(info=trace_info, data=TraceData(spans=spans))
-
-
 def _as_tuple(path) -> tuple[str, ...]:
     return (path,) if isinstance(path, str) else tuple(path)
-
-
-def _too_large(trace_id: str) -> MlflowException:
-    return MlflowException(
-        f"Trace '{trace_id}' would exceed the 400 KB limit of its info item.",
-        INVALID_PARAMETER_VALUE,
-    )
-
-
-def _key_attributes(trace_id: str) -> dict[str, str]:
-    pk, sk = trace_key(trace_id)
-    return {"pk": pk, "sk": sk}

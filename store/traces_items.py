@@ -21,17 +21,32 @@ from mlflow.entities.span_status import SpanStatusCode
 from mlflow.entities.trace_info import TraceInfo
 from mlflow.entities.trace_location import TraceLocation
 from mlflow.entities.trace_state import TraceState
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.store.tracking.utils.trace_analytics import (
     PROMOTED_TRACE_METADATA_KEYS,
     analytics_columns_from_metadata,
     compatibility_metadata_from_columns,
 )
 from mlflow.tracing.constant import TraceTagKey
+from mlflow.utils.uri import append_to_uri_path
 
 TRACE_PREFIX = "TR#"
 INFO_SK = "INFO"
 SPAN_PREFIX = "SPAN#"
 EXP_TRACES_PREFIX = "EXPTR#"
+TRACES_FOLDER_NAME = "traces"
+ARTIFACTS_FOLDER_NAME = "artifacts"
+# Maps every trace info item has, so that one entry of them can be set in place.
+EMPTY_MAPS = (
+    "tags",
+    "metadata",
+    "assessments",
+    "analytics",
+    "span_index",
+    "linked_runs",
+    "linked_prompts",
+)
 # Large span payloads are compressed, then cut into parts well under DynamoDB's 400 KB.
 COMPRESS_ABOVE_BYTES = 8 * 1024
 PART_BYTES = 300 * 1024
@@ -246,3 +261,21 @@ def json_value(text: str | None) -> Any:
         return json.loads(text) if text is not None else None
     except (TypeError, ValueError):
         return text
+
+
+def trace_artifact_location(experiment, trace_id: str) -> str:
+    return append_to_uri_path(
+        experiment.artifact_location, TRACES_FOLDER_NAME, trace_id, ARTIFACTS_FOLDER_NAME
+    )
+
+
+def too_large(trace_id: str) -> MlflowException:
+    return MlflowException(
+        f"Trace '{trace_id}' would exceed the 400 KB limit of its info item.",
+        INVALID_PARAMETER_VALUE,
+    )
+
+
+def key_attributes(trace_id: str) -> dict[str, str]:
+    pk, sk = trace_key(trace_id)
+    return {"pk": pk, "sk": sk}

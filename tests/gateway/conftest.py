@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# Before MLflow is imported: its telemetry thread edits os.environ while requests iterates it.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 import subprocess
 import sys
@@ -42,8 +43,6 @@ def sqlite_handler_tier(data: Path) -> Iterator[str]:
 
 def login_form_fields(page: str) -> dict[str, str]:
     """The hidden OAuth fields of the dev provider's sign-in page."""
-    import html
-
     return {name: html.unescape(value) for name, value in _HIDDEN.findall(page)}
 
 

@@ -15,6 +15,9 @@ import json
 import secrets
 import shutil
 import sys
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -39,6 +42,8 @@ from gw_support import EchoUpstream, ServerThread, free_port  # noqa: E402
 from sample_requests import Ids, Sample, build, requests_by_action  # noqa: E402
 
 ADMINS = ("admins",)
+PROBE = "x-simulate-probe"
+_CLIENTS = threading.local()
 OPEN = Ids("900", "run-open", "tr-open", "m-open", "exp-open", "model-open")
 # Calls the gateway decides differently from the policies alone, and why:
 # - datasets: the gateway cannot resolve a dataset to its experiments, so it denies them;
@@ -171,30 +176,51 @@ def _special(action: str, ids: Ids) -> Sample | None:
                   json.dumps(body).encode())  # fmt: skip
 
 
-def _gateway_allows(world, sample: Sample, user: str, groups: tuple[str, ...]) -> bool:
-    """Forwarded to the handler tier (or, for the permissions API, answered) = allowed."""
-    token = world["idp"].mint(user, groups)
-    before = len(world["echo"].received)
-    response = httpx.request(
+def _send(world, sample: Sample, user: str, groups: tuple[str, ...]) -> tuple[str, int]:
+    """Send one request with a probe header; (probe, status)."""
+    probe = uuid.uuid4().hex
+    client = getattr(_CLIENTS, "client", None)
+    if client is None:  # one pooled client per worker thread
+        client = _CLIENTS.client = httpx.Client(timeout=60)
+    response = client.request(
         sample.method,
         world["url"] + sample.target,
-        headers={**sample.headers, "Authorization": f"Bearer {token}"},
+        headers={
+            **sample.headers,
+            "Authorization": f"Bearer {world['idp'].mint(user, groups)}",
+            PROBE: probe,
+        },
         content=sample.body,
-        timeout=60,
     )
-    if sample.route is None:  # the permissions API is answered by the gateway itself
-        assert response.status_code in (200, 403), response.text
-        return response.status_code == 200
-    forwarded = len(world["echo"].received) > before
-    assert forwarded or response.status_code in (403, 200), (sample.target, response.text)
-    return forwarded
+    return probe, response.status_code
+
+
+def _gateway_decisions(world, jobs: list[tuple[Sample, str, tuple[str, ...]]]) -> list[bool]:
+    """Forwarded to the handler tier (or, for the permissions API, answered) = allowed."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sent = list(pool.map(lambda job: _send(world, *job), jobs))
+    forwarded = {
+        value
+        for request in world["echo"].received
+        for name, value in request["headers"]
+        if name == PROBE
+    }
+    out = []
+    for (sample, _user_name, _groups), (probe, status) in zip(jobs, sent, strict=True):
+        if sample.route is None:  # the permissions API is answered by the gateway itself
+            assert status in (200, 403), (sample.target, status)
+            out.append(status == 200)
+        else:
+            assert probe in forwarded or status in (200, 403), (sample.target, status)
+            out.append(probe in forwarded)
+    return out
 
 
 def test_simulator_and_gateway_agree_on_every_cell(world):
     bundle = world["bundle"]
     matrix = build_matrix(bundle, ADMINS)
     source = FileSource(world["data"])
-    compared, against_matrix, differences = 0, [], []
+    cells, jobs = [], []
     for index, rtype, column in world["columns"]:
         ids = _ids(index)
         user, groups = _user(index, column)
@@ -202,23 +228,26 @@ def test_simulator_and_gateway_agree_on_every_cell(world):
         for action in matrix.actions[rtype]:
             sample = _special(action, ids) or samples.get(action)
             assert sample is not None, f"no request reaches {action}"
-            gateway = _gateway_allows(world, sample, user, groups)
-            cell = matrix.cells[(rtype, action, column.key)]
-            expected_by_policy = cell.allowed
-            if sample.route is not None:
-                simulated = simulate_request(bundle, source, subject_for(user), groups,
-                                             sample.method, sample.target, sample.body,
-                                             ADMINS, sample.headers).forwarded  # fmt: skip
-                if simulated != gateway:
-                    differences.append((rtype, column.key, action, "request", simulated, gateway))
-            compared += 1
-            known = action in DATASET_ACTIONS or (action == "GraphQL" and not column.admin)
-            if known:
-                against_matrix.append((column.key, action, gateway))
-            elif expected_by_policy != gateway:
-                differences.append((rtype, column.key, action, "matrix", cell.outcome, gateway))
+            cells.append((rtype, column, action))
+            jobs.append((sample, user, groups))
+    decisions = _gateway_decisions(world, jobs)
+    against_matrix, differences = [], []
+    for (rtype, column, action), (sample, user, groups), gateway in zip(
+        cells, jobs, decisions, strict=True
+    ):
+        if sample.route is not None:
+            simulated = simulate_request(bundle, source, subject_for(user), groups,
+                                         sample.method, sample.target, sample.body,
+                                         ADMINS, sample.headers).forwarded  # fmt: skip
+            if simulated != gateway:
+                differences.append((rtype, column.key, action, "request", simulated, gateway))
+        cell = matrix.cells[(rtype, action, column.key)]
+        if action in DATASET_ACTIONS or (action == "GraphQL" and not column.admin):
+            against_matrix.append((column.key, action, gateway))
+        elif cell.allowed != gateway:
+            differences.append((rtype, column.key, action, "matrix", cell.outcome, gateway))
     assert not differences, differences[:20]
-    assert compared == sum(len(matrix.actions[t]) * len(COLUMNS[t]) for t in matrix.actions)
+    assert len(cells) == sum(len(matrix.actions[t]) * len(COLUMNS[t]) for t in matrix.actions)
     # the known exceptions are denials by the gateway, never an allow the matrix lacks
     assert against_matrix and not any(allowed for _, _, allowed in against_matrix)
 
@@ -244,7 +273,7 @@ def test_a_private_group_member_is_denied_by_the_gateway_and_the_simulator(world
         _ids(index),
         OPEN,
     )  # fmt: skip
-    assert not _gateway_allows(world, sample, user, groups)
+    assert _gateway_decisions(world, [(sample, user, groups)]) == [False]
     result = simulate_request(world["bundle"], FileSource(world["data"]), subject_for(user),
                               groups, sample.method, sample.target)  # fmt: skip
     assert not result.allowed and "experiment-private" in result.result.decision.policy_ids

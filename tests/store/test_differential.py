@@ -333,7 +333,17 @@ def test_runs_histories_and_experiments_match_sql_store(
             assert from_steps(dynalite_store, run_id, key, steps) == from_steps(
                 sql_store, run_id, key, steps
             )
+    assert dataset_summaries(dynalite_store, experiments) == dataset_summaries(
+        sql_store, experiments
+    )
     compare_experiment_searches(sql_store, dynalite_store, rng)
+
+
+def dataset_summaries(store, experiments) -> list[tuple]:
+    return sorted(
+        (s.experiment_id, s.name, s.digest, s.context or "")
+        for s in store._search_datasets(experiments)
+    )
 
 
 def histories(store, run_id, key):

@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.abstract_store import AbstractStore
 from moto import mock_aws
 
-from store import dynamo
+from store import dynamo, dynamo_values
 from store.dynamo import ConditionFailed, DynamoTable, ItemTooLarge, float_from_dynamo
 from store.pagination import decode_page_token, encode_page_token
 from store.unsupported import raise_not_implemented
@@ -53,8 +53,8 @@ def test_floats_dynamodb_cannot_hold_survive(table, value):
 
 
 def test_float_to_dynamo_uses_numbers_when_they_fit():
-    assert dynamo.float_to_dynamo(2.5) == Decimal("2.5")
-    assert dynamo.float_to_dynamo(math.inf) == "inf"
+    assert dynamo_values.float_to_dynamo(2.5) == Decimal("2.5")
+    assert dynamo_values.float_to_dynamo(math.inf) == "inf"
 
 
 def test_conditional_put_raises_condition_failed_and_writes_nothing(table):

@@ -179,3 +179,24 @@ def test_search_refuses_bad_filters_and_orders(store, experiment_id):
         store.search_logged_models([experiment_id], order_by=[{"field_name": "params.x"}])
     with pytest.raises(MlflowException, match="dataset_name"):
         store.search_logged_models([experiment_id], datasets=[{"dataset_digest": "x"}])
+
+
+def test_search_takes_the_handler_shapes(store, experiment_id):
+    run = store.create_run(experiment_id, "alice", 0, [], "r")
+    model = store.create_logged_model(experiment_id)
+    store.log_batch(
+        run.info.run_id,
+        [Metric("acc", 0.9, 1, 0, model_id=model.model_id, dataset_name="d", dataset_digest="1")],
+        [],
+        [],
+    )
+    found = store.search_logged_models(
+        [experiment_id],
+        filter_string="metrics.acc > 0.5",
+        datasets=[{"dataset_name": "d", "dataset_digest": "1"}],
+        order_by=[{"field_name": "creation_time", "ascending": False}],
+    )
+    assert [m.model_id for m in found] == [model.model_id]
+    with pytest.raises(MlflowException) as info:
+        store.search_logged_models([experiment_id], order_by=["name"])
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"

@@ -200,3 +200,21 @@ def test_assessments_create_override_update_delete(store, experiment_id):
     with pytest.raises(MlflowException, match="Cannot update feedback value"):
         store.update_assessment(trace_id, expectation.assessment_id, feedback=first.feedback)
     assert len(store.get_trace_info(trace_id).assessments) == 2
+
+
+def test_tag_and_assessment_writes_are_single_item_updates(store, experiment_id):
+    trace_id = new_trace_id()
+    store.start_trace(trace_info(trace_id, experiment_id))
+    rt = store.table.round_trips
+    rt.reset()
+    store.set_trace_tag(trace_id, "k", "v")
+    assert rt.by_operation() == {"UpdateItem": 1}
+    rt.reset()
+    store.create_assessment(Feedback(name="ok", value=True, source=HUMAN, trace_id=trace_id))
+    assert rt.by_operation() == {"GetItem": 1, "UpdateItem": 1}
+
+
+def test_mlflow_2_trace_calls_are_not_implemented(store, experiment_id):
+    with pytest.raises(MlflowException) as info:
+        store.deprecated_start_trace_v2(experiment_id, 0, {}, {})
+    assert info.value.error_code == "NOT_IMPLEMENTED"
