@@ -168,6 +168,7 @@ def _run(url: str, handler_url: str, secret: bytes, token: str, args) -> dict:
             "gateway_dynamodb_reads": reads,
             "iterations": args.iterations,
         }
+    results["gateway resolve+decide mean (us)"] = _decide_mean_us(gw)
     return results
 
 
@@ -215,6 +216,9 @@ def _report(results: dict) -> None:
     )
     print(header)
     for name, r in results.items():
+        if not isinstance(r, dict):
+            print(f"{name}: {r:.0f}")
+            continue
         g, d, t = r["gateway"], r["direct"], r["throughput"]
         print(
             f"{name:<26}{g['p50_ms']:>9.2f}{d['p50_ms']:>9.2f}{g['p50_ms'] / d['p50_ms']:>7.2f}"
@@ -223,6 +227,13 @@ def _report(results: dict) -> None:
             f"{r['gateway_dynamodb_reads']:>10}"
         )
     print(json.dumps(results, indent=1))
+
+
+def _decide_mean_us(gw: httpx.Client) -> float:
+    text = gw.get("/metrics").text
+    total = re.search(r"^cedarflow_decide_seconds_sum (\S+)", text, re.M)
+    count = re.search(r"^cedarflow_decide_seconds_count (\S+)", text, re.M)
+    return float(total.group(1)) / max(1.0, float(count.group(1))) * 1e6
 
 
 if __name__ == "__main__":

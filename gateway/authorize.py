@@ -4,6 +4,7 @@
       ─▶ narrow a search's experiment ids ─▶ forward ─▶ filter the response (filters.py)
       ─▶ audit (audit.py) + metrics (metrics.py)
 
+GraphQL is decided per root field (graphql_check.py) for everyone but administrators.
 Refusals of unreadable requests are MLflow JSON 400s; denials are 403 `PERMISSION_DENIED`
 naming the action and the resource the caller named, never the policies or others' data
 (403, not 404, for what the caller may not see). The permissions API (permissions.py) is
@@ -35,6 +36,7 @@ from gateway.audit import AuditLog
 from gateway.decide import Authorizer, Decision, RequestDecision, model_version_context
 from gateway.errors import PermissionDenied
 from gateway.filters import ResponseFilters, body_request
+from gateway.graphql_check import graphql_refs
 from gateway.metrics import Metrics
 from gateway.permissions import PermissionsApi, is_permissions_path
 from gateway.policy import PolicyStore
@@ -155,8 +157,9 @@ class PolicyAuthorizer:
             return outcome
         parsed, result = outcome
         if parsed.filter == "graphql" and not self._is_admin(principal):
-            # GraphQL resolves nested runs, versions and artifacts without a per-field check
-            return _denied("GraphQL", "the workspace", "GraphQL is offered to administrators only")
+            refused = await self._check_graphql(request, principal)
+            if refused is not None:
+                return refused
         if result.narrowed_to_nothing:
             return JSONResponse({})  # what MLflow answers for a search with no readable rows
         if result.dropped:
@@ -223,12 +226,34 @@ class PolicyAuthorizer:
             return _denied(parsed.action, _describe(ref))
         return parsed, result
 
+    async def _check_graphql(self, request: Request, principal: Principal) -> Response | None:
+        """Every resource a GraphQL query reads, decided with its REST action (graphql_check)."""
+        if request.method != "POST":
+            return _denied("GraphQL", "the workspace", "GraphQL queries are checked on POST only")
+        try:
+            refs = graphql_refs(await request.body())
+        except Refusal as refusal:
+            return JSONResponse(refusal.to_json(), refusal.status)
+        await self.resolver.prefetch(refs)
+        decisions = self.authz.decide_each(principal, "GraphQL", refs, self.resolver.lookup)
+        for decision in decisions:
+            self.audit.decision(
+                _request_id(request), principal, decision, method="POST", path="/graphql",
+                latency_ms=0.0,
+            )  # fmt: skip
+            self.metrics.count_decision(decision.action, "allow" if decision.allowed else "deny")
+            if not decision.allowed:
+                return _denied(decision.action, _describe(decision.resource))
+        return None
+
     async def _context(self, parsed: ParsedRequest) -> dict | None:
         """The model version's facts for registry calls on one version (Production guard)."""
         if parsed.model_version is None:
             return None
         name, version = parsed.model_version
-        facts = await asyncio.to_thread(self.resolver.model_version, name, version)
+        facts = self.resolver.cached_model_version(name, version)
+        if facts is None:
+            facts = await asyncio.to_thread(self.resolver.model_version, name, version)
         if facts is None:
             return None
         return model_version_context(facts.version, facts.stage, facts.aliases)

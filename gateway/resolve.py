@@ -121,6 +121,10 @@ class Resolver:
             for key in stale:
                 del self._fresh[key]
 
+    def cached_model_version(self, name: str, version: str) -> ModelVersionFacts | None:
+        found = self._get_fresh(("version", name, version))
+        return None if found is _UNKNOWN else found
+
     def model_version(self, name: str, version: str) -> ModelVersionFacts | None:
         """Stage, aliases and source of a model version (TTL-cached), None if unknown."""
         key = ("version", name, version)

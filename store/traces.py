@@ -137,6 +137,7 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
             )
         return experiment
 
+    # MLflow 2's trace calls (`/api/2.0/mlflow/traces`): clients of MLflow 3 use the v3 calls.
     def deprecated_start_trace_v2(self, *args, **kwargs):
         raise not_implemented_error(type(self).__name__, "deprecated_start_trace_v2")
 

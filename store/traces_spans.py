@@ -40,7 +40,6 @@ from store.traces_items import (
     span_contents,
     span_index_entry,
     span_items,
-    too_large,
     trace_artifact_location,
     trace_info_from_item,
     trace_key,
@@ -63,37 +62,37 @@ class SpansMixin:
             by_trace[span.trace_id].append(span)
         items, updates = [], {}
         for trace_id, trace_spans in by_trace.items():
-            update = Update()
-            update.set(("tags", TraceTagKey.SPANS_LOCATION), SpansLocation.TRACKING_STORE.value)
+            stored = []
             for span in trace_spans:
                 span_dict = translate_span_when_storing(span)
                 content = json.dumps(span_dict, cls=TraceJSONEncoder, ensure_ascii=False)
                 items += span_items(trace_id, span.span_id, content)
-                update.set(("span_index", span.span_id), span_index_entry(span))
-                _record_span_facts(update, span, span_dict.get("attributes") or {})
-            updates[trace_id] = update
+                stored.append((span, span_dict.get("attributes") or {}))
+            updates[trace_id] = stored
         self.table.batch_write(puts=items)
-        experiment = None
-        for trace_id, update in updates.items():
-            if experiment is None:
-                experiment = self._lazy_experiment(location)
+        experiment = _LazyExperiment(self, location)
+        for trace_id, stored in updates.items():
             skeleton = {
                 **key_attributes(trace_id),
                 "trace_id": trace_id,
                 "experiment_id": str(location),
                 "gsi1pk": f"{EXP_TRACES_PREFIX}{location}",
                 "gsi1sk": gsi_sort_key(
-                    min(s.start_time_ns for s in by_trace[trace_id]) // 1_000_000, trace_id
+                    min(s.start_time_ns for s, _ in stored) // 1_000_000, trace_id
                 ),
                 **{name: {} for name in EMPTY_MAPS},
             }
-            self._log_spans_on_trace(trace_id, update, skeleton, experiment)
+            try:
+                self._log_spans_on_trace(trace_id, _spans_update(stored), skeleton, experiment)
+            except ItemTooLarge:
+                # The span index is full (thousands of spans): the spans are kept without it.
+                update = _spans_update(stored, with_index=False)
+                self._log_spans_on_trace(trace_id, update, skeleton, experiment)
         return spans
 
-    def _lazy_experiment(self, experiment_id: str):
-        return _LazyExperiment(self, experiment_id)
-
-    def _log_spans_on_trace(self, trace_id: str, update: Update, skeleton: dict, experiment):
+    def _log_spans_on_trace(
+        self, trace_id: str, update: Update, skeleton: dict, experiment: _LazyExperiment
+    ) -> None:
         for _ in range(3):
             try:
                 self.table.update(
@@ -106,8 +105,6 @@ class SpansMixin:
                 return
             except ConditionFailed:
                 pass
-            except ItemTooLarge:
-                raise too_large(trace_id) from None
             skeleton["tags"] = {
                 MLFLOW_ARTIFACT_LOCATION: trace_artifact_location(experiment.get(), trace_id)
             }
@@ -117,7 +114,8 @@ class SpansMixin:
                 continue
         raise MlflowException(f"Could not record spans of trace '{trace_id}'; retry the request.")
 
-    # MLflow 2's trace calls (`/api/2.0/mlflow/traces`): clients of MLflow 3 use the v3 calls.
+    # ---- reads of whole traces ---------------------------------------------------------------
+
     def get_trace(self, trace_id: str, *, allow_partial: bool = False) -> Trace:
         for attempt in range(_GET_TRACE_RETRIES):
             items = list(self.table.query(f"{TRACE_PREFIX}{trace_id}", consistent=True))
@@ -174,6 +172,17 @@ class _LazyExperiment:
         if self._experiment is None:
             self._experiment = self._store.get_experiment(self._id)
         return self._experiment
+
+
+def _spans_update(stored: list[tuple[Span, dict]], *, with_index: bool = True) -> Update:
+    """What a batch of spans changes on its trace's info item."""
+    update = Update()
+    update.set(("tags", TraceTagKey.SPANS_LOCATION), SpansLocation.TRACKING_STORE.value)
+    for span, attributes in stored:
+        if with_index:
+            update.set(("span_index", span.span_id), span_index_entry(span))
+        _record_span_facts(update, span, attributes)
+    return update
 
 
 def _record_span_facts(update: Update, span: Span, attributes: dict[str, Any]) -> None:

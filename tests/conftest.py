@@ -11,11 +11,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import httpx
-import pytest
+# MLflow's telemetry thread edits os.environ while the client reads it; keep it off in tests.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from gateway.stack.dynamodb_server import DynamoServer
-from gateway.stack.processes import spawn, wait_until_gone
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+
+from gateway.stack.dynamodb_server import DynamoServer  # noqa: E402
+from gateway.stack.processes import spawn, wait_until_gone  # noqa: E402
 
 _STACK_START_TIMEOUT = 240.0
 

@@ -188,9 +188,15 @@ def run_case(
     if case.request:
         method, _, target = case.request.strip().partition(" ")
         r = simulate_request(
-            bundle, FileSource(data), case.user, case.groups, method, target.strip(),
-            case.body, admin_groups,
-        )  # fmt: skip
+            bundle,
+            FileSource(data),
+            case.user,
+            case.groups,
+            method,
+            target.strip(),
+            case.body,
+            admin_groups,
+        )
         ids = r.result.decision.policy_ids if r.result else ()
         return CaseResult(case, r.allowed, ids, r.reason)
     resource = parse_resource(case.resource)

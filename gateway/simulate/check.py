@@ -71,7 +71,9 @@ def run_check(
     lookup: Callable[[ResourceRef], object],
     admin_groups: Iterable[str],
     context: Mapping | None = None,
+    display: str | None = None,
 ) -> CheckResult:
+    """Decide `action` on `resource` for subject `user`; `display` names the user in the reason."""
     groups = tuple(groups)
     admin_groups = tuple(admin_groups)
     principal = Principal(user, user, groups=groups)
@@ -85,8 +87,8 @@ def run_check(
         context=context,
     )
     found = _safe_lookup(lookup, resource)
-    text = reason(decision, user, groups, found, bundle, admin_groups, context)
-    return CheckResult(user, groups, resource, decision, text, found)
+    text = reason(decision, user, groups, found, bundle, admin_groups, context, display)
+    return CheckResult(display or user, groups, resource, decision, text, found)
 
 
 def _safe_lookup(lookup, ref: ResourceRef) -> Bindings | None:

@@ -1,4 +1,4 @@
-"""The simulator's command line: `tools/simulate COMMAND ...` or `cedarflow simulate COMMAND ...`."""
+"""The command line: `tools/simulate COMMAND ...`, also `cedarflow simulate COMMAND ...`."""
 
 from __future__ import annotations
 
@@ -22,17 +22,17 @@ from gateway.simulate.inputs import (
 EXIT_CODES = f"""\
 exit codes:
   {EXIT_OK}  ALLOW; every test case passed; no decision differs
-  {EXIT_FINDING}  DENY (or the request is refused); a test case failed; decisions differ
+  {EXIT_FINDING}  DENY (a request refused, or a search answered empty); a test case failed;
+     decisions differ; a replayed decision would change
   {EXIT_USAGE}  the command line is wrong
   {EXIT_POLICY}  a policy set does not load: each error is printed as FILE:LINE:COLUMN: message
   {EXIT_INPUT}  a bindings, test or audit file, the table or a git revision cannot be read
      (errors printed as FILE:LINE:COLUMN: message)
 """
 
-DESCRIPTION = (
-    "What would the gateway decide? Uses the gateway's own route table, policy loading, "
-    "entity building and decision code, with role bindings from a file or the live table."
-)
+DESCRIPTION = """\
+What would the gateway decide? Uses the gateway's own route table, policy loading,
+entity building and decision code, with role bindings from a file or the live table."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,9 +68,7 @@ def add_simulate_command(subparsers) -> argparse.ArgumentParser:
 
 def _add_commands(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=lambda args: _no_command(parser))
-    commands = parser.add_subparsers(
-        title="commands", metavar="COMMAND", parser_class=_Parser
-    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_text: str, run: Callable) -> argparse.ArgumentParser:
         sub = commands.add_parser(
@@ -98,23 +96,34 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     _policies(check)
     _bindings(check)
 
-    request = command(
-        "request", "route, parse, resolve and decide one HTTP request", _run_request
-    )
+    request = command("request", "route, parse, resolve and decide one HTTP request", _run_request)
     _principal(request)
     request.add_argument("method", metavar="METHOD")
-    request.add_argument("path", metavar="PATH", help="path with its query, e.g. "
-                         "'/api/2.0/mlflow/runs/get?run_id=abc'")
-    request.add_argument("body", metavar="BODY", nargs="?", default="",
-                         help="JSON body, or @FILE to read it from a file")
+    request.add_argument(
+        "path",
+        metavar="PATH",
+        help="path with its query, e.g. '/api/2.0/mlflow/runs/get?run_id=abc'",
+    )
+    request.add_argument(
+        "body",
+        metavar="BODY",
+        nargs="?",
+        default="",
+        help="JSON body, or @FILE to read it from a file",
+    )
+    request.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="a request header (repeatable), e.g. x-mlflow-experiment-id:7",
+    )
     _policies(request)
     _bindings(request)
 
     matrix = command("matrix", "print the roles x calls table of a policy set", _run_matrix)
     _policies(matrix)
-    matrix.add_argument(
-        "--format", choices=("text", "markdown", "csv", "html"), default="text"
-    )
+    matrix.add_argument("--format", choices=("text", "markdown", "csv", "html"), default="text")
 
     test = command("test", "run policy test files (expected decisions)", _run_test)
     test.add_argument("files", metavar="FILE", nargs="+", type=Path)
@@ -130,31 +139,42 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     diff = command(
         "diff", "list every (role, action, resource type) whose decision changes", _run_diff
     )
-    diff.add_argument("--base", required=True, metavar="DIR|GIT_REV",
-                      help="the policies in force: a folder or a git revision (e.g. HEAD)")
-    diff.add_argument("--head", type=Path, default=None, metavar="DIR",
-                      help="the edited policies (default: the policy folder)")
+    diff.add_argument(
+        "--base",
+        required=True,
+        metavar="DIR|GIT_REV",
+        help="the policies in force: a folder or a git revision (e.g. HEAD)",
+    )
+    diff.add_argument(
+        "--head",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the edited policies (default: the policy folder)",
+    )
     _admin_groups(diff)
 
-    replay = command(
-        "replay", "decide recorded audit lines again with other policies", _run_replay
-    )
+    replay = command("replay", "decide recorded audit lines again with other policies", _run_replay)
     replay.add_argument("audit", metavar="AUDIT.jsonl", type=Path)
     _policies(replay)
     _bindings(replay)
 
 
 def _principal(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--user", required=True, help="the caller's subject (or user name "
-                        "with --table)")
+    parser.add_argument(
+        "--user", required=True, help="the caller's subject (or user name with --table)"
+    )
     parser.add_argument("--groups", default="", help="comma-separated groups")
 
 
 def _policies(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--policies", type=Path, default=None, metavar="DIR",
+        "--policies",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="policy folder (default: ./policies, else the checkout's policies)",
-    )  # fmt: skip
+    )
     _admin_groups(parser)
 
 
@@ -169,8 +189,9 @@ def _admin_groups(parser: argparse.ArgumentParser) -> None:
 def _bindings(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--bindings", metavar="FILE", help="role bindings (YAML or JSON)")
-    source.add_argument("--table", metavar="dynamodb://...",
-                        help="read role bindings from the deployment's table")
+    source.add_argument(
+        "--table", metavar="dynamodb://...", help="read role bindings from the deployment's table"
+    )
 
 
 def _no_command(parser: argparse.ArgumentParser) -> int:
@@ -208,12 +229,16 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
             return run(args)
         except PolicyLoadError as exc:
             for error in exc.errors:
-                print(f"{_rel(error.file)}:{error.line}:{error.column}: {error.message}",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"{_rel(error.file)}:{error.line}:{error.column}: {error.message}",
+                    file=sys.stderr,
+                )
             return EXIT_POLICY
         except InputError as exc:
-            print(f"{_rel(exc.where.file)}:{exc.where.line}:{exc.where.column}: {exc.message}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"{_rel(exc.where.file)}:{exc.where.line}:{exc.where.column}: {exc.message}",
+                file=sys.stderr,
+            )
             return EXIT_INPUT
 
     wrapper.__name__ = run.__name__
@@ -256,8 +281,17 @@ def _run_check(args: argparse.Namespace) -> int:
         facts = source.version(resource.id, args.version) if args.version else None
         stage = args.stage or (facts.stage if facts else None)
         context = version_context(args.version, stage, facts.aliases if facts else ())
-    result = run_check(bundle, user, _names(args.groups), args.action, resource,
-                       source.lookup, _names(args.admin_groups), context)  # fmt: skip
+    result = run_check(
+        bundle,
+        user,
+        _names(args.groups),
+        args.action,
+        resource,
+        source.lookup,
+        _names(args.admin_groups),
+        context,
+        display=args.user,
+    )
     print(render_check(result, bundle))
     return EXIT_OK if result.allowed else EXIT_FINDING
 
@@ -278,10 +312,27 @@ def _run_request(args: argparse.Namespace) -> int:
     source = _source(args)
     user = source.subject(args.user)
     groups = _names(args.groups)
-    result = simulate_request(bundle, source, user, groups, args.method, args.path, body,
-                              _names(args.admin_groups))  # fmt: skip
-    print(render_request(result, bundle, user, groups))
-    return EXIT_OK if result.allowed else EXIT_FINDING
+    headers = {}
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            print(f"simulate request: --header {header!r}: expected NAME:VALUE", file=sys.stderr)
+            return EXIT_USAGE
+        headers[name.strip()] = value.strip()
+    result = simulate_request(
+        bundle,
+        source,
+        user,
+        groups,
+        args.method,
+        args.path,
+        body,
+        _names(args.admin_groups),
+        headers,
+        display=args.user,
+    )
+    print(render_request(result, bundle, args.user, groups))
+    return EXIT_OK if result.forwarded else EXIT_FINDING
 
 
 @_guarded
@@ -339,10 +390,14 @@ def _run_diff(args: argparse.Namespace) -> int:
         head = load_policies(head_dir)
         base_actions, head_actions = catalog(base), catalog(head)
         # both sides over the union of actions: an action one schema lacks is denied there
-        union = Catalog({
-            t: tuple(dict.fromkeys(base_actions.actions.get(t, ()) + head_actions.actions.get(t, ())))
-            for t in dict.fromkeys([*base_actions.actions, *head_actions.actions])
-        })  # fmt: skip
+        union = Catalog(
+            {
+                t: tuple(
+                    dict.fromkeys(base_actions.actions.get(t, ()) + head_actions.actions.get(t, ()))
+                )
+                for t in dict.fromkeys([*base_actions.actions, *head_actions.actions])
+            }
+        )
         changes = diff_matrices(
             build_matrix(base, admin, _restrict(union, base_actions)),
             build_matrix(head, admin, _restrict(union, head_actions)),

@@ -68,8 +68,9 @@ def _effect(bundle: PolicyBundle, pid: str) -> str:
     return source.effect if source else "permit"
 
 
-def render_diff(changes: list[Change], base: PolicyBundle, head: PolicyBundle,
-                base_name: str, head_name: str) -> str:  # fmt: skip
+def render_diff(
+    changes: list[Change], base: PolicyBundle, head: PolicyBundle, base_name: str, head_name: str
+) -> str:
     lines = [
         f"base: {base_name} (revision {base.revision})",
         f"head: {head_name} (revision {head.revision})",
@@ -85,7 +86,8 @@ def render_diff(changes: list[Change], base: PolicyBundle, head: PolicyBundle,
         lines.extend(f"    {text}" for text in causes(c, base, head))
     actions = {(c.rtype, c.action) for c in changes}
     lines.append(f"{len(changes)} changed cell(s) in {len(actions)} action(s)")
-    if any(c.before.in_production is not None or c.after.in_production is not None
-           for c in changes):  # fmt: skip
+    if any(
+        c.before.in_production is not None or c.after.in_production is not None for c in changes
+    ):
         lines.append("* the decision differs for a model version in Production")
     return "\n".join(lines)

@@ -96,6 +96,7 @@ def reason(
     bundle: PolicyBundle,
     admin_groups: Iterable[str],
     context: Mapping | None = None,
+    display: str | None = None,
 ) -> str:
     """One sentence for people: the decision, the policies behind it, the caller's standing."""
     word = "ALLOW" if decision.allowed else "DENY"
@@ -107,7 +108,8 @@ def reason(
         )
         return f"{word}: {detail} ({tail})"
     ids = ", ".join(decision.policy_ids)
-    about = standing(user, groups, bindings, admin_groups).describe(user) if bindings else ""
+    about = standing(user, groups, bindings, admin_groups).describe(display or user)
+    about = about if bindings else ""
     if decision.errors:
         return f"DENY: evaluating the policies failed ({'; '.join(decision.errors)})"
     if decision.allowed:

@@ -90,6 +90,8 @@ def _recorded(record: dict, where: Location) -> Recorded | None:
         decided_on = record.get("decided_on")
         if not decided_on:
             return None
+        if str(record["decision"]).lower() == "allow" and not record.get("policies"):
+            return None  # a search whose every experiment was dropped: answered empty
         cedar_type, resource_id = decided_on
         kind = _KIND_OF_TYPE.get(cedar_type)
         if kind is None:
@@ -145,7 +147,8 @@ def replay(
                 source.lookup,
                 admin_groups,
                 context,
-            )  # fmt: skip
+                display=line.username,
+            )
             for context in contexts
         ]
         if any(r.decision.target is None for r in results):  # the resource is gone now
@@ -181,6 +184,7 @@ def render_replay(report: ReplayReport, bundle: PolicyBundle) -> str:
     lines.append(
         f"{report.replayed} decision(s) replayed against revision {bundle.revision}: "
         f"{len(report.flips)} would change, {report.skipped} skipped (not decided by the "
-        f"policies, or the resource is gone), {report.undetermined} depend on a model version's stage"
+        f"policies, or the resource is gone), {report.undetermined} depend on a model "
+        "version's stage"
     )
     return "\n".join(lines)

@@ -46,6 +46,7 @@ def simulate_request(
     body: str | bytes = b"",
     admin_groups: Iterable[str] = ("admins",),
     headers: Mapping[str, str] | None = None,
+    display: str | None = None,
 ) -> RequestResult:
     """Route, parse, resolve and decide one request exactly as the gateway does."""
     groups = tuple(groups)
@@ -72,7 +73,7 @@ def simulate_request(
     if decision.resource is not None and decision.resource.kind != "workspace":
         found = source.lookup(decision.resource)
         bindings = found if hasattr(found, "cedar_uid") else None
-    text = reason(decision, user, groups, bindings, bundle, admin_groups, context)
+    text = reason(decision, user, groups, bindings, bundle, admin_groups, context, display)
     if result.allowed and parsed.filter == "graphql" and not set(groups) & set(admin_groups):
         # the gateway's own rule (gateway/authorize.py), not a policy
         text = "DENY: the gateway offers GraphQL to administrators only"

@@ -8,6 +8,8 @@ from pathlib import Path, PurePosixPath
 from gateway.policy import SCHEMA_FILE
 from gateway.simulate.inputs import InputError, Location
 
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
 
 def export_revision(revision: str, like: Path, into: Path) -> Path:
     """Write the policy folder at `revision` into `into`; `like` is the same folder today
@@ -31,11 +33,12 @@ def export_revision(revision: str, like: Path, into: Path) -> Path:
 def _repository_folder(like: Path) -> tuple[Path, str]:
     probe = like if like.is_dir() else Path.cwd()
     top = _git(probe, "rev-parse", "--show-toplevel")
-    if top is None:
-        top = _git(Path.cwd(), "rev-parse", "--show-toplevel")
-        if top is None:
-            raise InputError(Location(str(like)), "not inside a git repository")
-        return Path(top.strip()), "policies"
+    if top is None:  # an edited copy outside the repository: the policies/ of this checkout
+        for where in (Path.cwd(), _CHECKOUT):
+            top = _git(where, "rev-parse", "--show-toplevel")
+            if top is not None:
+                return Path(top.strip()), "policies"
+        raise InputError(Location(str(like)), "not inside a git repository")
     root = Path(top.strip())
     try:
         folder = like.resolve().relative_to(root.resolve()).as_posix()

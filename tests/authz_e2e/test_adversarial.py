@@ -149,6 +149,36 @@ def test_spoofed_identity_headers_change_nothing(authz_stack, bob, world):
     assert no_token.status_code == 401
 
 
+def test_graphql_is_checked_per_field(authz_stack, bob, world):
+    def query(text: str, variables: dict | None = None) -> dict:
+        return {"query": text, "variables": variables or {}}
+
+    get_run = (
+        "query Q($i: MlflowGetRunInput) { mlflowGetRun(input: $i) { run { info { runId } } } }"
+    )
+    mine = query(get_run, {"i": {"runId": world["bob_run"]}})
+    assert bob.post("/graphql", json=mine).json()["data"]["mlflowGetRun"]["run"]
+    theirs = query(get_run, {"i": {"runId": world["alice_run"]}})
+    assert bob.post("/graphql", json=theirs).status_code == 403
+    both = query(
+        "query Q($r: MlflowGetRunInput, $s: MlflowSearchRunsInput) {"
+        " a: mlflowGetRun(input: $r) { run { info { runId } } }"
+        " b: mlflowSearchRuns(input: $s) { runs { info { runId } } } }",
+        {"r": {"runId": world["bob_run"]}, "s": {"experimentIds": [world["alice_exp"]]}},
+    )
+    assert bob.post("/graphql", json=both).status_code == 403
+    nested = query(
+        "query Q($i: MlflowGetRunInput) { mlflowGetRun(input: $i) { run { modelVersions "
+        "{ name } } } }",
+        {"i": {"runId": world["bob_run"]}},
+    )
+    assert bob.post("/graphql", json=nested).status_code == 403
+    mutation = query('mutation { testMutation(inputString: "x") { output } }')
+    assert bob.post("/graphql", json=mutation).status_code == 403
+    other = query("{ mlflowSearchModelVersions(input: {}) { modelVersions { name } } }")
+    assert bob.post("/graphql", json=other).status_code == 403
+
+
 def test_graphql_is_refused(bob, world):
     run_id = world["alice_run"]
     query = f'{{ mlflowGetRun(input: {{runId: "{run_id}"}}) {{ run {{ info {{ runId }} }} }} }}'

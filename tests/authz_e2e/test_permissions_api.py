@@ -45,9 +45,9 @@ def test_group_grant_listing_and_effective_role(authz_stack, experiment_id):
         assert twin == {"allowed": True, "permission": "EDIT"}
     with authz_stack.http(*FRANK) as frank:
         frank.post(f"{BASE}/revoke", json={**target, "group": "video"}).raise_for_status()
-    with authz_stack.as_user(*GRACE):  # invalidated at once in this gateway: no stale read
-        with pytest.raises(Exception, match="PERMISSION_DENIED"):
-            MlflowClient().get_experiment(experiment_id)
+    # invalidated at once in this gateway: no stale read
+    with authz_stack.as_user(*GRACE), pytest.raises(Exception, match="PERMISSION_DENIED"):
+        MlflowClient().get_experiment(experiment_id)
 
 
 def test_bad_requests_are_mlflow_json_400s(authz_stack, experiment_id):

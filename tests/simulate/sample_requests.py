@@ -112,8 +112,10 @@ def build(route: Route, ids: Ids, other: Ids, *, version: str = "1") -> Sample |
     if route.params == NONE:
         return Sample(route, route.method, path, "", headers, b"")
     if in_query:
-        if any(isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict))
-               for v in params.values()):  # fmt: skip
+        if any(
+            isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict))
+            for v in params.values()
+        ):
             return None  # nested fields are read from a body only
         return Sample(route, route.method, path, urlencode(params, doseq=True), headers, b"")
     headers["content-type"] = "application/json"

@@ -26,13 +26,13 @@ import pytest
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.devidp import DevIdentityProvider, subject_for
+from gateway.entities import EXPERIMENT, REGISTERED_MODEL, Bindings
 from gateway.policy import load_policies
 from gateway.simulate.bindings import BindingsData, VersionFacts
 from gateway.simulate.cells import COLUMNS, WORKSPACE, Column
 from gateway.simulate.matrix import build_matrix
 from gateway.simulate.request import simulate_request
 from gateway.simulate.sources import FileSource
-from gateway.entities import EXPERIMENT, REGISTERED_MODEL, Bindings
 from store.dynamo import DynamoTable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,10 +49,17 @@ OPEN = Ids("900", "run-open", "tr-open", "m-open", "exp-open", "model-open")
 # - datasets: the gateway cannot resolve a dataset to its experiments, so it denies them;
 # - GraphQL: the gateway offers it to administrators only (a rule in gateway/authorize.py).
 DATASET_ACTIONS = {
-    "AddDatasetToExperiments", "DeleteDataset", "DeleteDatasetRecords", "DeleteDatasetTag",
-    "GetDataset", "GetDatasetExperimentIds", "GetDatasetRecords",
-    "RemoveDatasetFromExperiments", "SetDatasetTags", "UpsertDatasetRecords",
-}  # fmt: skip
+    "AddDatasetToExperiments",
+    "DeleteDataset",
+    "DeleteDatasetRecords",
+    "DeleteDatasetTag",
+    "GetDataset",
+    "GetDatasetExperimentIds",
+    "GetDatasetRecords",
+    "RemoveDatasetFromExperiments",
+    "SetDatasetTags",
+    "UpsertDatasetRecords",
+}
 
 
 def _columns() -> list[tuple[int, str, Column]]:
@@ -83,22 +90,46 @@ def _acl(index: int, column: Column) -> dict:
 def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone: list[str]):
     """The items the gateway's resolver reads, and the same facts as a bindings file."""
     exp, model = ids.experiment, ids.model
-    table.put({"pk": f"EXP#{exp}", "sk": "EXP", "experiment_id": exp, "name": ids.experiment_name,
-               "acl_users": acl["users"], "acl_groups": acl["groups"],
-               "acl_private": acl["private"]})  # fmt: skip
+    table.put(
+        {
+            "pk": f"EXP#{exp}",
+            "sk": "EXP",
+            "experiment_id": exp,
+            "name": ids.experiment_name,
+            "acl_users": acl["users"],
+            "acl_groups": acl["groups"],
+            "acl_private": acl["private"],
+        }
+    )
     table.put({"pk": f"EXPNAME#{ids.experiment_name}", "sk": "EXPNAME", "experiment_id": exp})
-    for pk, sk in ((f"RUN#{ids.run}", "RUN"), (f"TR#{ids.trace}", "INFO"),
-                   (f"LM#{ids.logged_model}", "LM")):  # fmt: skip
+    for pk, sk in (
+        (f"RUN#{ids.run}", "RUN"),
+        (f"TR#{ids.trace}", "INFO"),
+        (f"LM#{ids.logged_model}", "LM"),
+    ):
         table.put({"pk": pk, "sk": sk, "experiment_id": exp})
-    table.put({"pk": f"RMNAME#{model}", "sk": "RM", "rid": f"r-{model}", "name": model,
-               "acl_users": acl["users"], "acl_groups": acl["groups"]})  # fmt: skip
+    table.put(
+        {
+            "pk": f"RMNAME#{model}",
+            "sk": "RM",
+            "rid": f"r-{model}",
+            "name": model,
+            "acl_users": acl["users"],
+            "acl_groups": acl["groups"],
+        }
+    )
     table.put({"pk": f"RM#r-{model}", "sk": f"MV#{1:010d}", "stage": "None"})
     data.resources[(EXPERIMENT, exp)] = Bindings.from_data(EXPERIMENT, exp, acl)
     model_acl = {"users": acl["users"], "groups": acl["groups"]}
-    data.resources[(REGISTERED_MODEL, model)] = Bindings.from_data(REGISTERED_MODEL, model, model_acl)
-    for kind, child in (("run", ids.run), ("trace", ids.trace),
-                        ("logged_model", ids.logged_model),
-                        ("experiment_name", ids.experiment_name)):  # fmt: skip
+    data.resources[(REGISTERED_MODEL, model)] = Bindings.from_data(
+        REGISTERED_MODEL, model, model_acl
+    )
+    for kind, child in (
+        ("run", ids.run),
+        ("trace", ids.trace),
+        ("logged_model", ids.logged_model),
+        ("experiment_name", ids.experiment_name),
+    ):
         data.children[(kind, child)] = (EXPERIMENT, exp)
     data.versions[(model, "1")] = VersionFacts("None")
 
@@ -115,8 +146,13 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
     columns = _columns()
     subjects = [subject_for(_user(i, c)[0]) for i, _, c in columns]
     # the `open` experiment and model: everyone may read and edit (other-family references)
-    _seed(table, data, OPEN, {"users": dict.fromkeys(subjects, "editor"), "groups": {},
-                              "private": False}, subjects)  # fmt: skip
+    _seed(
+        table,
+        data,
+        OPEN,
+        {"users": dict.fromkeys(subjects, "editor"), "groups": {}, "private": False},
+        subjects,
+    )
     for index, _rtype, column in columns:
         _seed(table, data, _ids(index), _acl(index, column), subjects)
     echo = EchoUpstream()
@@ -137,10 +173,15 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
         with ServerThread(app, port) as gateway:
             try:
                 yield {
-                    "url": gateway.url, "idp": idp, "echo": echo, "data": data,
-                    "bundle": load_policies(policies), "columns": columns,
+                    "url": gateway.url,
+                    "idp": idp,
+                    "echo": echo,
+                    "data": data,
+                    "bundle": load_policies(policies),
+                    "columns": columns,
                     "audit": root / "audit.jsonl",
-                }  # fmt: skip
+                    "store_uri": store_uri,
+                }
             finally:
                 app.state.gateway.authorizer.authz.store.stop()
 
@@ -166,14 +207,35 @@ def _special(action: str, ids: Ids) -> Sample | None:
     elif action in ("UpdateExperimentPermissions", "UpdateRegisteredModelPermissions"):
         kind = "experiment" if action.startswith("UpdateExp") else "registered_model"
         rid = ids.experiment if kind == "experiment" else ids.model
-        body = {"resource_type": kind, "resource_id": rid, "role": "reader",
-                "subject": "someone-else"}  # fmt: skip
-        return Sample(None, "POST", "/api/3.0/cedarflow/permissions/grant", "",
-                      {"content-type": "application/json"}, json.dumps(body).encode())  # fmt: skip
+        body = {
+            "resource_type": kind,
+            "resource_id": rid,
+            "role": "reader",
+            "subject": "someone-else",
+        }
+        return Sample(
+            None,
+            "POST",
+            "/api/3.0/cedarflow/permissions/grant",
+            "",
+            {"content-type": "application/json"},
+            json.dumps(body).encode(),
+        )
     else:
         return None
-    return Sample(r, "POST", r.path, "", {"content-type": "application/json"},
-                  json.dumps(body).encode())  # fmt: skip
+    return Sample(
+        r, "POST", r.path, "", {"content-type": "application/json"}, json.dumps(body).encode()
+    )
+
+
+_TOKENS: dict[tuple, str] = {}
+
+
+def _token(world, user: str, groups: tuple[str, ...]) -> str:
+    key = (user, groups)
+    if key not in _TOKENS:
+        _TOKENS[key] = world["idp"].mint(user, groups)
+    return _TOKENS[key]
 
 
 def _send(world, sample: Sample, user: str, groups: tuple[str, ...]) -> tuple[str, int]:
@@ -187,7 +249,7 @@ def _send(world, sample: Sample, user: str, groups: tuple[str, ...]) -> tuple[st
         world["url"] + sample.target,
         headers={
             **sample.headers,
-            "Authorization": f"Bearer {world['idp'].mint(user, groups)}",
+            "Authorization": f"Bearer {_token(world, user, groups)}",
             PROBE: probe,
         },
         content=sample.body,
@@ -196,9 +258,22 @@ def _send(world, sample: Sample, user: str, groups: tuple[str, ...]) -> tuple[st
 
 
 def _gateway_decisions(world, jobs: list[tuple[Sample, str, tuple[str, ...]]]) -> list[bool]:
-    """Forwarded to the handler tier (or, for the permissions API, answered) = allowed."""
+    """Forwarded to the handler tier (or, for the permissions API, answered) = allowed.
+
+    Each user's calls go one after the other (a call that changes a resource drops its
+    cached bindings); different users' calls run side by side.
+    """
+    lanes: dict[str, list[int]] = {}
+    for n, (_sample, user, _groups) in enumerate(jobs):
+        lanes.setdefault(user, []).append(n)
+    sent: list = [None] * len(jobs)
+
+    def run_lane(indexes: list[int]) -> None:
+        for n in indexes:
+            sent[n] = _send(world, *jobs[n])
+
     with ThreadPoolExecutor(max_workers=8) as pool:
-        sent = list(pool.map(lambda job: _send(world, *job), jobs))
+        list(pool.map(run_lane, lanes.values()))
     forwarded = {
         value
         for request in world["echo"].received
@@ -236,9 +311,17 @@ def test_simulator_and_gateway_agree_on_every_cell(world):
         cells, jobs, decisions, strict=True
     ):
         if sample.route is not None:
-            simulated = simulate_request(bundle, source, subject_for(user), groups,
-                                         sample.method, sample.target, sample.body,
-                                         ADMINS, sample.headers).forwarded  # fmt: skip
+            simulated = simulate_request(
+                bundle,
+                source,
+                subject_for(user),
+                groups,
+                sample.method,
+                sample.target,
+                sample.body,
+                ADMINS,
+                sample.headers,
+            ).forwarded
             if simulated != gateway:
                 differences.append((rtype, column.key, action, "request", simulated, gateway))
         cell = matrix.cells[(rtype, action, column.key)]
@@ -256,8 +339,19 @@ def test_every_cell_was_audited_with_the_decision_fields_replay_reads(world):
     lines = [json.loads(x) for x in world["audit"].read_text().splitlines() if x]
     decisions = [x for x in lines if x.get("type") == "decision"]
     assert decisions
-    needed = {"time", "request_id", "principal", "username", "groups", "action", "resource",
-              "decided_on", "decision", "policies", "policy_revision"}  # fmt: skip
+    needed = {
+        "time",
+        "request_id",
+        "principal",
+        "username",
+        "groups",
+        "action",
+        "resource",
+        "decided_on",
+        "decision",
+        "policies",
+        "policy_revision",
+    }
     assert all(needed <= set(x) for x in decisions)
 
 
@@ -268,13 +362,82 @@ def test_a_private_group_member_is_denied_by_the_gateway_and_the_simulator(world
     assert rtype == EXPERIMENT and column.via_group
     user, groups = _user(index, column)
     sample = build(
-        next(r for r in __import__("gateway.routes", fromlist=["all_routes"]).all_routes()
-             if r.path == "/api/2.0/mlflow/runs/get" and r.method == "GET"),
+        next(
+            r
+            for r in __import__("gateway.routes", fromlist=["all_routes"]).all_routes()
+            if r.path == "/api/2.0/mlflow/runs/get" and r.method == "GET"
+        ),
         _ids(index),
         OPEN,
-    )  # fmt: skip
+    )
     assert _gateway_decisions(world, [(sample, user, groups)]) == [False]
-    result = simulate_request(world["bundle"], FileSource(world["data"]), subject_for(user),
-                              groups, sample.method, sample.target)  # fmt: skip
+    result = simulate_request(
+        world["bundle"],
+        FileSource(world["data"]),
+        subject_for(user),
+        groups,
+        sample.method,
+        sample.target,
+    )
     assert not result.allowed and "experiment-private" in result.result.decision.policy_ids
     assert WORKSPACE in COLUMNS
+
+
+def test_replaying_the_gateway_audit_log_finds_what_a_narrowed_policy_flips(world, tmp_path):
+    from gateway.simulate.cli import main
+
+    experiment_columns = [(i, c) for i, t, c in world["columns"] if t == EXPERIMENT]
+    jobs = []
+    for index, column in experiment_columns:
+        sample = requests_by_action(_ids(index), OPEN)["LogMetric"]
+        jobs.append((sample, *_user(index, column)))
+    allowed = _gateway_decisions(world, jobs)
+    narrowed = tmp_path / "policies"
+    shutil.copytree(world["bundle"].directory, narrowed)
+    editor = narrowed / "11_experiment_editor.cedar"
+    editor.write_text(editor.read_text().replace('    Action::"LogMetric",\n', ""))
+    lines = [json.loads(x) for x in world["audit"].read_text().splitlines() if x]
+    expected = {
+        x["request_id"]
+        for x in lines
+        if x.get("type") == "decision"
+        and x["action"] == "LogMetric"
+        and x["decision"] == "allow"
+        and "admins" not in x["groups"]
+    }
+    assert len(expected) >= sum(allowed) - 1  # every editor-like column, all but the admin
+
+    from gateway.simulate.replay import read_audit, replay
+    from gateway.simulate.sources import TableSource
+
+    report = replay(
+        read_audit(world["audit"]), load_policies(narrowed), TableSource(world["store_uri"]), ADMINS
+    )
+    assert {f.line.request_id for f in report.flips} == expected
+    assert all(f.line.action == "LogMetric" and not f.now_allowed for f in report.flips)
+    code = main(
+        [
+            "replay",
+            str(world["audit"]),
+            "--policies",
+            str(narrowed),
+            "--table",
+            world["store_uri"],
+            "--admin-groups",
+            "admins",
+        ]
+    )
+    assert code == 1
+    unchanged = main(
+        [
+            "replay",
+            str(world["audit"]),
+            "--policies",
+            str(world["bundle"].directory),
+            "--table",
+            world["store_uri"],
+            "--admin-groups",
+            "admins",
+        ]
+    )
+    assert unchanged == 0
