@@ -9,13 +9,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.cedarflow-installed
 
-.PHONY: up test setup lint clean-data
+.PHONY: up test setup browser lint clean-data
 
 up: setup
 	$(BIN)/cedarflow up $(ARGS)
 
-test: setup
+test: setup browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser sign-in tests drive a headless Chromium (Debian/Ubuntu package `chromium`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "make test needs Chromium for the browser tests: install the chromium package" >&2; exit 1; }
 
 setup: $(INSTALLED)
 	$(BIN)/python -m gateway.stack.dynamodb_server --install

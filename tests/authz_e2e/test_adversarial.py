@@ -179,7 +179,7 @@ def test_graphql_is_checked_per_field(authz_stack, bob, world):
     assert bob.post("/graphql", json=other).status_code == 403
 
 
-def test_graphql_is_refused(bob, world):
+def test_graphql_on_a_forbidden_run_by_post_or_get(bob, world):
     run_id = world["alice_run"]
     query = f'{{ mlflowGetRun(input: {{runId: "{run_id}"}}) {{ run {{ info {{ runId }} }} }} }}'
     assert bob.post("/graphql", json={"query": query}).status_code == 403
