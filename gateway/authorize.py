@@ -169,7 +169,7 @@ class PolicyAuthorizer:
         self.metrics.observe_upstream(time.perf_counter() - started)
         if response.status_code == 200:
             self._after_success(parsed)
-            if parsed.filter:
+            if parsed.filter and parsed.filter != "graphql":  # GraphQL was checked per field
                 response = await self.filters.apply(request, parsed, principal, response, forwarder)
         return response
 

@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--machine", metavar="CLIENT_ID", help="a machine token for this client")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     _add_data_dir(token)
+
+    from gateway.simulate.cli import add_simulate_command
+
+    add_simulate_command(commands)
     return parser
 
 

@@ -10,7 +10,11 @@ from mlflow.entities import LifecycleStage
 from mlflow.entities.trace_info import TraceInfo
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
-from mlflow.store.tracking import MAX_TRACE_LINKS_PER_REQUEST, SEARCH_TRACES_DEFAULT_MAX_RESULTS
+from mlflow.store.tracking import (
+    MAX_TRACE_LINKS_PER_REQUEST,
+    SEARCH_MAX_RESULTS_THRESHOLD,
+    SEARCH_TRACES_DEFAULT_MAX_RESULTS,
+)
 from mlflow.store.tracking.utils.trace_analytics import validate_trace_name
 from mlflow.tracing.constant import (
     TraceMetadataKey,
@@ -191,10 +195,15 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
                 "`experiment_ids` is deprecated, use `locations` instead."
             )
         locations = [str(e) for e in (locations or experiment_ids or [])]
-        if max_results is None or int(max_results) <= 0 or int(max_results) > 50000:
+        if max_results is None or int(max_results) < 1:
             raise MlflowException.invalid_parameter_value(
-                f"Invalid value {max_results} for parameter 'max_results' supplied. "
-                "It must be a positive integer no greater than 50000."
+                f"Invalid value {max_results} for parameter 'max_results' supplied. It must be "
+                "a positive integer"
+            )
+        if int(max_results) > SEARCH_MAX_RESULTS_THRESHOLD:
+            raise MlflowException.invalid_parameter_value(
+                f"Invalid value {max_results} for parameter 'max_results' supplied. It must be at "
+                f"most {SEARCH_MAX_RESULTS_THRESHOLD}"
             )
         order_by = [str(o) for o in order_by or []]  # the handler passes a protobuf container
         clauses = parse_filter(filter_string)

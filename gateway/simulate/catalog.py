@@ -71,6 +71,8 @@ def where(source: PolicySource) -> str:
 
 
 def relative(path: str | Path) -> str:
+    if "://" in str(path):  # a table URI, not a file
+        return str(path)
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
     except ValueError:

@@ -275,6 +275,10 @@ def _run_check(args: argparse.Namespace) -> int:
         print(f"simulate check: {exc}", file=sys.stderr)
         return EXIT_USAGE
     source = _source(args)
+    if not (args.bindings or args.table) and resource.kind != "workspace":
+        print(
+            "simulate check: no --bindings or --table: every resource is unknown", file=sys.stderr
+        )
     user = source.subject(args.user)
     context = None
     if resource.kind == REGISTERED_MODEL and (args.version or args.stage):

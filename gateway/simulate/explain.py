@@ -108,8 +108,9 @@ def reason(
         )
         return f"{word}: {detail} ({tail})"
     ids = ", ".join(decision.policy_ids)
-    about = standing(user, groups, bindings, admin_groups).describe(display or user)
-    about = about if bindings else ""
+    about = ""
+    if bindings is not None:
+        about = standing(user, groups, bindings, admin_groups).describe(display or user)
     if decision.errors:
         return f"DENY: evaluating the policies failed ({'; '.join(decision.errors)})"
     if decision.allowed:

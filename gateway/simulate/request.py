@@ -69,6 +69,8 @@ def simulate_request(
     principal = Principal(user, user, groups=groups)
     result = Authorizer(bundle, admin_groups).authorize(principal, parsed, source.lookup, context)
     decision = result.decision
+    if result.narrowed_to_nothing:  # explain the last dropped id, a real denial
+        decision = result.decisions[-1]
     bindings = None
     if decision.resource is not None and decision.resource.kind != "workspace":
         found = source.lookup(decision.resource)
@@ -78,8 +80,11 @@ def simulate_request(
         # the gateway's own rule (gateway/authorize.py), not a policy
         text = "DENY: the gateway offers GraphQL to administrators only"
         result = RequestDecision(replace(decision, allowed=False), result.decisions)
-    elif result.allowed and result.narrowed_to_nothing:
-        text += "; every experiment named is unreadable: the gateway answers with an empty result"
+    elif result.narrowed_to_nothing:
+        text = (
+            "EMPTY: every experiment the search names is unreadable, so the gateway answers "
+            f"with an empty result without calling MLflow ({text})"
+        )
     return RequestResult(method, target, parsed, None, result, text, context)
 
 
@@ -109,11 +114,14 @@ def render_request(r: RequestResult, bundle: PolicyBundle, user: str, groups: It
         problems = f" ({'; '.join(d.errors or (d.note,))})" if d.errors or d.note else ""
         lines.append(f"    {what}{on}: {outcome}{policies}{problems}")
     decision = result.decision
-    lines.append(f"DECISION: {'ALLOW' if result.allowed else 'DENY'}")
+    word = "ALLOW" if result.allowed else "DENY"
+    if r.allowed and not r.forwarded:
+        word = "EMPTY RESULT (not forwarded)"
+    lines.append(f"DECISION: {word}")
     for pid in decision.policy_ids:
         lines.append(f"  policy: {describe_policy(bundle, pid)}")
     lines.append(f"  reason: {r.reason}")
-    if parsed.filter and result.allowed:
+    if parsed.filter and r.forwarded:
         lines.append(
             f"  response filter: {parsed.filter} (only items the caller may read are kept)"
         )

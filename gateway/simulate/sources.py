@@ -12,6 +12,7 @@ from typing import Protocol
 
 from gateway.request_parse import ResourceRef
 from gateway.simulate.bindings import BindingsData, VersionFacts, load_bindings
+from gateway.simulate.inputs import InputError, Location
 
 
 class BindingsSource(Protocol):
@@ -51,6 +52,10 @@ class TableSource:
         self.table = DynamoTable.from_uri(uri)
         self.resolver = Resolver(self.table, ttl=3600.0)
         self.description = f"bindings from {uri}"
+        try:  # fail now, not as a denial per lookup: the table must answer
+            self.table.get("USER#-", "USER")
+        except Exception as exc:
+            raise InputError(Location(uri), f"cannot read the table: {exc}") from None
 
     def prepare(self, refs: Iterable[ResourceRef]) -> None:
         self.resolver.load(list(refs))

@@ -157,7 +157,9 @@ def test_graphql_is_checked_per_field(authz_stack, bob, world):
         "query Q($i: MlflowGetRunInput) { mlflowGetRun(input: $i) { run { info { runId } } } }"
     )
     mine = query(get_run, {"i": {"runId": world["bob_run"]}})
-    assert bob.post("/graphql", json=mine).json()["data"]["mlflowGetRun"]["run"]
+    response = bob.post("/graphql", json=mine)
+    assert "data" in response.json(), (response.status_code, response.text)
+    assert response.json()["data"]["mlflowGetRun"]["run"], response.text
     theirs = query(get_run, {"i": {"runId": world["alice_run"]}})
     assert bob.post("/graphql", json=theirs).status_code == 403
     both = query(

@@ -36,6 +36,8 @@ def test_train_register_alias_load_prompt_and_trace(stack, tmp_path):
     assert seen["run_artifacts"] == ["docs/notes.txt"]
     assert seen["prompt"] == "Hello Ada!"
     assert seen["traces"] == [{"name": "add", "spans": ["add"]}]
+    assert seen["ui_models"] == [seen["logged_model_id"]]
+    assert seen["ui_traces"] == 1 and seen["ui_trace_spans"] == ["add"]
     # Nothing of it was written next to the client: artifacts live in the stack's data directory.
     assert not (tmp_path / "mlruns").exists()
     assert any((stack.data_dir / "artifacts").rglob("MLmodel"))

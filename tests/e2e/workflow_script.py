@@ -9,6 +9,7 @@ import tempfile
 
 import mlflow
 import numpy as np
+import requests
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
@@ -56,6 +57,30 @@ add(2, 3)
 mlflow.flush_trace_async_logging()
 traces = mlflow.search_traces(locations=[experiment.experiment_id], return_type="list")
 
+# What the MLflow UI asks for when it shows these models and traces.
+ui = requests.Session()
+ui.headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+base = os.environ["MLFLOW_TRACKING_URI"]
+ui_models = ui.post(
+    f"{base}/ajax-api/2.0/mlflow/logged-models/search",
+    json={
+        "experiment_ids": [experiment.experiment_id],
+        "order_by": [{"field_name": "creation_time", "ascending": False}],
+    },
+)
+ui_traces = ui.post(
+    f"{base}/ajax-api/3.0/mlflow/traces/search",
+    json={
+        "locations": [{"mlflow_experiment": {"experiment_id": experiment.experiment_id}}],
+        "order_by": ["timestamp_ms DESC"],
+        "filter": "trace.status = 'OK'",
+    },
+)
+ui_trace_data = ui.get(
+    f"{base}/ajax-api/2.0/mlflow/get-trace-artifact",
+    params={"request_id": traces[0].info.trace_id if traces else ""},
+)
+
 print(
     json.dumps(
         {
@@ -64,10 +89,14 @@ print(
             "alias_version": client.get_model_version_by_alias(model_name, "champion").version,
             "logged_model_status": str(logged_model.status),
             "logged_model_source_run": logged_model.source_run_id,
+            "logged_model_id": logged_model.model_id,
             "run_id": run.info.run_id,
             "notes": notes_back,
             "run_artifacts": run_artifacts,
             "prompt": prompt.format(name="Ada"),
+            "ui_models": [m["info"]["model_id"] for m in ui_models.json().get("models", [])],
+            "ui_traces": len(ui_traces.json().get("traces", [])),
+            "ui_trace_spans": [s["name"] for s in ui_trace_data.json().get("spans", [])],
             "traces": [
                 {
                     "name": t.info.tags.get("mlflow.traceName"),

@@ -120,3 +120,15 @@ def test_cli_reads_the_stage_of_a_version_from_the_bindings(bindings_file, capsy
 def test_cli_usage_errors_exit_2(capsys):
     assert main(["check", "--user", "a", "--action", "GetRun", "--resource", "nope"]) == 2
     assert "expected experiment:ID" in capsys.readouterr().err
+
+
+def test_an_unreachable_table_is_an_input_error(capsys):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = f"dynamodb://127.0.0.1:{port}/cedarflow"
+    args = ["check", "--user", "a", "--action", "GetRun", "--resource", "experiment:1"]
+    assert main([*args, "--table", uri]) == 4
+    assert capsys.readouterr().err.startswith(f"{uri}:1:1: cannot read the table")

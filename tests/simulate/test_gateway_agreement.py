@@ -441,3 +441,21 @@ def test_replaying_the_gateway_audit_log_finds_what_a_narrowed_policy_flips(worl
         ]
     )
     assert unchanged == 0
+
+
+def test_check_and_request_read_bindings_from_the_live_table(world, capsys):
+    from gateway.simulate.cli import main
+
+    index, column = next((i, c) for i, t, c in world["columns"] if c.key == "group:reader")
+    user, groups = _user(index, column)
+    _gateway_decisions(world, [(requests_by_action(_ids(index), OPEN)["GetRun"], user, groups)])
+    table = ["--table", world["store_uri"]]
+    # the gateway recorded the user name, so --user may name the user as people know it
+    args = ["check", "--user", user, "--groups", groups[0], "--action", "LogMetric"]
+    assert main([*args, "--resource", f"run:{_ids(index).run}", *table]) == 1
+    out = capsys.readouterr().out
+    assert f"{user} is reader through group {groups[0]} on experiment {index}" in out
+    assert out.rstrip().count("editors may LogMetric") == 1
+    target = f"/api/2.0/mlflow/runs/get?run_id={_ids(index).run}"
+    assert main(["request", "--user", user, "--groups", groups[0], *table, "GET", target]) == 0
+    assert f"run {_ids(index).run} → Experiment::'{index}': allow" in capsys.readouterr().out
