@@ -169,7 +169,27 @@ def _run(url: str, handler_url: str, secret: bytes, token: str, args) -> dict:
             "iterations": args.iterations,
         }
     results["gateway resolve+decide mean (us)"] = _decide_mean_us(gw)
+    results["in-process parse+decide per second (LogMetric)"] = _decisions_per_second()
     return results
+
+
+def _decisions_per_second(count: int = 2000) -> float:
+    """Parse + Cedar decision of one LogMetric with warm bindings, in this process."""
+    from gateway.decide import Authorizer
+    from gateway.entities import Bindings
+    from gateway.policy import PolicyStore
+    from gateway.request_parse import parse_request
+
+    authz = Authorizer(PolicyStore(REPO / "policies"))
+    bindings = Bindings.from_data("experiment", "1", {"users": {"u": "editor"}})
+    caller = Principal("u", USER)
+    body = json.dumps({"run_id": "a" * 32, "key": "m", "value": 1, "timestamp": 1}).encode()
+    headers = [(b"content-type", b"application/json")]
+    start = time.perf_counter()
+    for _ in range(count):
+        parsed = parse_request("POST", "/api/2.0/mlflow/runs/log-metric", b"", headers, body)
+        assert authz.authorize(caller, parsed, lambda ref: bindings).allowed
+    return count / (time.perf_counter() - start)
 
 
 def _throughput(call, base_url: str, clients: int, per_client: int, **kw) -> float:

@@ -24,7 +24,6 @@ from mlflow.entities import (
     LoggedModelStatus,
     LoggedModelTag,
     Metric,
-    RunTag,
 )
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
@@ -254,21 +253,23 @@ class LoggedModelsMixin:
             raise TypeError(
                 f"Argument 'mlflow_model' should be mlflow.models.Model, got '{type(mlflow_model)}'"
             )
-        run = self._check_run_active_for_models(run_id)
-        history = json.loads(run.data.tags.get(MLFLOW_LOGGED_MODELS, "[]"))
-        value = json.dumps(history + [mlflow_model.get_tags_dict()])
-        _validate_tag(MLFLOW_LOGGED_MODELS, value)
-        self.set_tag(run_id, RunTag(MLFLOW_LOGGED_MODELS, value))
+        entry = mlflow_model.get_tags_dict()
 
-    def _check_run_active_for_models(self, run_id: str):
-        run = self.get_run(run_id)
-        if run.info.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise MlflowException(
-                f"The run {run_id} must be in the 'active' state. "
-                f"Current state is {run.info.lifecycle_stage}.",
-                INVALID_PARAMETER_VALUE,
-            )
-        return run
+        def append(run: dict) -> bool:
+            # Inside the run's optimistic read-modify-write: concurrent appends are all kept.
+            if run["lifecycle_stage"] != LifecycleStage.ACTIVE:
+                raise MlflowException(
+                    f"The run {run_id} must be in the 'active' state. "
+                    f"Current state is {run['lifecycle_stage']}.",
+                    INVALID_PARAMETER_VALUE,
+                )
+            tags = run.setdefault("tags", {})
+            value = json.dumps(json.loads(tags.get(MLFLOW_LOGGED_MODELS, "[]")) + [entry])
+            _validate_tag(MLFLOW_LOGGED_MODELS, value)
+            tags[MLFLOW_LOGGED_MODELS] = value
+            return True
+
+        self._mutate_run(run_id, append)
 
     # ---- search --------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import mlflow
 import numpy as np
 import pytest
@@ -171,3 +172,7 @@ def test_every_decision_is_audited(authz_stack, world):
                   "decision", "policies", "policy_revision", "latency_ms"):  # fmt: skip
         assert field in lines[-1]
     assert any(r["decision"] == "deny" and r["username"] == "bob" for r in lines)
+    metrics = httpx.get(f"{authz_stack.url}/metrics").text
+    assert 'cedarflow_decisions_total{action="GetRun",outcome="deny"}' in metrics
+    assert "cedarflow_decide_seconds_count" in metrics
+    assert "cedarflow_upstream_seconds_count" in metrics
