@@ -204,9 +204,9 @@ class PolicyAuthorizer:
                 }
             )
             return JSONResponse(refusal.to_json(), refusal.status)
-        await self.resolver.prefetch(parsed.resources)
+        lookup = await self.resolver.prefetch(parsed.resources)
         context = await self._context(parsed)
-        result = self.authz.authorize(principal, parsed, self.resolver.lookup, context)
+        result = self.authz.authorize(principal, parsed, lookup, context)
         if not result.allowed and parsed.action in _MODEL_ARTIFACT_ACTIONS:
             result = await self._as_model_reader(principal, parsed, result)
         elapsed = time.perf_counter() - started
@@ -234,8 +234,8 @@ class PolicyAuthorizer:
             refs = graphql_refs(await request.body())
         except Refusal as refusal:
             return JSONResponse(refusal.to_json(), refusal.status)
-        await self.resolver.prefetch(refs)
-        decisions = self.authz.decide_each(principal, "GraphQL", refs, self.resolver.lookup)
+        lookup = await self.resolver.prefetch(refs)
+        decisions = self.authz.decide_each(principal, "GraphQL", refs, lookup)
         for decision in decisions:
             self.audit.decision(
                 _request_id(request), principal, decision, method="POST", path="/graphql",
@@ -268,10 +268,8 @@ class PolicyAuthorizer:
         versions = await asyncio.to_thread(self._registered_versions, model_id, parsed)
         for name in versions:
             ref = ResourceRef(REGISTERED_MODEL, name, "GetModelVersionArtifact")
-            await self.resolver.prefetch([ref])
-            decision = self.authz.decide(
-                principal, "GetModelVersionArtifact", [ref], self.resolver.lookup
-            )
+            lookup = await self.resolver.prefetch([ref])
+            decision = self.authz.decide(principal, "GetModelVersionArtifact", [ref], lookup)
             if decision.allowed:
                 overall = replace(decision, action=parsed.action)
                 return RequestDecision(overall, (decision,))

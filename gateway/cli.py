@@ -12,6 +12,9 @@ from typing import NoReturn
 from gateway.stack.datadir import DEFAULT_DATA_DIR, DataDir
 from gateway.stack.processes import is_alive
 
+# The default roles that ship beside the packages (`policies/` at the top of the checkout).
+SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
@@ -79,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="policies_dir",
         type=Path,
         metavar="DIR",
-        help="decide every call with the Cedar policies in DIR (e.g. policies/); audit lines "
-        "go to DATA/logs/audit.jsonl",
+        default=SHIPPED_POLICIES,
+        help="decide every call with the Cedar policies in DIR (default: the shipped "
+        "policies/); audit lines go to DATA/logs/audit.jsonl",
     )
     up.add_argument(
         "--no-dev-idp",
@@ -109,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.simulate.cli import add_simulate_command
 
     add_simulate_command(commands)
+
+    from gateway.permissions_cli import add_permission_commands
+
+    add_permission_commands(commands)
     return parser
 
 
@@ -175,7 +183,7 @@ def _run_up(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         error(f"--port {args.port} is not a port number")
-    if args.policies_dir is not None and not args.policies_dir.is_dir():
+    if not args.policies_dir.is_dir():
         error(f"--policies {args.policies_dir} is not a directory")
     config = StackConfig(
         data_dir=args.data_dir,

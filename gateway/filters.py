@@ -131,8 +131,8 @@ class ResponseFilters:
         refs = [ResourceRef(kind, str(i)) for i in dict.fromkeys(x for x in ids if x)]
         if not refs:
             return []
-        await self.resolver.prefetch(refs)
-        decisions = self.authz.decide_each(principal, action, refs, self.resolver.lookup)
+        lookup = await self.resolver.prefetch(refs)
+        decisions = self.authz.decide_each(principal, action, refs, lookup)
         allowed = {d.resource.id for d in decisions if d.allowed}
         return [item for item, i in zip(items, ids, strict=True) if i and str(i) in allowed]
 

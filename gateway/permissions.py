@@ -173,10 +173,10 @@ class PermissionsApi:
             await self._require(principal, _READ[kind], kind, resource_id)
             subject = await self._principal_of(username)
         ref = ResourceRef(kind, resource_id)
-        await self.resolver.prefetch([ref])
+        lookup = await self.resolver.prefetch([ref])
         role, decisions = None, []
         for probe_role, action in PROBES[kind]:
-            decision = self.authz.decide(subject, action, [ref], self.resolver.lookup)
+            decision = self.authz.decide(subject, action, [ref], lookup)
             decisions.append(
                 {
                     "action": action,
@@ -199,8 +199,8 @@ class PermissionsApi:
         self, principal: Principal, action: str, kind: str, resource_id: str
     ) -> None:
         ref = ResourceRef(kind, resource_id)
-        await self.resolver.prefetch([ref])
-        decision = self.authz.decide(principal, action, [ref], self.resolver.lookup)
+        lookup = await self.resolver.prefetch([ref])
+        decision = self.authz.decide(principal, action, [ref], lookup)
         self.audit.decision(
             "-", principal, decision, method="POST", path=f"permissions/{kind}", latency_ms=0.0
         )

@@ -88,20 +88,39 @@ class Resolver:
     def missing(self, refs: Iterable[ResourceRef]) -> list[ResourceRef]:
         return [r for r in refs if self._needs_read(r)]
 
-    async def prefetch(self, refs: Iterable[ResourceRef]) -> None:
-        """Read whatever `refs` need that is not cached (no thread hop when all is warm)."""
-        todo = self.missing(refs)
-        if todo:
-            await asyncio.to_thread(self.load, todo)
+    async def prefetch(self, refs: Iterable[ResourceRef]) -> Callable[[ResourceRef], object]:
+        """Resolve `refs` and return a lookup answering from what was resolved.
 
-    def load(self, refs: Iterable[ResourceRef]) -> None:
+        The answers are kept for this request, so a concurrent invalidation or a TTL expiry
+        between resolving and deciding cannot turn a known resource into an unresolved one.
+        No thread hop when everything is warm.
+        """
+        resolved: dict[ResourceRef, object] = {}
+        cold = []
+        for ref in dict.fromkeys(refs):
+            found = None if self._needs_read(ref) else self.lookup(ref)
+            if found is None:
+                cold.append(ref)
+            else:
+                resolved[ref] = found
+        if cold:
+            resolved.update(await asyncio.to_thread(self.load, cold))
+        return lambda ref: resolved[ref] if ref in resolved else self.lookup(ref)
+
+    def load(self, refs: Iterable[ResourceRef]) -> dict[ResourceRef, object]:
+        """Read what `refs` need; returns each ref's bindings, MISSING or None."""
+        resolved: dict[ResourceRef, object] = {}
         for ref in refs:
             try:
                 target = self._target(ref)
                 if isinstance(target, tuple):
-                    self._bindings(*target)
+                    resolved[ref] = self._bindings(*target)
+                else:
+                    resolved[ref] = MISSING if target is MISSING else None
             except Exception as exc:  # left unresolved: the decision denies it
                 _logger.warning("cannot resolve %s %r: %s", ref.kind, ref.id, exc)
+                resolved[ref] = None
+        return resolved
 
     def invalidate(self, kind: str, resource_id: str) -> None:
         """Forget cached bindings (after a grant, a revoke, a rename or a delete)."""
