@@ -238,7 +238,7 @@ class _Reader:
                 return []
             return [ResourceRef(WORKSPACE, DEFAULT_WORKSPACE, spec.action)]
         if src == "source":
-            return [self._model_source(spec)]
+            return self._model_source(spec)
         if src.startswith("artifact:"):
             path = self._one(src.removeprefix("artifact:"), required=True)
             experiment_id = self._artifact_experiment(path)
@@ -348,15 +348,17 @@ class _Reader:
         self.artifact_path = canonical_artifact_path(path)
         return self.artifact_path.split("/", 1)[0]
 
-    def _model_source(self, spec: RefSpec) -> ResourceRef:
+    def _model_source(self, spec: RefSpec) -> list[ResourceRef]:
         source = self._scalar("source", required=True)
+        if source in PROMPT_SOURCE_PLACEHOLDERS:  # a prompt version: no artifacts behind it
+            return []
         kind, ident = model_source_target(source)
         if kind == ARTIFACT_PATH:
-            return ResourceRef(EXPERIMENT, self._artifact_experiment(ident), spec.action)
+            return [ResourceRef(EXPERIMENT, self._artifact_experiment(ident), spec.action)]
         if kind == WORKSPACE:
-            return ResourceRef(WORKSPACE, DEFAULT_WORKSPACE, "RegisterExternalSource")
+            return [ResourceRef(WORKSPACE, DEFAULT_WORKSPACE, "RegisterExternalSource")]
         action = {RUN: "GetRun", LOGGED_MODEL: "GetLoggedModel"}.get(kind, "GetModelVersion")
-        return ResourceRef(kind, ident, action)
+        return [ResourceRef(kind, ident, action)]
 
     def model_version(self) -> tuple[str, str] | None:
         if REGISTERED_MODEL not in {s.kind for s in self.match.route.refs}:
@@ -392,6 +394,10 @@ def canonical_artifact_path(path: str) -> str:
     if segments[0] == "workspaces":
         raise bad_request("Workspace-scoped artifact paths are not offered.")
     return "/".join(segments)
+
+
+# The `source` MLflow's client/UI and its store give a prompt version (mlflow.prompt.constants).
+PROMPT_SOURCE_PLACEHOLDERS = frozenset({"dummy-source", "prompt-template"})
 
 
 def model_source_target(source: str) -> tuple[str, str]:

@@ -199,6 +199,13 @@ def test_model_version_names_its_model_and_its_source():
     assert refs(parsed)[1] == ("workspace", "default", "RegisterExternalSource")
 
 
+@pytest.mark.parametrize("source", ["dummy-source", "prompt-template"])
+def test_a_prompt_version_names_only_its_prompt(source):
+    body = {"name": "greeting", "source": source}
+    parsed = parse("POST", "/api/2.0/mlflow/model-versions/create", body=body)
+    assert refs(parsed) == [("registered_model", "greeting", None)]
+
+
 @pytest.mark.parametrize(
     ("source", "target"),
     [
