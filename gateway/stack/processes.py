@@ -1,4 +1,9 @@
-"""Child processes that never outlive the stack: own process group, PDEATHSIG, bounded stop."""
+"""Child processes that never outlive the stack: own process group, PDEATHSIG, bounded stop.
+
+Linux sends PDEATHSIG when the *thread* that spawned the child exits, not the process: call
+`spawn` (and the `start()` of the servers built on it) from a thread that lives as long as the
+child, such as the main thread, never from a short-lived worker thread.
+"""
 
 from __future__ import annotations
 
