@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import html
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-from gw_support import SECRET, free_port
-from test_handler_app import handler_env, wait_healthy
+from test_handler_app import sqlite_handler_tier
 
-HERE = Path(__file__).parent
+__all__ = ["NAVIGATE", "login_form_fields", "sign_in_on_dev_page", "sqlite_handler_tier"]
+
 NAVIGATE = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
 _HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
-
-
-@contextlib.contextmanager
-def sqlite_handler_tier(data: Path) -> Iterator[str]:
-    """MLflow's server app behind the identity check, on a free port, until the block ends."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, str(HERE / "principal_handler_tier.py"), str(port)],
-        env=handler_env(data, SECRET),
-        cwd=data,
-    )
-    try:
-        wait_healthy(url, process)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def login_form_fields(page: str) -> dict[str, str]:

@@ -55,16 +55,11 @@ def handler_env(data: Path, secret: bytes | None) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def handler_tier(tmp_path_factory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("handler")
-    port = free_port()
+@contextlib.contextmanager
+def served(argv: list[str], env: dict[str, str], cwd: Path, port: int) -> Iterator[str]:
+    """Run a handler-tier process on `port` until the block ends; yields its URL once healthy."""
     url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, str(HERE / "principal_handler_tier.py"), str(port)],
-        env=handler_env(data, SECRET),
-        cwd=data,
-    )
+    process = subprocess.Popen(argv, env=env, cwd=cwd)
     try:
         wait_healthy(url, process)
         yield url
@@ -75,6 +70,21 @@ def handler_tier(tmp_path_factory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def sqlite_handler_tier(data: Path) -> Iterator[str]:
+    """MLflow's server app behind the identity check (sqlite store), on a free port."""
+    port = free_port()
+    argv = [sys.executable, str(HERE / "principal_handler_tier.py"), str(port)]
+    with served(argv, handler_env(data, SECRET), data, port) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def handler_tier(tmp_path_factory) -> Iterator[str]:
+    with sqlite_handler_tier(tmp_path_factory.mktemp("handler")) as url:
+        yield url
 
 
 def post(url: str, path: str, headers: dict[str, str], json: dict | None = None):
@@ -224,38 +234,13 @@ def test_the_principal_reaches_flask_worker_threads():
 def dynamodb_handler_tier(tmp_path_factory, dynalite_endpoint) -> Iterator[str]:
     data = tmp_path_factory.mktemp("dynamo-handler")
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = handler_env(data, SECRET)
     store_uri = f"dynamodb://{dynalite_endpoint.removeprefix('http://')}/gateway-tests"
     env |= {"_MLFLOW_SERVER_FILE_STORE": store_uri, "_MLFLOW_SERVER_REGISTRY_STORE": store_uri}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "store.handler_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=data,
-    )
-    try:
-        wait_healthy(url, process)
+    argv = [sys.executable, "-m", "uvicorn", "store.handler_app:app", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", "1", "--log-level", "warning"]
+    with served(argv, env, data, port) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_the_dynamodb_store_attributes_runs_to_the_principal(dynamodb_handler_tier, start_gateway):
