@@ -9,7 +9,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchExperimentsUtils
 from mlflow.utils.validation import _parse_experiment_id
 
-from store.sql_semantics import compare
+from store.sql_semantics import compare, integer_operand
 
 _STRING_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
 _NUMERIC_COMPARATORS = ("=", "!=", "<", "<=", ">", ">=")
@@ -78,7 +78,7 @@ def _clause(parsed: dict) -> _Clause:
                 raise MlflowException.invalid_parameter_value(
                     f"Invalid comparator for numeric attribute: {comparator}"
                 )
-            value = _integer(key, value)
+            value = integer_operand(key, value)
     elif kind == "tag":
         if comparator not in (*_STRING_COMPARATORS, "IS NULL", "IS NOT NULL"):
             raise MlflowException.invalid_parameter_value(
@@ -87,19 +87,6 @@ def _clause(parsed: dict) -> _Clause:
     else:
         raise MlflowException.invalid_parameter_value(f"Invalid token type: {kind}")
     return _Clause(kind, key, comparator, value)
-
-
-def _integer(key: str, value: object) -> int:
-    if isinstance(value, float):
-        raise MlflowException.invalid_parameter_value(
-            f"Invalid value for numeric attribute '{key}': {str(value)!r}"
-        )
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise MlflowException.invalid_parameter_value(
-            f"Invalid value for numeric attribute '{key}': {value!r}"
-        ) from None
 
 
 def _matches(item: dict, clause: _Clause) -> bool:

@@ -17,7 +17,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils, SearchUtils
 
 from store.pagination import decode_page_token, encode_page_token
-from store.sql_semantics import compare
+from store.sql_semantics import compare, integer_operand
 
 _MODEL_ATTRIBUTE_COMPARATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 _TAG_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
@@ -110,7 +110,7 @@ def parse_version_filter(filter_string: str | None) -> Query:
                         f"Invalid comparator for attribute {key}: {comparator}",
                         error_code=INVALID_PARAMETER_VALUE,
                     )
-                f["value"] = _integer_value(key, f["value"])
+                f["value"] = integer_operand(key, f["value"])
             elif comparator not in SearchModelVersionUtils.VALID_STRING_ATTRIBUTE_COMPARATORS or (
                 comparator in ("IN", "NOT IN") and key not in ("run_id", "name")
             ):
@@ -130,19 +130,6 @@ def parse_version_filter(filter_string: str | None) -> Query:
 def _check_tag_comparator(comparator: str) -> None:
     if comparator not in _TAG_COMPARATORS:
         raise MlflowException.invalid_parameter_value(f"Invalid comparator for tag: {comparator}")
-
-
-def _integer_value(key: str, value: Any) -> int:
-    if isinstance(value, float):
-        raise MlflowException.invalid_parameter_value(
-            f"Invalid value for numeric attribute '{key}': {value!r}"
-        )
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise MlflowException.invalid_parameter_value(
-            f"Invalid value for numeric attribute '{key}': {value!r}"
-        ) from None
 
 
 def _query(parsed: list[dict]) -> Query:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from mlflow.exceptions import MlflowException
+
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -19,6 +21,20 @@ def compare(comparator: str, lhs: Any, rhs: Any) -> bool:
     if lhs is None:
         return False
     return _COMPARATORS[comparator](lhs, rhs)
+
+
+def integer_operand(key: str, value: Any) -> int:
+    """The integer a numeric attribute is compared with; a float or a non-number is refused."""
+    if isinstance(value, float):
+        raise MlflowException.invalid_parameter_value(
+            f"Invalid value for numeric attribute '{key}': {str(value)!r}"
+        )
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MlflowException.invalid_parameter_value(
+            f"Invalid value for numeric attribute '{key}': {value!r}"
+        ) from None
 
 
 def like(value: str, pattern: str) -> bool:
