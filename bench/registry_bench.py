@@ -10,27 +10,17 @@ dynalite runs in memory on a loopback port and is stopped at the end.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+from side_by_side import Measurement, markdown_table, timed
 
 from gateway.stack.dynamodb_server import DynamoServer
 from store.registry import DynamoRegistryStore
-
-
-@dataclass(frozen=True)
-class Measurement:
-    call: str
-    ours_ms: tuple[float, float]  # median, p90
-    sqlite_ms: tuple[float, float]
-    round_trips: float  # DynamoDB requests per call
 
 
 def populate(store, models: int, versions: int) -> None:
@@ -47,16 +37,6 @@ def populate(store, models: int, versions: int) -> None:
     store.create_registered_model("bench")
     store.create_model_version("bench", "s3://bucket/bench/1")
     store.set_registered_model_alias("bench", "champion", 1)
-
-
-def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.9) - 1]
 
 
 def calls(store) -> dict[str, Callable[[], object]]:
@@ -97,19 +77,8 @@ def run(models: int, versions: int, repeat: int) -> list[Measurement]:
 
 
 def report(results: list[Measurement], models: int, versions: int, repeat: int) -> str:
-    lines = [
-        f"{models} models x {versions} versions, {repeat} calls each; latency in ms (median / p90)",
-        "",
-        "| call | DynamoDB (dynalite) | MLflow sqlite | ratio (median) | DynamoDB requests |",
-        "|---|---|---|---|---|",
-    ]
-    for m in results:
-        ratio = m.ours_ms[0] / m.sqlite_ms[0] if m.sqlite_ms[0] else float("inf")
-        lines.append(
-            f"| {m.call} | {m.ours_ms[0]:.2f} / {m.ours_ms[1]:.2f} "
-            f"| {m.sqlite_ms[0]:.2f} / {m.sqlite_ms[1]:.2f} | {ratio:.2f}x | {m.round_trips} |"
-        )
-    return "\n".join(lines)
+    title = f"{models} models x {versions} versions, {repeat} calls each"
+    return markdown_table(title, results)
 
 
 def main() -> None:

@@ -10,31 +10,21 @@ dynalite runs in memory on a loopback port and is stopped at the end.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.entities.trace_state import TraceState
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from side_by_side import Measurement, markdown_table, timed
 
 from gateway.stack.dynamodb_server import DynamoServer
 from store.tracking import DynamoTrackingStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "store"))
 from test_traces_support import span, trace_info  # noqa: E402 - shared builders
-
-
-@dataclass(frozen=True)
-class Measurement:
-    call: str
-    ours_ms: tuple[float, float]  # median, p90
-    sqlite_ms: tuple[float, float]
-    round_trips: float  # DynamoDB requests per call
 
 
 def new_trace(store, experiment_id: str, trace_id: str, n: int, spans: int) -> None:
@@ -65,16 +55,6 @@ def new_trace(store, experiment_id: str, trace_id: str, n: int, spans: int) -> N
             tags={"mlflow.traceName": "predict", "team": f"t{n % 4}"},
         )
     )
-
-
-def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[max(int(len(samples) * 0.9) - 1, 0)]
 
 
 def measure(ours, sqlite, args) -> list[Measurement]:
@@ -112,20 +92,8 @@ def measure(ours, sqlite, args) -> list[Measurement]:
 
 
 def render(results: list[Measurement], args) -> str:
-    lines = [
-        f"traces={args.traces} spans/trace={args.spans} repeat={args.repeat}",
-        "",
-        "| call | dynalite median / p90 ms | sqlite median / p90 ms | ratio (median) "
-        "| DynamoDB requests |",
-        "|---|---|---|---|---|",
-    ]
-    for m in results:
-        ratio = m.ours_ms[0] / m.sqlite_ms[0] if m.sqlite_ms[0] else float("inf")
-        lines.append(
-            f"| {m.call} | {m.ours_ms[0]:.2f} / {m.ours_ms[1]:.2f} "
-            f"| {m.sqlite_ms[0]:.2f} / {m.sqlite_ms[1]:.2f} | {ratio:.2f}× | {m.round_trips:g} |"
-        )
-    return "\n".join(lines)
+    title = f"traces={args.traces} spans/trace={args.spans} repeat={args.repeat}"
+    return markdown_table(title, results)
 
 
 def main() -> None:
