@@ -78,7 +78,7 @@ def _clause(parsed: dict) -> _Clause:
                 raise MlflowException.invalid_parameter_value(
                     f"Invalid comparator for numeric attribute: {comparator}"
                 )
-            value = integer_operand(key, value)
+            value = integer_operand(key, value, quote_float=True)
     elif kind == "tag":
         if comparator not in (*_STRING_COMPARATORS, "IS NULL", "IS NOT NULL"):
             raise MlflowException.invalid_parameter_value(

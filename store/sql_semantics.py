@@ -23,11 +23,16 @@ def compare(comparator: str, lhs: Any, rhs: Any) -> bool:
     return _COMPARATORS[comparator](lhs, rhs)
 
 
-def integer_operand(key: str, value: Any) -> int:
-    """The integer a numeric attribute is compared with; a float or a non-number is refused."""
+def integer_operand(key: str, value: Any, *, quote_float: bool = False) -> int:
+    """The integer a numeric attribute is compared with; a float or a non-number is refused.
+
+    MLflow's experiment search quotes a refused float in its message, its registry search does
+    not; ``quote_float`` picks the experiment wording.
+    """
     if isinstance(value, float):
+        shown = repr(str(value)) if quote_float else repr(value)
         raise MlflowException.invalid_parameter_value(
-            f"Invalid value for numeric attribute '{key}': {str(value)!r}"
+            f"Invalid value for numeric attribute '{key}': {shown}"
         )
     try:
         return int(value)

@@ -379,6 +379,8 @@ def compare_experiment_searches(oracle, ours, rng: random.Random) -> None:
         "name LIKE '%renamed' AND tags.team != 'y'",
         "name > 'a'",
         "creation_time LIKE '1'",
+        "creation_time = 1.5",
+        "last_update_time > 'abc'",
     ]
     orders = [None, ["name"], ["name DESC"], ["creation_time"], ["last_update_time DESC"],
               ["experiment_id DESC"], ["tags.team"]]  # fmt: skip
@@ -397,7 +399,7 @@ def experiment_pages(store, view, size, filter_string, order_by):
         try:
             page = store.search_experiments(view, size, filter_string, order_by, token)
         except MlflowException as exc:
-            return ("error", exc.error_code)
+            return ("error", exc.error_code, exc.message)
         pages.append([_experiment(e) for e in page])
         token = page.token
         if token is None:
