@@ -6,7 +6,7 @@ artifact download measures, side by side and interleaved:
 - p50 / p99 latency of sequential calls through the gateway and direct (the direct path signs
   the identity header itself, as the gateway does), and their ratios;
 - throughput with a few concurrent clients, and its ratio;
-- the gateway's DynamoDB reads during the warm loop (from /metrics).
+- the gateway's DynamoDB reads during the warm loop (from /metrics, scraped as an admin).
 
     .venv/bin/python bench/gateway_bench.py [--iterations 300] [--clients 4]
 """
@@ -38,6 +38,7 @@ from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings, free_po
 from store.identity import IDENTITY_HEADER, Principal, sign_identity  # noqa: E402
 
 USER, GROUPS = "bench", ("benchers",)
+ADMIN, ADMIN_GROUPS = "bench-admin", ("admins",)  # /metrics is for administrators
 _GATEWAY = """
 import os, sys, uvicorn
 from pathlib import Path
@@ -73,8 +74,9 @@ def main() -> int:
                 port = free_port()
                 url = f"http://127.0.0.1:{port}"
                 gateway = _start_gateway(root, url, port, handler.url, secret, store_uri)
-                token = DevIdentityProvider(root / "devidp", f"{url}/devidp").mint(USER, GROUPS)
-                _report(_run(url, handler.url, bytes.fromhex(secret), token, args))
+                idp = DevIdentityProvider(root / "devidp", f"{url}/devidp")
+                token, admin = idp.mint(USER, GROUPS), idp.mint(ADMIN, ADMIN_GROUPS)
+                _report(_run(url, handler.url, bytes.fromhex(secret), token, admin, args))
     finally:
         if gateway is not None:
             gateway.terminate()
@@ -118,8 +120,9 @@ class Direct(httpx.Client):
         return super().send(request, **kwargs)
 
 
-def _run(url: str, handler_url: str, secret: bytes, token: str, args) -> dict:
+def _run(url: str, handler_url: str, secret: bytes, token: str, admin: str, args) -> dict:
     gw = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    scraper = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=60)
     direct = Direct(handler_url, secret)
     api = "/api/2.0/mlflow"
     experiment_id = gw.post(f"{api}/experiments/create", json={"name": "bench"}).json()[
@@ -147,14 +150,14 @@ def _run(url: str, handler_url: str, secret: bytes, token: str, args) -> dict:
         for client in (gw, direct):  # warm both paths and the gateway's caches
             for _ in range(10):
                 _ok(call(client))
-        reads_before = _reads(gw)
+        reads_before = _reads(scraper)
         times = {"gateway": [], "direct": []}
         for _ in range(args.iterations):  # interleaved, so drift hits both alike
             for label, client in (("gateway", gw), ("direct", direct)):
                 start = time.perf_counter()
                 _ok(call(client))
                 times[label].append(time.perf_counter() - start)
-        reads = _reads(gw) - reads_before
+        reads = _reads(scraper) - reads_before
         results[name] = {
             "gateway": _percentiles(times["gateway"]),
             "direct": _percentiles(times["direct"]),
@@ -168,7 +171,7 @@ def _run(url: str, handler_url: str, secret: bytes, token: str, args) -> dict:
             "gateway_dynamodb_reads": reads,
             "iterations": args.iterations,
         }
-    results["gateway resolve+decide mean (us)"] = _decide_mean_us(gw)
+    results["gateway resolve+decide mean (us)"] = _decide_mean_us(scraper)
     results["in-process parse+decide per second (LogMetric)"] = _decisions_per_second()
     return results
 
@@ -215,8 +218,14 @@ def _ok(response: httpx.Response) -> None:
         raise SystemExit(f"{response.request.method} {response.request.url}: {response.text}")
 
 
-def _reads(gw: httpx.Client) -> int:
-    text = gw.get("/metrics").text
+def _metrics(scraper: httpx.Client) -> str:
+    response = scraper.get("/metrics")
+    _ok(response)  # a 401/403 here means the scraper is not an administrator
+    return response.text
+
+
+def _reads(scraper: httpx.Client) -> int:
+    text = _metrics(scraper)
     match = re.search(r"^cedarflow_dynamodb_reads_total (\d+)", text, re.M)
     return int(match.group(1)) if match else -1
 
@@ -249,8 +258,8 @@ def _report(results: dict) -> None:
     print(json.dumps(results, indent=1))
 
 
-def _decide_mean_us(gw: httpx.Client) -> float:
-    text = gw.get("/metrics").text
+def _decide_mean_us(scraper: httpx.Client) -> float:
+    text = _metrics(scraper)
     total = re.search(r"^cedarflow_decide_seconds_sum (\S+)", text, re.M)
     count = re.search(r"^cedarflow_decide_seconds_count (\S+)", text, re.M)
     return float(total.group(1)) / max(1.0, float(count.group(1))) * 1e6

@@ -7,6 +7,7 @@
 which a browser loads before it signs in. Every other path, the whole MLflow API included, needs
 a valid bearer token or a browser session cookie (state-changing calls on a cookie must come
 from the gateway's own origin); a browser navigating without either is sent to sign in.
+`/metrics` takes the same path: authenticated here, then decided and served by the policy step.
 """
 
 from __future__ import annotations
@@ -51,11 +52,15 @@ class AllowAuthenticated:
 
 def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -> Starlette:
     """The gateway as an ASGI app."""
-    upstream_client = httpx.AsyncClient(
+    upstream_client = httpx.AsyncClient(  # the readiness probe's; MLflow calls use the Forwarder
         timeout=httpx.Timeout(config.upstream_timeout_seconds, connect=5.0),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         follow_redirects=False,
         trust_env=False,  # the handler tier is on a private address: never via a proxy
+    )
+    forwarder = Forwarder(
+        config.upstream_url,
+        config.identity_secret,
+        timeout_seconds=config.upstream_timeout_seconds,
     )
     jwks_client = httpx.AsyncClient(follow_redirects=False)
     dev_idp = (
@@ -74,7 +79,7 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
     gateway = MlflowGateway(
         authenticator=authenticator,
         authorizer=authorizer or AllowAuthenticated(),
-        forwarder=Forwarder(config.upstream_url, config.identity_secret, upstream_client),
+        forwarder=forwarder,
         browser=browser,
     )
     probes = Probes(upstream_client, config.upstream_url, gateway.authenticator)
@@ -93,7 +98,6 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
         routes.append(Mount("/devidp", routes=dev_endpoints.routes()))
     if browser is not None:
         routes.extend(browser.routes())
-    routes.extend(getattr(gateway.authorizer, "routes", list)())  # e.g. /metrics
     routes.append(Route("/{path:path}", gateway.handle, methods=ALL_METHODS))
 
     @contextlib.asynccontextmanager
@@ -101,6 +105,7 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
         yield
         await upstream_client.aclose()
         await jwks_client.aclose()
+        await forwarder.aclose()
 
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={Exception: _internal_error}

@@ -5,6 +5,8 @@
       ─▶ audit (audit.py) + metrics (metrics.py)
 
 GraphQL is decided per root field (graphql_check.py) for everyone but administrators.
+`GET /metrics` is decided here too, as `GetMetrics` on the workspace (metrics.py), after the
+same authentication as every MLflow call.
 Refusals of unreadable requests are MLflow JSON 400s; denials are 403 `PERMISSION_DENIED`
 naming the action and the resource the caller named, never the policies or others' data
 (403, not 404, for what the caller may not see). The permissions API (permissions.py) is
@@ -30,14 +32,13 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from gateway.audit import AuditLog
+from gateway.audit import AuditLog, Narrowing, recorded_decision
 from gateway.decide import Authorizer, Decision, RequestDecision, model_version_context
 from gateway.errors import PermissionDenied
 from gateway.filters import ResponseFilters, body_request
-from gateway.graphql_check import graphql_refs
-from gateway.metrics import Metrics
+from gateway.graphql_check import check_graphql, graphql_request_refs
+from gateway.metrics import METRICS_ACTION, Metrics, metrics_request
 from gateway.permissions import PermissionsApi, is_permissions_path
 from gateway.policy import PolicyStore
 from gateway.principal import Authenticated
@@ -130,10 +131,6 @@ class PolicyAuthorizer:
             )
         )
 
-    def routes(self) -> list[Route]:
-        """Routes the gateway serves beside MLflow's: `/metrics` (Prometheus)."""
-        return [Route("/metrics", self.metrics.endpoint, methods=["GET"])]
-
     # ---- the seam ----------------------------------------------------------------------
 
     async def authorize(self, request: Request, caller: Authenticated) -> None:
@@ -156,6 +153,8 @@ class PolicyAuthorizer:
         if isinstance(outcome, Response):
             return outcome
         parsed, result = outcome
+        if parsed.action == METRICS_ACTION:
+            return await self.metrics.endpoint(request)
         if parsed.filter == "graphql" and not self._is_admin(principal):
             refused = await self._check_graphql(request, principal)
             if refused is not None:
@@ -184,26 +183,14 @@ class PolicyAuthorizer:
             "latin-1"
         )
         try:
-            body = await request.body() if reads_body(method, raw_path) else b""
-            parsed = parse_request(
-                method, raw_path, request.scope["query_string"], request.headers.raw, body
-            )
+            parsed = metrics_request(method, raw_path)  # the gateway's own call, not MLflow's
+            if parsed is None:
+                body = await request.body() if reads_body(method, raw_path) else b""
+                parsed = parse_request(
+                    method, raw_path, request.scope["query_string"], request.headers.raw, body
+                )
         except Refusal as refusal:
-            self.metrics.count_decision("-", "refused")
-            self.audit.write(
-                {
-                    "type": "refusal",
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "request_id": _request_id(request),
-                    "principal": principal.subject,
-                    "username": principal.username,
-                    "method": method,
-                    "path": raw_path,
-                    "status": refusal.status,
-                    "message": refusal.message,
-                }
-            )
-            return JSONResponse(refusal.to_json(), refusal.status)
+            return self._refused(request, principal, raw_path, refusal)
         lookup = await self.resolver.prefetch(parsed.resources)
         context = await self._context(parsed)
         result = self.authz.authorize(principal, parsed, lookup, context)
@@ -212,14 +199,16 @@ class PolicyAuthorizer:
         elapsed = time.perf_counter() - started
         self.metrics.observe_decide(elapsed)
         self.metrics.dynamodb_reads = self.resolver.reads
-        self.metrics.count_decision(parsed.action, "allow" if result.allowed else "deny")
+        recorded = recorded_decision(result)  # a search answered empty is recorded as a deny
+        self.metrics.count_decision(parsed.action, "allow" if recorded.allowed else "deny")
         self.audit.decision(
             _request_id(request),
             principal,
-            result.decision,
+            recorded,
             method=method,
             path=raw_path,
             latency_ms=elapsed * 1000,
+            narrowing=Narrowing.of(result),
         )
         if not result.allowed:
             ref = result.decision.resource
@@ -228,23 +217,44 @@ class PolicyAuthorizer:
 
     async def _check_graphql(self, request: Request, principal: Principal) -> Response | None:
         """Every resource a GraphQL query reads, decided with its REST action (graphql_check)."""
-        if request.method != "POST":
-            return _denied("GraphQL", "the workspace", "GraphQL queries are checked on POST only")
+        path = request.scope["path"]
         try:
-            refs = graphql_refs(await request.body())
+            body = await request.body() if request.method == "POST" else b""
+            refs = graphql_request_refs(request.method, body)
         except Refusal as refusal:
-            return JSONResponse(refusal.to_json(), refusal.status)
+            return self._refused(request, principal, path, refusal)
         lookup = await self.resolver.prefetch(refs)
-        decisions = self.authz.decide_each(principal, "GraphQL", refs, lookup)
-        for decision in decisions:
+        check = check_graphql(self.authz, principal, refs, lookup)
+        for decision in check.decisions:
             self.audit.decision(
-                _request_id(request), principal, decision, method="POST", path="/graphql",
+                _request_id(request), principal, decision, method=request.method, path=path,
                 latency_ms=0.0,
             )  # fmt: skip
             self.metrics.count_decision(decision.action, "allow" if decision.allowed else "deny")
-            if not decision.allowed:
-                return _denied(decision.action, _describe(decision.resource))
+        denied = check.denied
+        if denied is not None:
+            return _denied(denied.action, _describe(denied.resource))
         return None
+
+    def _refused(
+        self, request: Request, principal: Principal, path: str, refusal: Refusal
+    ) -> Response:
+        """A request refused before (or instead of) a decision: audited, answered in JSON."""
+        self.metrics.count_decision("-", "refused")
+        self.audit.write(
+            {
+                "type": "refusal",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "request_id": _request_id(request),
+                "principal": principal.subject,
+                "username": principal.username,
+                "method": request.method,
+                "path": path,
+                "status": refusal.status,
+                "message": refusal.message,
+            }
+        )
+        return JSONResponse(refusal.to_json(), refusal.status)
 
     async def _context(self, parsed: ParsedRequest) -> dict | None:
         """The model version's facts for registry calls on one version (Production guard)."""

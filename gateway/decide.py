@@ -14,6 +14,9 @@ otherwise be skipped).
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -126,26 +129,89 @@ def decide_each(
     """One decision per reference, in order (for narrowing searches and filtering lists)."""
     plans = [_plan(ref, action, bindings_lookup, policies.revision) for ref in resources]
     targets = tuple(dict.fromkeys(p.bindings for p in plans if p.bindings is not None))
-    entities = cached_entities(
-        principal.subject, tuple(principal.groups), targets, tuple(admin_groups)
-    )
-    requests = [
-        {
-            "principal": {"type": "User", "id": principal.subject},
-            "action": {"type": "Action", "id": p.action},
-            "resource": p.uid,
-            # only registry calls declare a context (the model version's facts)
-            "context": dict(context or {}) if p.uid["type"] == "RegisteredModel" else {},
-        }
-        for p in plans
+    subject, groups, admin_groups = principal.subject, tuple(principal.groups), tuple(admin_groups)
+    context_key = json.dumps(context, sort_keys=True, default=repr) if context else ""
+    keys = {
+        i: (policies.revision, subject, groups, admin_groups, targets, p.action,
+            p.uid["type"], p.uid["id"], context_key if p.uid["type"] == "RegisteredModel" else "")
+        for i, p in enumerate(plans)
         if p.outcome is None
-    ]
-    results = iter(
-        cedarpy.is_authorized_batch(requests, policies.policy_set, entities, policies.schema)
-        if requests
-        else ()
+    }  # fmt: skip
+    verdicts = {i: _VERDICTS.get(key) for i, key in keys.items()}
+    todo = [i for i, verdict in verdicts.items() if verdict is None]
+    if todo:
+        entities = cached_entities(subject, groups, targets, admin_groups)
+        requests = [
+            {
+                "principal": {"type": "User", "id": subject},
+                "action": {"type": "Action", "id": plans[i].action},
+                "resource": plans[i].uid,
+                # only registry calls declare a context (the model version's facts)
+                "context": dict(context or {}) if plans[i].uid["type"] == "RegisteredModel" else {},
+            }
+            for i in todo
+        ]
+        results = cedarpy.is_authorized_batch(
+            requests, policies.policy_set, entities, policies.schema
+        )
+        for i, result in zip(todo, results, strict=True):
+            verdicts[i] = _verdict(result)
+            _VERDICTS.put(keys[i], verdicts[i])
+    return tuple(
+        p.outcome or _decision(verdicts[i], p, policies.revision) for i, p in enumerate(plans)
     )
-    return tuple(p.outcome or _decision(next(results), p, policies.revision) for p in plans)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What Cedar answered for one request, independent of which reference asked."""
+
+    allowed: bool
+    policy_ids: tuple[str, ...]
+    errors: tuple[str, ...]
+
+
+def _verdict(result) -> _Verdict:
+    diagnostics = result.diagnostics
+    errors = tuple(str(e) for e in diagnostics.errors)
+    if result.decision == cedarpy.Decision.NoDecision and not errors:
+        errors = ("no decision: the request does not match the schema",)
+    return _Verdict(
+        allowed=result.decision == cedarpy.Decision.Allow and not errors,
+        policy_ids=tuple(sorted(diagnostics.reasons)),
+        errors=errors,
+    )
+
+
+class _VerdictCache:
+    """Cedar's answers, keyed by everything that goes into them.
+
+    The key holds the policy-set revision (a content hash), the caller, its groups, the
+    admin groups, every role binding in the entity set, the action, the resource and the
+    context: the same key always gets the same answer from Cedar, so a hit is exact. A
+    training loop's repeated `LogMetric` is then decided without calling Cedar at all.
+    """
+
+    def __init__(self, size: int = 20_000):
+        self._size = size
+        self._entries: OrderedDict[tuple, _Verdict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> _Verdict | None:
+        with self._lock:
+            verdict = self._entries.get(key)
+            if verdict is not None:
+                self._entries.move_to_end(key)
+            return verdict
+
+    def put(self, key: tuple, verdict: _Verdict) -> None:
+        with self._lock:
+            self._entries[key] = verdict
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+_VERDICTS = _VerdictCache()
 
 
 @dataclass(frozen=True)
@@ -177,17 +243,13 @@ def _plan(ref: ResourceRef, action: str, lookup: BindingsLookup, revision: str) 
     return _Plan(ref, action, bindings.cedar_uid, bindings)
 
 
-def _decision(result, plan: _Plan, revision: str) -> Decision:
-    diagnostics = result.diagnostics
-    errors = tuple(str(e) for e in diagnostics.errors)
-    if result.decision == cedarpy.Decision.NoDecision and not errors:
-        errors = ("no decision: the request does not match the schema",)
+def _decision(verdict: _Verdict, plan: _Plan, revision: str) -> Decision:
     return Decision(
-        allowed=result.decision == cedarpy.Decision.Allow and not errors,
+        allowed=verdict.allowed,
         action=plan.action,
         resource=plan.ref,
-        policy_ids=tuple(sorted(diagnostics.reasons)),
-        errors=errors,
+        policy_ids=verdict.policy_ids,
+        errors=verdict.errors,
         revision=revision,
         target=(plan.uid["type"], plan.uid["id"]),
     )

@@ -13,11 +13,16 @@ other root fields, root-level fragments, unreadable variables — is refused.
     mlflowGetMetricHistoryBulkInterval  GetMetricHistoryBulkInterval    input.runIds[]
     mlflowSearchRuns                    SearchRuns                      input.experimentIds[]
     mlflowSearchDatasets                SearchDatasets                  input.experimentIds[]
+
+The gateway (gateway/authorize.py) and the simulator (gateway/simulate/request.py) both
+decide a query with `graphql_request_refs` and `check_graphql`, so they cannot disagree.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from graphql import (
     FieldNode,
@@ -30,6 +35,7 @@ from graphql import (
 )
 from graphql.language import Visitor
 
+from gateway.decide import Authorizer, BindingsLookup, Decision, PrincipalLike
 from gateway.request_parse import ResourceRef
 from gateway.routes.model import EXPERIMENT, RUN, Refusal, bad_request, forbidden
 
@@ -44,6 +50,43 @@ ROOT_FIELDS = {
 }
 _HARMLESS = {"__typename", "test"}
 _REFUSED_FIELDS = {"modelVersions", "model_versions"}
+
+
+@dataclass(frozen=True)
+class GraphQLCheck:
+    """A query's resources decided one by one, up to and including the first denial."""
+
+    decisions: tuple[Decision, ...]
+
+    @property
+    def denied(self) -> Decision | None:
+        return next((d for d in self.decisions if not d.allowed), None)
+
+    @property
+    def allowed(self) -> bool:
+        return self.denied is None
+
+
+def graphql_request_refs(method: str, body: bytes) -> tuple[ResourceRef, ...]:
+    """The resources a `/graphql` call reads, or raise Refusal (queries are read on POST)."""
+    if method.upper() != "POST":
+        raise forbidden("GraphQL queries are checked on POST only.")
+    return graphql_refs(body)
+
+
+def check_graphql(
+    authorizer: Authorizer,
+    principal: PrincipalLike,
+    refs: Sequence[ResourceRef],
+    lookup: BindingsLookup,
+) -> GraphQLCheck:
+    """Decide each resource with its root field's action; stop at the first denial."""
+    decisions: list[Decision] = []
+    for decision in authorizer.decide_each(principal, "GraphQL", refs, lookup):
+        decisions.append(decision)
+        if not decision.allowed:
+            break
+    return GraphQLCheck(tuple(decisions))
 
 
 def graphql_refs(body: bytes) -> tuple[ResourceRef, ...]:
@@ -120,4 +163,11 @@ class _Refused(Exception):
     pass
 
 
-__all__ = ["ROOT_FIELDS", "Refusal", "graphql_refs"]
+__all__ = [
+    "ROOT_FIELDS",
+    "GraphQLCheck",
+    "Refusal",
+    "check_graphql",
+    "graphql_refs",
+    "graphql_request_refs",
+]

@@ -1,5 +1,9 @@
 """Prometheus metrics of the authorization step, served at `/metrics` (text format 0.0.4).
 
+`GET /metrics` is a call like MLflow's: authenticated the same way (bearer token or browser
+session) and decided by the policies as `GetMetrics` on the workspace (administrators only,
+by default), with an audit line. `METRICS_ROUTE` is its row, beside MLflow's route table.
+
 - `cedarflow_decisions_total{action,outcome}`: decisions by action and allow/deny/refused;
 - `cedarflow_decide_seconds`: time to resolve and decide one request (histogram);
 - `cedarflow_upstream_seconds`: time until the handler tier's response headers (histogram);
@@ -14,6 +18,25 @@ from collections import Counter
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from gateway.request_parse import DEFAULT_WORKSPACE, ParsedRequest, ResourceRef
+from gateway.routes.model import NONE, WORKSPACE, RefSpec, Route, RouteMatch
+
+METRICS_PATH = "/metrics"
+METRICS_ACTION = "GetMetrics"
+METRICS_ROUTE = Route(
+    "GET", METRICS_PATH, "gateway", METRICS_ACTION, refs=(RefSpec(WORKSPACE),), params=NONE
+)
+
+
+def metrics_request(method: str, path: str) -> ParsedRequest | None:
+    """`GET /metrics` as a parsed request on the workspace; None for every other call."""
+    if method.upper() != "GET" or path != METRICS_PATH:
+        return None
+    match = RouteMatch(METRICS_ROUTE, "GET", METRICS_PATH, ())
+    ref = ResourceRef(WORKSPACE, DEFAULT_WORKSPACE)
+    return ParsedRequest(METRICS_ACTION, METRICS_ROUTE, match, (ref,))
+
 
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 

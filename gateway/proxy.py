@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
-import httpx
+import aiohttp
+import yarl
+from multidict import CIMultiDict
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -110,71 +112,131 @@ def _without_own_cookies(header: str) -> str:
 
 
 class Forwarder:
-    """Forwards requests to the handler tier over one pooled HTTP client."""
+    """Forwards requests to the handler tier over one pooled aiohttp session.
 
-    def __init__(self, upstream_url: str, identity_secret: bytes, client: httpx.AsyncClient):
-        self.upstream = httpx.URL(upstream_url.rstrip("/"))
+    aiohttp, not httpx, on this hop: it costs a quarter of the CPU per call (a C parser, fewer
+    layers), and the gateway's overhead is what every MLflow call pays. The session keeps no
+    cookies (one caller's upstream Set-Cookie must never ride on another's request), follows no
+    redirects, adds no headers of its own and leaves bodies encoded as the handler tier sent them.
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        identity_secret: bytes,
+        *,
+        timeout_seconds: float,
+        connect_timeout_seconds: float = 5.0,
+        max_connections: int = 200,
+    ):
+        self.upstream = upstream_url.rstrip("/")
         self._secret = identity_secret
-        self._client = client
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout_seconds, sock_read=timeout_seconds
+        )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
 
     async def forward(self, request: Request, principal: Principal) -> StreamingResponse:
         """Send `request` upstream as `principal` and stream the answer back."""
-        upstream_request = self._client.build_request(
-            request.method,
-            self._upstream_url(request),
-            headers=self._upstream_headers(request, principal),
-            content=_body(request),
-        )
+        headers = self._upstream_headers(request, principal)
         try:
-            response = await self._client.send(upstream_request, stream=True)
-        except httpx.TimeoutException:
+            response = await self._session_now().request(
+                request.method,
+                self._upstream_url(request),
+                headers=headers,
+                data=_body(request),
+                allow_redirects=False,
+                skip_auto_headers=_NO_AUTO_HEADERS,
+                compress=None,
+                chunked=None,
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             _logger.warning("Upstream timed out: %s %s", request.method, request.url.path)
             raise UpstreamTimeout("The MLflow server did not answer in time.") from None
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             _logger.warning("Upstream unreachable: %s", exc)
             raise UpstreamUnavailable("The MLflow server is not reachable.") from None
         streamed = StreamingResponse(
-            response.aiter_raw(),
-            status_code=response.status_code,
-            background=BackgroundTask(response.aclose),
+            _relay(response, request),
+            status_code=response.status,
+            background=BackgroundTask(response.release),
         )
         # Raw pairs keep repeated headers (Set-Cookie) and the upstream's exact values.
         streamed.raw_headers = _response_headers(response)
         return streamed
 
-    def _upstream_url(self, request: Request) -> httpx.URL:
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        # Created on first use: a session belongs to the event loop that serves the gateway.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections, use_dns_cache=True),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=self._timeout,
+                auto_decompress=False,
+                trust_env=False,  # the handler tier is on a private address: never via a proxy
+                skip_auto_headers=_NO_AUTO_HEADERS,
+            )
+        return self._session
+
+    def _upstream_url(self, request: Request) -> yarl.URL:
         # raw_path keeps the client's encoding, so the handler tier routes exactly what was sent.
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
         query = request.scope.get("query_string", b"")
-        target = raw_path + (b"?" + query if query else b"")
-        return self.upstream.copy_with(raw_path=target)
+        target = (raw_path + (b"?" + query if query else b"")).decode("latin-1")
+        return yarl.URL(self.upstream + target, encoded=True)
 
-    def _upstream_headers(self, request: Request, principal: Principal) -> list[tuple[str, str]]:
-        headers = forwardable_request_headers(request)
-        identity = sign_identity(
+    def _upstream_headers(self, request: Request, principal: Principal) -> CIMultiDict:
+        headers = CIMultiDict(forwardable_request_headers(request))
+        headers[IDENTITY_HEADER] = sign_identity(
             principal,
             request.method,
             request.scope["path"],
             self._secret,
             query=request.scope.get("query_string", b"").decode("latin-1"),
         )
-        headers.append((IDENTITY_HEADER.lower(), identity))
         if request.client is not None:
-            headers.append(("x-forwarded-for", request.client.host))
-        headers.append(("x-forwarded-proto", request.url.scheme))
+            headers["x-forwarded-for"] = request.client.host
+        headers["x-forwarded-proto"] = request.url.scheme
         return headers
+
+
+# aiohttp adds these unless told not to; the client's own (if any) are forwarded instead.
+_NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 
 
 def _body(request: Request):
     # A body is present only when the client announced one; GETs usually have none.
     if "content-length" in request.headers or "transfer-encoding" in request.headers:
-        return request.stream()
+        return _stream(request)
     return None
 
 
-def _response_headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+async def _stream(request: Request):
+    # The client's body, streamed as it arrives (or replayed, when a step already read it).
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+async def _relay(response: aiohttp.ClientResponse, request: Request):
+    try:
+        async for chunk in response.content.iter_any():
+            yield chunk
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        # The status line is sent already: all that is left is to cut the body short.
+        _logger.warning("Upstream failed mid-body on %s: %s", request.url.path, exc)
+        raise
+
+
+def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
     return [
         (name.lower(), value)
-        for name, value in response.headers.raw
+        for name, value in response.raw_headers
         if name.lower().decode("latin-1") not in HOP_BY_HOP_HEADERS
     ]

@@ -8,14 +8,16 @@ again on the experiment or registered model it was decided on, with the bindings
 hold now; lines decided without the policies (a missing or unresolvable resource) are
 counted as skipped. A registry call whose outcome depends on the model version's stage
 (unknown to the audit line) is only reported when no stage would give the recorded
-decision.
+decision. A narrowed search (`kept` and `dropped` experiment ids, see gateway/audit.py) is
+replayed once per experiment: each kept id as an allow, each dropped one as a deny, so an
+edit that would let the search read a dropped experiment shows.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gateway.entities import EXPERIMENT, REGISTERED_MODEL
@@ -82,16 +84,43 @@ def read_audit(path: str | Path) -> Iterator[Recorded | None]:
                 raise InputError(where, "an audit line must be a JSON object")
             if record.get("type", "decision") != "decision":
                 continue  # binding changes and other records
-            yield _recorded(record, where)
+            yield from _recorded(record, where)
 
 
-def _recorded(record: dict, where: Location) -> Recorded | None:
+def _recorded(record: dict, where: Location) -> list[Recorded | None]:
+    main = _main_decision(record, where)
+    if main is None:
+        return [None]
+    narrowed = [(i, True) for i in _ids(record, "kept", where)]
+    narrowed += [(i, False) for i in _ids(record, "dropped", where)]
+    others = [
+        replace(
+            main,
+            resource=ResourceRef(EXPERIMENT, i),
+            allowed=allowed,
+            policy_ids=main.policy_ids if allowed else (),
+        )
+        for i, allowed in narrowed
+        if main.resource != ResourceRef(EXPERIMENT, i)
+    ]
+    return [main, *others]
+
+
+def _ids(record: dict, field: str, where: Location) -> list[str]:
+    ids = record.get(field) or []
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise InputError(where, f"{field!r} must be a list of experiment ids")
+    return ids
+
+
+def _main_decision(record: dict, where: Location) -> Recorded | None:
     try:
         decided_on = record.get("decided_on")
         if not decided_on:
             return None
-        if str(record["decision"]).lower() == "allow" and not record.get("policies"):
-            return None  # a search whose every experiment was dropped: answered empty
+        allowed = str(record["decision"]).lower() == "allow"
+        if allowed and not record.get("policies") and "narrowed_from" not in record:
+            return None  # older lines: a search whose every experiment was dropped
         cedar_type, resource_id = decided_on
         kind = _KIND_OF_TYPE.get(cedar_type)
         if kind is None:
@@ -106,7 +135,7 @@ def _recorded(record: dict, where: Location) -> Recorded | None:
             groups=tuple(record.get("groups") or ()),
             action=str(record["action"]),
             resource=ref,
-            allowed=str(record["decision"]).lower() == "allow",
+            allowed=allowed,
             policy_ids=tuple(record.get("policies") or ()),
             revision=str(record.get("policy_revision", "")),
         )

@@ -36,4 +36,6 @@ def test_cedarflow_up_with_policies_decides_and_audits(stack_factory, tmp_path):
     audit = stack.data_dir / "logs" / "audit.jsonl"
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
     assert {"allow", "deny"} <= {r.get("decision") for r in lines}
-    assert "cedarflow_decisions_total" in httpx.get(f"{stack.url}/metrics").text
+    with client("ada", "admins") as admin:
+        assert "cedarflow_decisions_total" in admin.get("/metrics").text
+    assert httpx.get(f"{stack.url}/metrics").status_code == 401

@@ -172,7 +172,9 @@ def test_every_decision_is_audited(authz_stack, world):
                   "decision", "policies", "policy_revision", "latency_ms"):  # fmt: skip
         assert field in lines[-1]
     assert any(r["decision"] == "deny" and r["username"] == "bob" for r in lines)
-    metrics = httpx.get(f"{authz_stack.url}/metrics").text
+    assert httpx.get(f"{authz_stack.url}/metrics").status_code == 401
+    with authz_stack.http("ada", ["admins"]) as admin:
+        metrics = admin.get("/metrics").text
     assert 'cedarflow_decisions_total{action="GetRun",outcome="deny"}' in metrics
     assert "cedarflow_decide_seconds_count" in metrics
     assert "cedarflow_upstream_seconds_count" in metrics

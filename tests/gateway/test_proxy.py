@@ -151,3 +151,19 @@ def test_upstream_timeout_is_a_504_in_mlflow_json(start_gateway, echo_upstream):
         response = client.get("/slow")
     assert response.status_code == 504
     assert response.json()["error_code"] == "DEADLINE_EXCEEDED"
+
+
+def test_an_upstream_cookie_is_never_replayed_for_another_caller(gateway, echo_upstream):
+    # The handler tier answers every call with Set-Cookie: a=1 (passed back to that caller).
+    echo, _ = echo_upstream
+    alice, bob = gateway.idp.mint("alice", ["ds-team"]), gateway.idp.mint("bob", ["nlp"])
+    with gateway.client() as client:
+        first = client.get("/api/2.0/mlflow/experiments/get", headers=_bearer(alice))
+        assert first.headers["set-cookie"] == "a=1"
+    with gateway.client() as client:  # a new client: sends no cookie of its own
+        client.get("/api/2.0/mlflow/experiments/get", headers=_bearer(bob))
+    assert "cookie" not in dict(echo.received[-1]["headers"])
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -27,6 +27,7 @@ from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.devidp import DevIdentityProvider, subject_for
 from gateway.entities import EXPERIMENT, REGISTERED_MODEL, Bindings
+from gateway.metrics import METRICS_ROUTE
 from gateway.policy import load_policies
 from gateway.simulate.bindings import BindingsData, VersionFacts
 from gateway.simulate.cells import COLUMNS, WORKSPACE, Column
@@ -47,7 +48,8 @@ _CLIENTS = threading.local()
 OPEN = Ids("900", "run-open", "tr-open", "m-open", "exp-open", "model-open")
 # Calls the gateway decides differently from the policies alone, and why:
 # - datasets: the gateway cannot resolve a dataset to its experiments, so it denies them;
-# - GraphQL: the gateway offers it to administrators only (a rule in gateway/authorize.py).
+# - GraphQL: the matrix shows the workspace decision; the gateway then decides each root
+#   field of a non-administrator's query (graphql_check.py), which `simulate request` does too.
 DATASET_ACTIONS = {
     "AddDatasetToExperiments",
     "DeleteDataset",
@@ -193,6 +195,8 @@ def _special(action: str, ids: Ids) -> Sample | None:
     def route(method: str, path: str):
         return next(r for r in all_routes() if r.method == method and r.path == path)
 
+    if action == "GetMetrics":  # the gateway's own call: answered, never forwarded
+        return Sample(METRICS_ROUTE, "GET", METRICS_ROUTE.path, "", {}, b"")
     if action == "SetArtifactLocation":
         body = {"name": f"new-{secrets.token_hex(4)}", "artifact_location": "s3://bucket/x"}
         r = route("POST", "/api/2.0/mlflow/experiments/create")
@@ -282,7 +286,7 @@ def _gateway_decisions(world, jobs: list[tuple[Sample, str, tuple[str, ...]]]) -
     }
     out = []
     for (sample, _user_name, _groups), (probe, status) in zip(jobs, sent, strict=True):
-        if sample.route is None:  # the permissions API is answered by the gateway itself
+        if sample.route in (None, METRICS_ROUTE):  # answered by the gateway itself
             assert status in (200, 403), (sample.target, status)
             out.append(status == 200)
         else:
@@ -459,3 +463,142 @@ def test_check_and_request_read_bindings_from_the_live_table(world, capsys):
     target = f"/api/2.0/mlflow/runs/get?run_id={_ids(index).run}"
     assert main(["request", "--user", user, "--groups", groups[0], *table, "GET", target]) == 0
     assert f"run {_ids(index).run} → Experiment::'{index}': allow" in capsys.readouterr().out
+
+
+def _graphql_samples(reader: Ids) -> list[Sample]:
+    """GraphQL calls naming the reader's resources, the open ones, unknown ones, or refused."""
+    from gateway.routes import all_routes
+
+    post = next(r for r in all_routes() if r.method == "POST" and r.path == "/graphql")
+    get = next(r for r in all_routes() if r.method == "GET" and r.path == "/graphql")
+    run_fields = "{ run { info { runId } } }"
+    queries = [
+        {"query": f'{{ mlflowGetExperiment(input: {{experimentId: "{reader.experiment}"}}) '
+                  "{ experiment { name } } }"},
+        {"query": f'{{ mlflowGetRun(input: {{runId: "{reader.run}"}}) {run_fields} }}'},
+        {"query": f'{{ a: mlflowGetRun(input: {{runId: "{OPEN.run}"}}) {run_fields} '
+                  f'b: mlflowGetRun(input: {{runId: "{reader.run}"}}) {run_fields} }}'},
+        {"query": "query Q($ids: [String]) { mlflowSearchRuns(input: {experimentIds: $ids}) "
+                  "{ runs { info { runId } } } }",
+         "variables": {"ids": [OPEN.experiment, reader.experiment]}},
+        {"query": f'{{ mlflowGetRun(input: {{runId: "{OPEN.run}"}}) {run_fields} }}'},
+        {"query": '{ mlflowGetRun(input: {runId: "ghost-run"}) { run { info { runId } } } }'},
+        {"query": "{ __typename }"},
+        {"query": 'mutation { mlflowDeleteRun(input: {runId: "x"}) { __typename } }'},
+        {"query": f'{{ mlflowGetRun(input: {{runId: "{OPEN.run}"}}) '
+                  "{ run { modelVersions { name } } } }"},
+        {"query": "{ mlflowSearchExperiments { __typename } }"},
+    ]  # fmt: skip
+    headers = {"content-type": "application/json"}
+    samples = [
+        Sample(post, "POST", "/graphql", "", headers, json.dumps(q).encode()) for q in queries
+    ]
+    samples.append(Sample(post, "POST", "/graphql", "", headers, b"{not json"))
+    query = queries[1]["query"]
+    samples.append(Sample(get, "GET", "/graphql", f"query={query}", {}, b""))
+    return samples
+
+
+def test_graphql_is_decided_alike_by_the_gateway_and_the_simulator(world):
+    """The same GraphQL bodies for a reader, an outsider and an admin: equal answers."""
+    by_key = {c.key: (i, c) for i, t, c in world["columns"] if t == EXPERIMENT}
+    index, _ = by_key["reader"]
+    reader_ids = _ids(index)
+    callers = {
+        "reader": _user(index, by_key["reader"][1]),
+        "outsider": _user(*by_key["none"]),
+        "admin": _user(*by_key["admin"]),
+    }
+    samples = _graphql_samples(reader_ids)
+    jobs = [(sample, *callers[who]) for who in callers for sample in samples]
+    statuses: list[int] = []
+    probes: list[str] = []
+    for sample, user, groups in jobs:  # one by one: the status tells refusal from denial
+        probe, status = _send(world, sample, user, groups)
+        probes.append(probe)
+        statuses.append(status)
+    forwarded = {
+        value for r in world["echo"].received for name, value in r["headers"] if name == PROBE
+    }
+    source = FileSource(world["data"])
+    gateway, simulated = [], []
+    for (sample, user, groups), probe, status in zip(jobs, probes, statuses, strict=True):
+        gateway.append((probe in forwarded, status))
+        r = simulate_request(
+            world["bundle"],
+            source,
+            subject_for(user),
+            groups,
+            sample.method,
+            sample.target,
+            sample.body,
+            ADMINS,
+            sample.headers,
+        )
+        status = r.refusal.status if r.refusal else (200 if r.forwarded else 403)
+        simulated.append((r.forwarded, status))
+    differences = [
+        (user, sample.target, sample.body[:80], g, s)
+        for (sample, user, _), g, s in zip(jobs, gateway, simulated, strict=True)
+        if g != s
+    ]
+    assert not differences, differences
+    n = len(samples)
+    reader, outsider, admin = (gateway[k * n : (k + 1) * n] for k in range(3))
+    # experiment, run, open + own run, search, open run, unknown run, __typename,
+    # mutation, nested modelVersions, other root field, bad JSON, GET
+    assert [f for f, _ in reader] == [True] * 5 + [False, True] + [False] * 5
+    assert [f for f, _ in outsider] == [False] * 4 + [True, False, True] + [False] * 5
+    assert [f for f, _ in admin] == [True] * n  # not checked per field: MLflow answers
+    assert [s for _, s in outsider][7:11] == [403, 403, 403, 400]
+
+
+def test_a_search_narrowed_to_nothing_is_audited_as_a_deny_and_replayed(world, tmp_path):
+    from gateway.simulate.replay import read_audit, replay
+    from gateway.simulate.sources import TableSource
+
+    by_key = {c.key: (i, c) for i, t, c in world["columns"] if t == EXPERIMENT}
+    outsider, _ = _user(*by_key["none"])
+    unreadable = [str(by_key["none"][0]), str(by_key["reader"][0])]
+    route = next(
+        r
+        for r in __import__("gateway.routes", fromlist=["all_routes"]).all_routes()
+        if r.method == "POST" and r.path == "/api/2.0/mlflow/runs/search"
+    )
+    headers = {"content-type": "application/json"}
+
+    def search(ids: list[str]) -> Sample:
+        body = json.dumps({"experiment_ids": ids}).encode()
+        return Sample(route, "POST", route.path, "", headers, body)
+
+    groups = _user(*by_key["none"])[1]
+    empty = [search(unreadable), search([OPEN.experiment, *unreadable])]
+    assert _gateway_decisions(world, [(s, outsider, groups) for s in empty]) == [False, True]
+    lines = [json.loads(x) for x in world["audit"].read_text().splitlines() if x]
+    searches = [
+        x for x in lines if x.get("username") == outsider and x.get("action") == "SearchRuns"
+    ]
+    nothing, partly = searches[-2:]
+    assert nothing["decision"] == "deny" and nothing["answered"] == "empty"
+    assert nothing["narrowed_from"] == unreadable and nothing["dropped"] == unreadable
+    assert nothing["kept"] == [] and nothing["decided_on"] == ["Experiment", unreadable[-1]]
+    assert partly["decision"] == "allow" and "answered" not in partly
+    assert partly["kept"] == [OPEN.experiment] and partly["dropped"] == unreadable
+    assert partly["policies"] == ["experiment-reader"]  # editors of `open` are readers
+
+    # policies that let everyone search every experiment: each dropped id flips, once per line
+    opened = tmp_path / "policies"
+    shutil.copytree(world["bundle"].directory, opened)
+    (opened / "99_search_all.cedar").write_text(
+        '@id("search-all")\n'
+        'permit (principal, action == Action::"SearchRuns", resource is Experiment);\n'
+    )
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text("".join(json.dumps(x) + "\n" for x in (nothing, partly)))
+    source = TableSource(world["store_uri"])
+    report = replay(read_audit(audit), load_policies(opened), source, ADMINS)
+    flipped = sorted((f.line.request_id, f.line.resource.id) for f in report.flips)
+    assert flipped == sorted((x["request_id"], i) for x in (nothing, partly) for i in unreadable)
+    assert all(f.now_allowed for f in report.flips) and report.replayed == 5
+    unchanged = replay(read_audit(audit), world["bundle"], source, ADMINS)
+    assert unchanged.flips == () and unchanged.replayed == 5

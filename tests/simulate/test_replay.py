@@ -114,3 +114,28 @@ def test_malformed_audit_lines_are_located(tmp_path, capsys):
     path.write_text(json.dumps(good) + "\n{not json\n")
     assert main(["replay", str(path), "--policies", str(POLICIES)]) == 4
     assert "audit.jsonl:2:2: " in capsys.readouterr().err
+
+
+def test_narrowed_search_lines_are_replayed_per_experiment_and_old_ones_skipped(tmp_path):
+    base = {"type": "decision", "principal": "gus", "groups": ["vision"], "action": "SearchRuns"}
+    lines = [
+        # written before searches recorded their narrowing: an allow decided by nothing
+        {**base, "decided_on": ["Experiment", "8"], "decision": "allow", "policies": []},
+        {
+            **base,
+            "decided_on": ["Experiment", "8"],
+            "decision": "deny",
+            "policies": ["experiment-private"],
+            "narrowed_from": ["9", "8"],
+            "kept": [],
+            "dropped": ["9", "8"],
+            "answered": "empty",
+        },
+    ]
+    path = tmp_path / "audit.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    recorded = list(read_audit(path))
+    assert recorded[0] is None
+    assert [(r.resource.id, r.allowed) for r in recorded[1:]] == [("8", False), ("9", False)]
+    path.write_text(json.dumps({**lines[1], "dropped": "8"}) + "\n")
+    assert main(["replay", str(path), "--policies", str(POLICIES)]) == 4

@@ -30,7 +30,9 @@ def test_a_search_is_narrowed_and_an_empty_one_is_not_forwarded(bundle, bindings
     bob = _simulate(
         bundle, bindings_file, "nobody", (), "POST", "/api/2.0/mlflow/runs/search", body
     )
-    assert bob.allowed and not bob.forwarded
+    # recorded as the gateway's audit line records it: a denial, answered empty
+    assert not bob.allowed and not bob.forwarded and bob.result.narrowed_to_nothing
+    assert bob.reason.startswith("EMPTY: every experiment the search names is unreadable")
 
 
 def test_refusals_are_reported_before_any_decision(bundle, bindings_file):
@@ -38,10 +40,58 @@ def test_refusals_are_reported_before_any_decision(bundle, bindings_file):
     assert r.refusal is not None and r.refusal.status == 403 and not r.allowed
 
 
-def test_graphql_is_for_administrators(bundle, bindings_file):
-    body = json.dumps({"query": "{ __typename }"})
-    assert not _simulate(bundle, bindings_file, "rita", (), "POST", "/graphql", body).allowed
-    assert _simulate(bundle, bindings_file, "ada", ("admins",), "POST", "/graphql", body).allowed
+def _graphql(query: str, variables: dict | None = None) -> str:
+    return json.dumps({"query": query, "variables": variables or {}})
+
+
+RUN_1 = _graphql('{ mlflowGetRun(input: {runId: "run-1"}) { run { info { runId } } } }')
+RUN_8 = _graphql('{ mlflowGetRun(input: {runId: "run-8"}) { run { info { runId } } } }')
+
+
+def test_graphql_is_decided_per_root_field_for_non_administrators(bundle, bindings_file):
+    rita = _simulate(bundle, bindings_file, "rita", (), "POST", "/graphql", RUN_1)
+    assert rita.allowed and rita.forwarded
+    assert [(d.action, d.resource.id, d.allowed) for d in rita.graphql] == [
+        ("GetRun", "run-1", True)
+    ]
+    # gus reads experiment 7 through his group; experiment 8 is private
+    gus = _simulate(bundle, bindings_file, "gus", ("vision",), "POST", "/graphql", RUN_8)
+    assert not gus.allowed and gus.result.decision.resource.id == "run-8"
+    assert gus.reason.startswith("DENY") and "experiment 8 is private" in gus.reason
+    typename = _graphql("{ __typename }")
+    assert _simulate(bundle, bindings_file, "rita", (), "POST", "/graphql", typename).allowed
+    admin = _simulate(bundle, bindings_file, "ada", ("admins",), "POST", "/graphql", RUN_8)
+    assert admin.allowed and admin.graphql == ()  # administrators are not checked per field
+
+
+def test_graphql_refusals_and_get_are_as_in_the_gateway(bundle, bindings_file):
+    mutation = _graphql('mutation { mlflowDeleteRun(input: {runId: "run-1"}) { __typename } }')
+    refused = _simulate(bundle, bindings_file, "rita", (), "POST", "/graphql", mutation)
+    assert refused.refusal.status == 403 and "mutations are not offered" in refused.reason
+    broken = _simulate(bundle, bindings_file, "rita", (), "POST", "/graphql", "{not json")
+    assert broken.refusal.status == 400 and not broken.allowed
+    get = _simulate(bundle, bindings_file, "rita", (), "GET", "/graphql?query=%7B__typename%7D")
+    assert not get.allowed and "checked on POST only" in get.reason
+
+
+def test_cli_names_the_denied_graphql_field(bindings_file, capsys):
+    args = ["request", "--user", "gus", "--groups", "vision", "--bindings", str(bindings_file)]
+    assert main([*args, "POST", "/graphql", RUN_8]) == 1
+    out = capsys.readouterr().out
+    assert "GraphQL root fields" in out
+    assert "run run-8 (as GetRun) → Experiment::'8': deny [experiment-private]" in out
+    assert "DECISION: DENY" in out
+    assert main([*args, "POST", "/graphql", RUN_1]) == 0
+    assert "DECISION: ALLOW" in capsys.readouterr().out
+
+
+def test_metrics_is_the_get_metrics_call_on_the_workspace(bundle, bindings_file):
+    rita = _simulate(bundle, bindings_file, "rita", (), "GET", "/metrics")
+    assert not rita.allowed and rita.parsed.action == "GetMetrics"
+    assert rita.result.decision.target == ("Workspace", "default")
+    ada = _simulate(bundle, bindings_file, "ada", ("admins",), "GET", "/metrics")
+    assert ada.allowed and ada.result.decision.policy_ids == ("admin-all",)
+    assert _simulate(bundle, bindings_file, "ada", ("admins",), "POST", "/metrics").refusal
 
 
 def test_cli_shows_route_action_resources_and_decision(bindings_file, capsys):
