@@ -263,12 +263,15 @@ class DynamoTable:
         index: str | None = None,
         forward: bool = True,
         limit: int | None = None,
+        page_size: int | None = None,
         consistent: bool = False,
         attributes: Iterable[Sequence[str]] | None = None,
     ) -> Iterator[dict]:
         """Items of one partition in sort-key order; pages are fetched lazily as you iterate.
 
         `attributes`: only these attribute paths (e.g. `("params", "lr")`) are returned.
+        `page_size`: items in the first request, doubled for each next one (a reader that may
+        stop early pays for few items, and one that reads on soon gets full 1 MB pages).
         """
         if sk_prefix is not None and sk_range is not None:
             raise ValueError("Give sk_prefix or sk_range, not both")
@@ -298,13 +301,16 @@ class DynamoTable:
             request["ConsistentRead"] = consistent  # GSIs offer eventual consistency only
         if attributes is not None:
             request["ProjectionExpression"] = _projection(attributes, names)
-        return self._query_pages(request, limit)
+        return self._query_pages(request, limit, page_size)
 
-    def _query_pages(self, request: dict, limit: int | None) -> Iterator[dict]:
+    def _query_pages(
+        self, request: dict, limit: int | None, page_size: int | None
+    ) -> Iterator[dict]:
         remaining = limit
         while True:
-            if remaining is not None:
-                request["Limit"] = remaining
+            sizes = [size for size in (remaining, page_size) if size is not None]
+            if sizes:
+                request["Limit"] = min(sizes)
             response = self._call("Query", **request)
             for raw in response.get("Items", []):
                 yield deserialize_item(raw)
@@ -314,6 +320,8 @@ class DynamoTable:
             if not start or (remaining is not None and remaining <= 0):
                 return
             request["ExclusiveStartKey"] = start
+            if page_size is not None:
+                page_size *= 2
 
     def batch_write(
         self, puts: Iterable[dict] = (), deletes: Iterable[tuple[str, str]] = ()

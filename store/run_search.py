@@ -5,10 +5,17 @@ joins do on sqlite: metrics compare their latest value (NaN matches only `!=`, Â
 Â±max double), params/tags/attributes compare as strings or integers, `run_name` compares the
 `mlflow.runName` tag, datasets match when any input of the run matches. Ordering puts missing
 values (and NaN metrics) last in both directions, then `start_time DESC`, then `run_id`.
+
+The run index (gsi1) keeps each experiment's runs in that default order, so a search ordered by
+start time alone or first (the default, `start_time DESC`, or `start_time ASC` read backwards)
+reads the index lazily and stops once the page and one more run are found; other orders read
+every run of the experiments.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from mlflow.entities import LifecycleStage, ViewType
@@ -21,7 +28,13 @@ from mlflow.utils.validation import _parse_experiment_ids
 from store.dynamo import GSI1
 from store.experiments import next_page_token, page_offset, validate_max_results
 from store.sql_semantics import compare
-from store.tracking_items import MetricPoint, run_to_entity, runs_of_experiment
+from store.tracking_items import (
+    RUN_TIMED_PREFIX,
+    RUN_UNTIMED_PREFIX,
+    MetricPoint,
+    run_to_entity,
+    runs_of_experiment,
+)
 
 _ATTRIBUTE_ITEM_FIELDS = {"run_id": "run_id", "run_name": "name"}
 
@@ -62,6 +75,16 @@ class RunQuery:
             )
             ordered.sort(key=lambda item, o=order: _missing_rank(item, o))
         return ordered
+
+    def start_time_ascending(self) -> bool | None:
+        """The direction of start time when it leads the order (none given: descending), or None
+        when something else leads (the run index cannot serve that order)."""
+        if not self.orders:
+            return False
+        first = self.orders[0]
+        if first.kind == "attribute" and first.key == "start_time":
+            return first.ascending
+        return None
 
     def attributes(self) -> list[tuple[str, ...]]:
         """The attribute paths filtering and ordering read (all a search needs to fetch)."""
@@ -192,6 +215,36 @@ def _nullable(value) -> tuple:
     return (False, 0) if value is None else (True, value)
 
 
+# ---- reading in index order ------------------------------------------------------------------
+
+Position = Callable[[dict], tuple]
+
+
+def start_time_position(ascending: bool, *, with_run_id: bool) -> Position:
+    """Where a run falls in start-time order (no start time last), optionally down to its id."""
+
+    def position(item: dict) -> tuple:
+        start = item.get("start_time")
+        timed = (1, 0) if start is None else (0, start if ascending else -start)
+        return (*timed, item["run_id"]) if with_run_id else timed
+
+    return position
+
+
+def first_runs(items: Iterator[dict], count: int, position: Position) -> tuple[list[dict], bool]:
+    """The first `count` items, plus those tied with the last of them; and whether more follow.
+
+    `items` come in `position` order, so what is returned holds the first `count` runs of the
+    full order whatever breaks the ties.
+    """
+    taken: list[dict] = []
+    for item in items:
+        if len(taken) >= count and (not taken or position(item) != position(taken[-1])):
+            return taken, True
+        taken.append(item)
+    return taken, False
+
+
 class RunSearchMixin:
     """search_runs over one or many experiments: one Query (paged) per experiment, never per run."""
 
@@ -202,16 +255,24 @@ class RunSearchMixin:
         stages = set(LifecycleStage.view_type_to_stages(run_view_type or ViewType.ACTIVE_ONLY))
         query = parse_run_query(filter_string, order_by)
         offset = page_offset(page_token)
-        experiments = dict.fromkeys(str(i) for i in _parse_experiment_ids(experiment_ids))
+        experiments = list(dict.fromkeys(str(i) for i in _parse_experiment_ids(experiment_ids)))
+        ascending = query.start_time_ascending()
         # Filter and order on the few attributes they read; fetch whole runs for the page only.
-        found = [
-            item
-            for experiment_id in experiments
-            for item in self.table.query(
-                runs_of_experiment(experiment_id), index=GSI1, attributes=query.attributes()
+        if max_results is None or ascending is None:
+            found = [
+                item
+                for experiment_id in experiments
+                for item in self.table.query(
+                    runs_of_experiment(experiment_id), index=GSI1, attributes=query.attributes()
+                )
+                if item["lifecycle_stage"] in stages and query.matches(item)
+            ]
+            total = len(found)
+        else:
+            found, more = self._leading_runs(
+                experiments, query, stages, ascending, offset + max_results
             )
-            if item["lifecycle_stage"] in stages and query.matches(item)
-        ]
+            total = len(found) + more
         ordered = query.sort(found)
         end = None if max_results is None else offset + max_results
         page_keys = [(item["pk"], item["sk"]) for item in ordered[offset:end]]
@@ -219,4 +280,36 @@ class RunSearchMixin:
         page = [fetched[key] for key in page_keys if key in fetched]
         datasets = self._datasets_for(page)
         runs = [run_to_entity(item, datasets, with_model_inputs=False) for item in page]
-        return runs, next_page_token(offset, max_results, len(ordered))
+        return runs, next_page_token(offset, max_results, total)
+
+    def _leading_runs(
+        self, experiments: list[str], query: RunQuery, stages: set, ascending: bool, count: int
+    ) -> tuple[list[dict], bool]:
+        """The first `count` matching runs in start-time order (with ties), read lazily from the
+        index of each experiment and merged; and whether more match."""
+        # Descending, the index order is the full order when nothing else is ordered on.
+        exact = not ascending and len(query.orders) <= 1
+        position = start_time_position(ascending, with_run_id=exact)
+        streams = [
+            self._runs_in_start_order(experiment_id, ascending, query.attributes(), count + 1)
+            for experiment_id in experiments
+        ]
+        matching = (
+            item
+            for item in heapq.merge(*streams, key=position)
+            if item["lifecycle_stage"] in stages and query.matches(item)
+        )
+        return first_runs(matching, count, position)
+
+    def _runs_in_start_order(
+        self, experiment_id: str, ascending: bool, attributes: list, page_size: int
+    ) -> Iterator[dict]:
+        """One experiment's runs by start time (no start time last), read page by page."""
+        pk = runs_of_experiment(experiment_id)
+        read = {"index": GSI1, "attributes": attributes, "page_size": page_size}
+        if not ascending:
+            yield from self.table.query(pk, **read)
+            return
+        # Ascending: the timed runs backwards (ties come by run id descending), then the rest.
+        yield from self.table.query(pk, sk_prefix=RUN_TIMED_PREFIX, forward=False, **read)
+        yield from self.table.query(pk, sk_prefix=RUN_UNTIMED_PREFIX, **read)

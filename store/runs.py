@@ -41,6 +41,7 @@ from store.tracking_items import (
     MetricPoint,
     dataset_refs,
     history_item,
+    run_index_key,
     run_key,
     run_name_from_tags,
     run_to_entity,
@@ -62,6 +63,8 @@ class RunsMixin:
     # ---- create and read ----------------------------------------------------------------
 
     def create_run(self, experiment_id, user_id, start_time, tags, run_name):
+        if start_time is None:  # MLflow's RunInfo refuses it; refuse before writing anything
+            raise MlflowException("start_time cannot be None")
         experiment = self._experiment_item(experiment_id, ViewType.ALL)
         if experiment["lifecycle_stage"] != _ACTIVE:
             raise MlflowException(
@@ -90,7 +93,7 @@ class RunsMixin:
             "pk": pk,
             "sk": sk,
             "gsi1pk": runs_of_experiment(experiment["experiment_id"]),
-            "gsi1sk": run_id,
+            "gsi1sk": run_index_key(start_time, run_id),
             "run_id": run_id,
             "experiment_id": experiment["experiment_id"],
             "name": run_name,
@@ -254,6 +257,8 @@ class RunsMixin:
         )
 
     def _put_run(self, item: dict, *, condition: str, values: dict | None = None) -> None:
+        # Every put writes the index key, so the index order always follows the start time.
+        item["gsi1sk"] = run_index_key(item.get("start_time"), item["run_id"])
         try:
             self.table.put(item, condition=condition, values=values)
         except ItemTooLarge:

@@ -4,7 +4,8 @@ Every item lives in the one table (see store/README.md):
 - experiment      pk=EXP#<id>             sk=EXP      gsi1pk=EXPS           gsi1sk=<id, padded>
 - name claim      pk=EXPNAME#<name>       sk=EXPNAME  (experiment_id, claimed_at)
 - id counter      pk=COUNTER#experiment   sk=COUNTER  (value, ADD)
-- run             pk=RUN#<run_id>         sk=RUN      gsi1pk=EXPRUNS#<exp>  gsi1sk=<run_id>
+- run             pk=RUN#<run_id>         sk=RUN      gsi1pk=EXPRUNS#<exp>
+                  gsi1sk=T#<2^63-1-start_time, 20 digits>#<run_id> (no start time: U#<run_id>)
 - metric history  pk=HIST#<run_id>#<key>  sk=<step>#<ts>#<value id>
 - dataset         pk=EXP#<id>             sk=DS#<sha256(name, digest)>
 """
@@ -45,6 +46,10 @@ DATASET_SK_PREFIX = "DS#"
 EXPERIMENT_COUNTER = ("COUNTER#experiment", "COUNTER")
 _ID_WIDTH = 20
 _INT64_OFFSET = 2**63
+_INT64_MAX = 2**63 - 1
+# A run's index key: the index's ascending order is MLflow's default run order.
+RUN_TIMED_PREFIX = "T#"
+RUN_UNTIMED_PREFIX = "U#"  # after every timed run, as SQL puts NULL start times last
 # SQL stores ±inf as ±max double and NaN as 0 with a flag; filters and ordering see those values.
 _MAX_DOUBLE = 1.7976931348623157e308
 
@@ -63,6 +68,14 @@ def run_key(run_id: str) -> tuple[str, str]:
 
 def runs_of_experiment(experiment_id: str) -> str:
     return f"EXPRUNS#{experiment_id}"
+
+
+def run_index_key(start_time: int | None, run_id: str) -> str:
+    """gsi1sk of a run: start_time descending, then run_id ascending, no start time last."""
+    if start_time is None:
+        return f"{RUN_UNTIMED_PREFIX}{run_id}"
+    clamped = min(max(int(start_time), -_INT64_MAX - 1), _INT64_MAX)
+    return f"{RUN_TIMED_PREFIX}{_INT64_MAX - clamped:020d}#{run_id}"
 
 
 def history_pk(run_id: str, key: str) -> str:

@@ -109,3 +109,35 @@ def test_search_runs_does_not_read_per_run(moto_store, runs):
     )
     # One Query page per experiment and one BatchGetItem for the page, whatever the number of runs
     assert counts == {"Query": 2, "BatchGetItem": 1}
+
+
+_BLOB = RunTag("blob", "x" * 3000)  # ~3 KB runs: 1500 of them fill six 1 MB index pages
+
+
+def test_search_in_start_time_order_stops_early(moto_store):
+    big, small = moto_store.create_experiment("big"), moto_store.create_experiment("small")
+    for experiment_id, runs in ((big, 1500), (small, 300)):
+        for i in range(runs):
+            moto_store.create_run(experiment_id, "u", i, [_BLOB], f"r{i}")
+
+    def search(experiments, filter_string="", order_by=None, max_results=100, token=None):
+        args = (experiments, filter_string, ViewType.ACTIVE_ONLY, max_results, order_by, token)
+        return requests_of(moto_store, moto_store.search_runs, *args)
+
+    one_page = {"Query": 1, "BatchGetItem": 1}
+    for order_by in (None, ["attributes.start_time DESC"], ["start_time ASC"], ["created"]):
+        for experiment_id in (big, small):  # the same cost whatever the experiment's size
+            assert search([experiment_id], order_by=order_by) == one_page, order_by
+        token = moto_store.search_runs([big], "", ViewType.ACTIVE_ONLY, 100, order_by).token
+        assert search([big], order_by=order_by, token=token) == one_page, order_by
+    assert search([big], "attributes.status = 'RUNNING'") == one_page
+    # Several experiments: one page of each, merged.
+    assert search([big, small]) == {"Query": 2, "BatchGetItem": 1}
+    # A rare match reads on in pages of 11, 22, 44, ... items, up to 1 MB each.
+    assert search([big], "attributes.start_time = 0", max_results=10) == {
+        "Query": 9,
+        "BatchGetItem": 1,
+    }
+    # Orders the index cannot serve read every page of the experiment.
+    for order_by in (["attributes.end_time"], ["tags.blob", "start_time"], ["metrics.m DESC"]):
+        assert search([big], order_by=order_by) == {"Query": 6, "BatchGetItem": 1}, order_by

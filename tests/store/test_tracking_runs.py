@@ -14,7 +14,9 @@ from mlflow.entities import (
     Param,
     RunStatus,
     RunTag,
+    ViewType,
 )
+from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 from store_support import ARTIFACT_ROOT, error_code
 
@@ -196,3 +198,10 @@ def test_metric_history_pages_and_bulk(moto_store, run):
     bulk = moto_store.get_metric_history_bulk([run_id], "h", 5)
     assert len(bulk) == 5
     assert moto_store.get_metric_history("unknown-run", "h") == []
+
+
+def test_a_run_without_start_time_is_refused_before_anything_is_written(moto_store):
+    experiment_id = moto_store.create_experiment("no-start")
+    with pytest.raises(MlflowException, match="start_time cannot be None"):
+        moto_store.create_run(experiment_id, "u", None, [], "r")
+    assert moto_store.search_runs([experiment_id], "", ViewType.ALL) == []
