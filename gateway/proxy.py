@@ -83,11 +83,15 @@ def forwardable_request_headers(request: Request) -> list[tuple[str, str]]:
         for token in request.headers.get("connection", "").split(",")
         if token.strip()
     }
+    # A chunked body is re-framed on the next hop; a Content-Length beside it would let the
+    # two hops disagree on where the request ends (request smuggling).
+    chunked = "transfer-encoding" in request.headers
     kept = []
     for name, value in request.headers.items():
         lower = name.lower()
         if (
-            lower in HOP_BY_HOP_HEADERS
+            (chunked and lower == "content-length")
+            or lower in HOP_BY_HOP_HEADERS
             or lower in UNTRUSTED_REQUEST_HEADERS
             or lower in connection_listed
             or lower.startswith(_OWN_PREFIX)

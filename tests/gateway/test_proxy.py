@@ -6,6 +6,9 @@ import hashlib
 import threading
 
 from gw_support import SECRET, free_port
+from starlette.requests import Request
+
+from gateway.proxy import forwardable_request_headers
 
 from store.identity import IDENTITY_HEADER, verify_identity
 
@@ -167,3 +170,14 @@ def test_an_upstream_cookie_is_never_replayed_for_another_caller(gateway, echo_u
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_chunked_body_is_never_forwarded_with_the_clients_content_length():
+    # Servers refuse such requests; if one got through, the hops must still agree on framing.
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/2.0/mlflow/runs/create",
+        "headers": [(b"content-length", b"4"), (b"transfer-encoding", b"chunked"), (b"x-a", b"1")],
+    }
+    assert forwardable_request_headers(Request(scope)) == [("x-a", "1")]
