@@ -9,7 +9,6 @@ from gw_support import SECRET, free_port
 from starlette.requests import Request
 
 from gateway.proxy import forwardable_request_headers
-
 from store.identity import IDENTITY_HEADER, verify_identity
 
 IDENTITY_CLAIMING = {
