@@ -390,6 +390,11 @@ def _logged_model_of(parsed: ParsedRequest) -> str | None:
 def _describe(ref: ResourceRef | None) -> str:
     if ref is None:
         return "this resource"
+    if ref.kind == EXPERIMENT and ref.id == "0":  # where a script without set_experiment logs
+        return (
+            "experiment '0' (the Default experiment, which needs a grant: "
+            "call mlflow.set_experiment('<name>') to work in an experiment of your own)"
+        )
     return f"{ref.kind.replace('_', ' ')} '{ref.id}'"
 
 

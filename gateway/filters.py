@@ -82,7 +82,8 @@ class ResponseFilters:
         response: Response,
         forwarder,
     ) -> Response:
-        document = await read_json(response)
+        raw = await _drain(response)
+        document = _decode_json(raw, response)
         if document is None:
             return _refused(parsed.action)  # an answer that cannot be read is not passed on
         if parsed.filter == "experiment":  # GetExperimentByName: one experiment, re-checked
@@ -92,7 +93,7 @@ class ResponseFilters:
             )
             if not kept:
                 return _refused(parsed.action)
-            return _json(document, response)
+            return _unchanged(raw, response)
         rule = RULES.get(parsed.filter or "")
         if rule is None:
             return _refused(parsed.action)  # a filter this gateway does not know: fail closed
@@ -115,7 +116,7 @@ class ResponseFilters:
             )
             token = page.get("next_page_token")
         if not lost:
-            return _json(document, response)
+            return _unchanged(raw, response)
         out = {k: v for k, v in document.items() if k not in (rule.key, "next_page_token")}
         if items:
             out[rule.key] = items
@@ -211,7 +212,10 @@ def _max_results(request: Request, parsed: ParsedRequest) -> int | None:
 
 
 async def read_json(response: Response) -> dict | None:
-    raw = await _drain(response)
+    return _decode_json(await _drain(response), response)
+
+
+def _decode_json(raw: bytes, response: Response) -> dict | None:
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in response.raw_headers}
     if headers.get("content-encoding", "identity").lower() == "gzip":
         raw = gzip.decompress(raw)
@@ -236,6 +240,16 @@ async def _drain(response: Response) -> bytes:
         if response.background is not None:
             await response.background()
     return b"".join(chunks)
+
+
+def _unchanged(raw: bytes, original: Response) -> Response:
+    """The handler tier's answer as it came (nothing was filtered out of it)."""
+    response = Response(raw, status_code=original.status_code)
+    response.raw_headers = [
+        *((k, v) for k, v in original.raw_headers if k.lower() != b"content-length"),
+        (b"content-length", str(len(raw)).encode("latin-1")),
+    ]
+    return response
 
 
 def _json(document: dict, original: Response) -> Response:

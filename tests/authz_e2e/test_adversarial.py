@@ -50,6 +50,12 @@ def test_bob_is_denied_alices_run_with_403_naming_the_action(bob, world):
     assert "permit" not in response.text and "principal" not in response.text
 
 
+def test_a_run_in_the_default_experiment_is_denied_with_a_way_out(bob):
+    response = bob.post(f"{API}/runs/create", json={"experiment_id": "0"})
+    assert response.status_code == 403
+    assert "mlflow.set_experiment" in response.json()["message"]
+
+
 def test_unknown_ids_are_403_not_404(bob):
     response = bob.get(f"{API}/runs/get", params={"run_id": "0" * 32})
     assert response.status_code == 403
