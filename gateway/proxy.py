@@ -14,7 +14,7 @@ import yarl
 from multidict import CIMultiDict
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.session import LOGIN_COOKIE, SESSION_COOKIE
@@ -141,8 +141,12 @@ class Forwarder:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
-    async def forward(self, request: Request, principal: Principal) -> StreamingResponse:
-        """Send `request` upstream as `principal` and stream the answer back."""
+    async def forward(self, request: Request, principal: Principal) -> Response:
+        """Send `request` upstream as `principal` and pass the answer back.
+
+        Answers of known small size (most MLflow JSON) are read whole and sent in one piece;
+        everything else (artifacts, unknown lengths) streams through.
+        """
         headers = self._upstream_headers(request, principal)
         try:
             response = await self._session_now().request(
@@ -161,13 +165,25 @@ class Forwarder:
         except aiohttp.ClientError as exc:
             _logger.warning("Upstream unreachable: %s", exc)
             raise UpstreamUnavailable("The MLflow server is not reachable.") from None
+        # Raw pairs keep repeated headers (Set-Cookie) and the upstream's exact values.
+        headers = _response_headers(response)
+        if response.content_length is not None and response.content_length <= _READ_WHOLE:
+            try:
+                body = await response.read()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                _logger.warning("Upstream failed mid-body on %s: %s", request.url.path, exc)
+                raise UpstreamUnavailable("The MLflow server's answer was cut short.") from None
+            finally:
+                response.release()
+            whole = Response(body, status_code=response.status)
+            whole.raw_headers = headers
+            return whole
         streamed = StreamingResponse(
             _relay(response, request),
             status_code=response.status,
-            background=BackgroundTask(response.release),
+            background=BackgroundTask(_release, response),
         )
-        # Raw pairs keep repeated headers (Set-Cookie) and the upstream's exact values.
-        streamed.raw_headers = _response_headers(response)
+        streamed.raw_headers = headers
         return streamed
 
     async def aclose(self) -> None:
@@ -210,6 +226,8 @@ class Forwarder:
         return headers
 
 
+_READ_WHOLE = 256 * 1024  # bytes: answers up to this size are read whole, bigger ones stream
+
 # aiohttp adds these unless told not to; the client's own (if any) are forwarded instead.
 _NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 
@@ -226,6 +244,10 @@ async def _stream(request: Request):
     async for chunk in request.stream():
         if chunk:
             yield chunk
+
+
+async def _release(response: aiohttp.ClientResponse) -> None:
+    response.release()  # async, so Starlette does not run it on a worker thread
 
 
 async def _relay(response: aiohttp.ClientResponse, request: Request):

@@ -19,6 +19,7 @@ _STRUCTURAL_ESCAPES = re.compile(r"%(2[fF]|5[cC]|2[eE]|25|00|3[bB]|3[fF]|23)")
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(:path)?\}")
+_MATCHED_MAX = 10_000  # remembered matches; the cache is emptied when full
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -63,9 +64,20 @@ class RouteTable:
             else:
                 self._exact.setdefault(route.path, []).append(route)
         self._templates.sort(key=lambda item: _specificity(item[1].path), reverse=True)
+        self._matched: dict[tuple[str, str], RouteMatch] = {}  # a training loop repeats paths
 
     def match(self, method: str, raw_path: str) -> RouteMatch:
         """The route serving (method, path), or a Refusal (malformed, unknown, not offered)."""
+        key = (method, raw_path)
+        found = self._matched.get(key)
+        if found is None:
+            found = self._match(method, raw_path)  # a Refusal is raised, never remembered
+            if len(self._matched) >= _MATCHED_MAX:
+                self._matched.clear()
+            self._matched[key] = found
+        return found
+
+    def _match(self, method: str, raw_path: str) -> RouteMatch:
         method = method.upper()
         if method not in _KNOWN_METHODS:
             raise forbidden(f"Method {method} is not allowed.")
