@@ -4,7 +4,9 @@ store. Item layout: `store/traces_items.py`; spans: `store/traces_spans.py`; sea
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections.abc import Iterator
 
 from mlflow.entities import LifecycleStage
 from mlflow.entities.trace_info import TraceInfo
@@ -23,7 +25,7 @@ from mlflow.tracing.constant import (
 from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from mlflow.utils.validation import _validate_trace_tag
 
-from store.dynamo import ConditionFailed, ItemTooLarge
+from store.dynamo import GSI1, ConditionFailed, ItemTooLarge
 from store.pagination import decode_page_token, encode_page_token
 from store.traces_assessments import AssessmentsMixin
 from store.traces_items import (
@@ -33,6 +35,7 @@ from store.traces_items import (
     assessment_columns,
     effective_fields,
     gsi_sort_key,
+    indexed_request_time,
     key_attributes,
     span_contents,
     split_metadata,
@@ -41,7 +44,15 @@ from store.traces_items import (
     trace_info_from_item,
     trace_key,
 )
-from store.traces_search import matches, needs_spans, parse_filter, sort_key
+from store.traces_search import (
+    Clause,
+    SpanLoader,
+    matches,
+    needs_spans,
+    newest_first,
+    parse_filter,
+    sort_key,
+)
 from store.traces_spans import SpansMixin
 from store.traces_update import Update
 from store.unsupported import not_implemented_error
@@ -219,18 +230,54 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
             offset = int(payload["offset"])
 
         span_loader = self._span_contents_for_search if needs_spans(clauses) else None
-        candidates = [
-            item
-            for experiment_id in dict.fromkeys(locations)
-            for item in self.table.query(f"{EXP_TRACES_PREFIX}{experiment_id}", index="gsi1")
-        ]
-        found = [item for item in candidates if matches(item, clauses, span_loader)]
+        experiments = list(dict.fromkeys(locations))
+        if newest_first(order_by):
+            count = offset + int(max_results)
+            found = self._newest_traces(experiments, clauses, span_loader, count)
+        else:
+            found = [
+                item
+                for experiment_id in experiments
+                for item in self.table.query(f"{EXP_TRACES_PREFIX}{experiment_id}", index=GSI1)
+                if matches(item, clauses, span_loader)
+            ]
         found.sort(key=key)
         page = found[offset : offset + int(max_results)]
         token = None
         if len(page) == int(max_results):
             token = encode_page_token({"offset": offset + len(page), "q": fingerprint})
         return [trace_info_from_item(i) for i in page], token
+
+    def _newest_traces(
+        self,
+        experiments: list[str],
+        clauses: list[Clause],
+        span_loader: SpanLoader | None,
+        count: int,
+    ) -> list[dict]:
+        """The matching traces that can be among the `count` newest (ties included): each
+        experiment's index read backwards page by page, merged, until `count` matches are newer
+        than anything left unread."""
+        streams = [self._traces_newest_first(e, count + 1) for e in experiments]
+        found: list[dict] = []
+        newest: list[int] = []  # min-heap of the `count` latest request times matched
+        for item in heapq.merge(*streams, key=indexed_request_time, reverse=True):
+            # Unread traces are at most this old (see `indexed_request_time`).
+            if len(newest) == count and newest[0] > indexed_request_time(item):
+                break
+            if not matches(item, clauses, span_loader):
+                continue
+            found.append(item)
+            request_time = effective_fields(item)["request_time"]
+            if len(newest) < count:
+                heapq.heappush(newest, request_time)
+            else:
+                heapq.heappushpop(newest, request_time)
+        return found
+
+    def _traces_newest_first(self, experiment_id: str, page_size: int) -> Iterator[dict]:
+        pk = f"{EXP_TRACES_PREFIX}{experiment_id}"
+        return self.table.query(pk, index=GSI1, forward=False, page_size=page_size)
 
     def _span_contents_for_search(self, item: dict) -> list[str]:
         return list(span_contents(self._span_items(item["trace_id"])).values())

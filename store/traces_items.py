@@ -94,6 +94,12 @@ def gsi_sort_key(request_time: int, trace_id: str) -> str:
     return f"{max(int(request_time), 0):015d}#{trace_id}"
 
 
+def indexed_request_time(item: dict) -> int:
+    """The request time gsi1 sorts a trace by: never below the trace's effective request time
+    (spans logged later can only start earlier; negative times are indexed as 0)."""
+    return int(item["gsi1sk"][:15])
+
+
 # ---- trace info ------------------------------------------------------------------------------
 
 

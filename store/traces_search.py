@@ -236,6 +236,15 @@ def _content_matches(content: str, entry: list, c: Clause) -> bool:
 # ---- order_by ----------------------------------------------------------------------------------
 
 
+def newest_first(order_by: list[str] | None) -> bool:
+    """Whether the order starts with request time descending (as the default does): the order
+    the per-experiment index (gsi1) gives read backwards."""
+    if not order_by:
+        return True
+    kind, key, ascending = SearchTraceUtils.parse_order_by_for_search_traces(order_by[0])
+    return kind == "attribute" and key == "timestamp_ms" and not ascending
+
+
 def sort_key(order_by: list[str] | None) -> Callable[[dict], tuple]:
     fields: list[tuple[Callable[[dict], Any], bool]] = []
     seen: set[tuple[str, str]] = set()

@@ -236,9 +236,8 @@ def _ensure_table(store_uri: str) -> None:
 
 def banner(config: StackConfig, data: DataDir, dynamo: DynamoServer | None) -> str:
     """What a user needs to start working: the URL, the UI, the two export lines."""
-    token_cmd = [_cedarflow_command(), "token"]
-    if data.root != DataDir.at(DEFAULT_DATA_DIR).root:
-        token_cmd.append(f"--data-dir {shlex.quote(str(data.root))}")
+    # the data directory spelled out: the training shell is rarely in the same directory
+    token_cmd = [_cedarflow_command(), "token", f"--data-dir {shlex.quote(str(data.root))}"]
     lines = [
         "Cedarflow is running.",
         f"  MLflow tracking URI: {config.public_url}",

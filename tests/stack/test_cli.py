@@ -104,10 +104,12 @@ def test_token_is_a_cognito_shaped_access_token(tmp_path, capsys) -> None:
     assert claims["exp"] - claims["iat"] == 600
 
 
-def test_banner_names_data_dir_only_when_not_default(tmp_path) -> None:
+def test_banner_names_the_data_dir_so_the_token_line_works_from_anywhere(tmp_path) -> None:
     default = banner(StackConfig(), DataDir.at(".cedarflow"), None)
     assert "export MLFLOW_TRACKING_URI=http://127.0.0.1:8080" in default
-    assert "token --user alice --groups vision)" in default
+    absolute = DataDir.at(".cedarflow").root
+    assert absolute.is_absolute()
+    assert f"token --data-dir {absolute} --user alice --groups vision)" in default
     other = banner(StackConfig(data_dir=tmp_path, port=9090), DataDir.at(tmp_path), None)
     assert f"token --data-dir {tmp_path} --user alice" in other
     assert "export MLFLOW_TRACKING_URI=http://127.0.0.1:9090" in other

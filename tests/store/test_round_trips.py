@@ -141,3 +141,42 @@ def test_search_in_start_time_order_stops_early(moto_store):
     # Orders the index cannot serve read every page of the experiment.
     for order_by in (["attributes.end_time"], ["tags.blob", "start_time"], ["metrics.m DESC"]):
         assert search([big], order_by=order_by) == {"Query": 6, "BatchGetItem": 1}, order_by
+
+
+_TRACE_BLOB = {"blob": "x" * 3000}  # ~3 KB traces: 1200 of them fill five 1 MB index pages
+
+
+def test_search_traces_newest_first_stops_early(moto_store):
+    from test_traces_support import trace_info
+
+    big, small = moto_store.create_experiment("big"), moto_store.create_experiment("small")
+    for experiment_id, traces in ((big, 1200), (small, 150)):
+        for i in range(traces):  # two traces per millisecond
+            info = trace_info(f"tr-{experiment_id}-{i:05d}", experiment_id, tags=_TRACE_BLOB)
+            info.request_time += i // 2
+            moto_store.start_trace(info)
+
+    def search(experiments, filter_string=None, order_by=None, max_results=100, token=None):
+        args = {"filter_string": filter_string, "order_by": order_by, "page_token": token}
+        return requests_of(
+            moto_store,
+            moto_store.search_traces,
+            locations=experiments,
+            max_results=max_results,
+            **args,
+        )
+
+    for order_by in (None, ["timestamp_ms DESC"], ["timestamp_ms DESC", "name"]):
+        for experiment_id in (big, small):  # the same cost whatever the experiment's size
+            assert search([experiment_id], order_by=order_by) == {"Query": 1}, order_by
+        _, token = moto_store.search_traces(locations=[big], order_by=order_by)
+        assert search([big], order_by=order_by, token=token) == {"Query": 1}, order_by
+    assert search([big], "status = 'OK'") == {"Query": 1}
+    # A page ending inside a tie reads on past the tie (into a second, larger page).
+    assert search([big], max_results=99) == {"Query": 2}
+    # Several experiments: one page of each, merged.
+    assert search([big, small]) == {"Query": 2}
+    # Orders the index cannot serve read every page (as every search did before).
+    assert search([big], order_by=["timestamp_ms ASC"]) == {"Query": 5}
+    # A filter nothing matches reads on in pages of 11, 22, 44, ... traces, up to 1 MB each.
+    assert search([big], "tags.blob = 'y'", max_results=10) == {"Query": 8}
