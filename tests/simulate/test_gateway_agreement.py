@@ -315,17 +315,7 @@ def test_simulator_and_gateway_agree_on_every_cell(world):
         cells, jobs, decisions, strict=True
     ):
         if sample.route is not None:
-            simulated = simulate_request(
-                bundle,
-                source,
-                subject_for(user),
-                groups,
-                sample.method,
-                sample.target,
-                sample.body,
-                ADMINS,
-                sample.headers,
-            ).forwarded
+            simulated = _simulate(bundle, source, sample, user, groups).forwarded
             if simulated != gateway:
                 differences.append((rtype, column.key, action, "request", simulated, gateway))
         cell = matrix.cells[(rtype, action, column.key)]
@@ -524,17 +514,7 @@ def test_graphql_is_decided_alike_by_the_gateway_and_the_simulator(world):
     gateway, simulated = [], []
     for (sample, user, groups), probe, status in zip(jobs, probes, statuses, strict=True):
         gateway.append((probe in forwarded, status))
-        r = simulate_request(
-            world["bundle"],
-            source,
-            subject_for(user),
-            groups,
-            sample.method,
-            sample.target,
-            sample.body,
-            ADMINS,
-            sample.headers,
-        )
+        r = _simulate(world["bundle"], source, sample, user, groups)
         status = r.refusal.status if r.refusal else (200 if r.forwarded else 403)
         simulated.append((r.forwarded, status))
     differences = [
@@ -602,3 +582,18 @@ def test_a_search_narrowed_to_nothing_is_audited_as_a_deny_and_replayed(world, t
     assert all(f.now_allowed for f in report.flips) and report.replayed == 5
     unchanged = replay(read_audit(audit), world["bundle"], source, ADMINS)
     assert unchanged.flips == () and unchanged.replayed == 5
+
+
+def _simulate(bundle, source, sample, user: str, groups):
+    """The simulator's answer to one sampled request, as the gateway would see that caller."""
+    return simulate_request(
+        bundle,
+        source,
+        subject_for(user),
+        groups,
+        sample.method,
+        sample.target,
+        sample.body,
+        ADMINS,
+        sample.headers,
+    )
