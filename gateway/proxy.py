@@ -155,9 +155,6 @@ class Forwarder:
                 headers=headers,
                 data=_body(request),
                 allow_redirects=False,
-                skip_auto_headers=_NO_AUTO_HEADERS,
-                compress=None,
-                chunked=None,
             )
         except (TimeoutError, aiohttp.ServerTimeoutError):
             _logger.warning("Upstream timed out: %s %s", request.method, request.url.path)

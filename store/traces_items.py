@@ -262,11 +262,14 @@ def span_index_entry(span) -> list:
     ]
 
 
-def json_value(text: str | None) -> Any:
-    try:
-        return json.loads(text) if text is not None else None
-    except (TypeError, ValueError):
-        return text
+def json_value(value: Any) -> Any:
+    """A span attribute as MLflow stores it: JSON text decoded, anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def trace_artifact_location(experiment, trace_id: str) -> str:

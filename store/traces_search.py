@@ -23,6 +23,7 @@ from store.traces_items import (
     STATUS,
     TYPE,
     effective_fields,
+    json_value,
     trace_metadata,
     trace_tags,
 )
@@ -213,7 +214,7 @@ def _index_matches(entry: list, c: Clause) -> bool:
 
 def _entry_from_span(span: dict) -> list:
     attributes = span.get("attributes") or {}
-    span_type = _json_or_text(attributes.get("mlflow.spanType"))
+    span_type = json_value(attributes.get("mlflow.spanType"))
     status = (span.get("status") or {}).get("code")
     return [span.get("name"), span_type, status, None, None, None]
 
@@ -278,12 +279,3 @@ def _order_value(kind: str, key: str) -> Callable[[dict], Any]:
     if kind == "request_metadata":
         return lambda item: (item.get("metadata") or {}).get(key)
     raise MlflowException.invalid_parameter_value(f"Invalid identifier type '{kind}'")
-
-
-def _json_or_text(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value

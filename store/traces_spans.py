@@ -36,6 +36,7 @@ from store.traces_items import (
     START,
     TRACE_PREFIX,
     gsi_sort_key,
+    json_value,
     key_attributes,
     span_contents,
     span_index_entry,
@@ -190,10 +191,10 @@ def _record_span_facts(update: Update, span: Span, attributes: dict[str, Any]) -
     session_id = attributes.get(SpanAttributeKey.SESSION_ID)
     if session_id:
         update.set_if_missing(
-            ("analytics", "session_id"), validate_session_id(_json_or_text(session_id))
+            ("analytics", "session_id"), validate_session_id(json_value(session_id))
         )
     if user_id := attributes.get("user.id"):
-        update.set_if_missing(("metadata", TraceMetadataKey.TRACE_USER), _json_or_text(user_id))
+        update.set_if_missing(("metadata", TraceMetadataKey.TRACE_USER), json_value(user_id))
     if span.parent_id is not None:
         return
     if inputs := attributes.get(SpanAttributeKey.INPUTS):
@@ -205,22 +206,13 @@ def _record_span_facts(update: Update, span: Span, attributes: dict[str, Any]) -
         if not name.startswith(prefix):
             continue
         try:
-            key, value = _validate_trace_tag(name[len(prefix) :], str(_json_or_text(raw)))
+            key, value = _validate_trace_tag(name[len(prefix) :], str(json_value(raw)))
         except MlflowException:
             continue
         if key == TraceTagKey.TRACE_NAME:
             update.set("trace_name", validate_trace_name(value))
         else:
             update.set(("tags", key), value)
-
-
-def _json_or_text(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _trace_from_items(info: dict, items: list[dict], *, allow_partial: bool) -> Trace | None:
