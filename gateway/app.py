@@ -3,10 +3,11 @@
     request ─▶ authenticate (authn.py) ─▶ authorize (Authorizer) ─▶ forward (proxy.py) ─▶ MLflow
 
 `/healthz` and `/readyz` answer without credentials; so do the dev identity provider (under
-`/devidp`, when configured), the sign-in routes (gateway/login.py) and the UI's static files,
-which a browser loads before it signs in. Every other path, the whole MLflow API included, needs
-a valid bearer token or a browser session cookie (state-changing calls on a cookie must come
-from the gateway's own origin); a browser navigating without either is sent to sign in.
+`/devidp`, on a loopback gateway without outside issuers only; `404` otherwise), the sign-in
+routes (gateway/login.py) and the UI's static files, which a browser loads before it signs in.
+Every other path, the whole MLflow API included, needs a valid bearer token or a browser
+session cookie (state-changing calls on a cookie must come from the gateway's own origin); a
+browser navigating without either is sent to sign in.
 `/metrics` takes the same path: authenticated here, then decided and served by the policy step.
 """
 
@@ -25,7 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.authn import Authenticator
 from gateway.config import USE_ACCESS, USE_ID, BrowserLoginConfig, GatewayConfig, IssuerConfig
-from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider
+from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider, dev_provider_for
 from gateway.devidp_oauth import DevOAuthEndpoints
 from gateway.errors import AuthenticationError, GatewayError, mlflow_error_response
 from gateway.login import BrowserLogin, login_redirect, wants_html
@@ -52,6 +53,7 @@ class AllowAuthenticated:
 
 def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -> Starlette:
     """The gateway as an ASGI app."""
+    dev_idp = dev_provider_for(config)  # refuses a dev provider that would be exposed
     upstream_client = httpx.AsyncClient(  # the readiness probe's; MLflow calls use the Forwarder
         timeout=httpx.Timeout(config.upstream_timeout_seconds, connect=5.0),
         follow_redirects=False,
@@ -63,9 +65,6 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
         timeout_seconds=config.upstream_timeout_seconds,
     )
     jwks_client = httpx.AsyncClient(follow_redirects=False)
-    dev_idp = (
-        DevIdentityProvider(config.dev_idp_dir, config.dev_issuer) if config.dev_idp_dir else None
-    )
     login_config = browser_login_config(config, dev_idp)
     issuers = trusted_issuers(config, dev_idp, login_config)
     authenticator = Authenticator(config, issuers, jwks_client)
@@ -96,6 +95,9 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
             token_ttl=config.dev_token_ttl_seconds,
         )
         routes.append(Mount("/devidp", routes=dev_endpoints.routes()))
+    else:  # its sign-in and token endpoints do not exist here, whoever asks
+        no_dev_idp = Route("/{path:path}", _no_dev_idp, methods=ALL_METHODS)
+        routes.append(Mount("/devidp", routes=[no_dev_idp]))
     if browser is not None:
         routes.extend(browser.routes())
     routes.append(Route("/{path:path}", gateway.handle, methods=ALL_METHODS))
@@ -256,6 +258,12 @@ class Probes:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+
+async def _no_dev_idp(request: Request) -> Response:
+    return mlflow_error_response(
+        404, "ENDPOINT_NOT_FOUND", "This gateway runs no dev identity provider."
+    )
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -47,14 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(command="up", run=_run_up)
     _add_data_dir(up)
-    up.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
+    up.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="gateway address (default 127.0.0.1); any address but loopback needs an --issuer",
+    )
     up.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
     up.add_argument(
         "--issuer",
         action=_IssuerAction,
         metavar="URL",
-        help="also trust tokens from this OIDC/Cognito issuer (repeatable; each --issuer takes "
-        "the --jwks-url and --client-id options that follow it)",
+        help="trust tokens from this OIDC/Cognito issuer instead of the dev identity provider "
+        "(repeatable; each --issuer takes the --jwks-url and --client-id options that follow it)",
     )
     up.add_argument(
         "--jwks-url",
@@ -90,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-dev-idp",
         dest="dev_idp",
         action="store_false",
-        help="turn the dev identity provider off (then `cedarflow token` refuses)",
+        help="no dev identity provider: it is already off with any --issuer, and without one "
+        "nobody could sign in (refused)",
     )
 
     from gateway.login_command import add_login_command
@@ -211,7 +216,11 @@ def _run_token(args: argparse.Namespace) -> int:
     if info is None or not is_alive(int(info.get("pid", 0))):
         return fail(f"no Cedarflow stack is running in {data.root} (start it with `cedarflow up`)")
     if not info.get("dev_idp"):
-        return fail(f"the stack in {data.root} runs without the dev identity provider")
+        issuers = ", ".join(info.get("issuers") or []) or "an outside issuer"
+        return fail(
+            f"the stack in {data.root} runs without the dev identity provider: it trusts "
+            f"{issuers} (--issuer); get a token from that issuer"
+        )
 
     from gateway.devidp import DevIdentityProvider
 

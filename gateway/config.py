@@ -122,7 +122,8 @@ class GatewayConfig:
     identity_secret: bytes
     public_url: str  # e.g. http://127.0.0.1:8080
     issuers: tuple[IssuerConfig, ...] = ()
-    dev_idp_dir: Path | None = None  # set = dev identity provider on (key kept there)
+    # set = dev identity provider on (key kept there); refused with `issuers` or off loopback
+    dev_idp_dir: Path | None = None
     service_clients: tuple[ServiceClient, ...] = ()
     admin_groups: tuple[str, ...] = ("admins",)
     leeway_seconds: int = 30  # clock skew tolerated on exp / iat / nbf

@@ -4,6 +4,9 @@ It keeps its own RSA key, publishes it as a JWKS with OIDC discovery, and mints 
 access and ID tokens; gateway/devidp_oauth.py adds the sign-in page and the token endpoint.
 The gateway trusts it like any other issuer: it fetches the JWKS over HTTP and verifies these
 tokens with exactly the code used for Cognito.
+
+It signs anyone in as anyone, so it runs only on a loopback address and never beside an outside
+issuer: `dev_provider_for` refuses any other configuration, whoever builds the gateway.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 DEV_CLIENT_ID = "cedarflow-local"
 KEY_FILE = "signing-key.pem"
@@ -170,6 +179,39 @@ class DevIdentityProvider:
             Route("/.well-known/jwks.json", jwks_endpoint, methods=["GET"]),
             Route("/.well-known/openid-configuration", discovery_endpoint, methods=["GET"]),
         ]
+
+
+class DevProviderRefused(ValueError):
+    """A configuration that would expose the dev identity provider; the message names the fix."""
+
+
+def dev_provider_for(config: GatewayConfig) -> DevIdentityProvider | None:
+    """The gateway's dev identity provider, None when off; refused beside outside issuers or
+    on a gateway whose public address is not loopback."""
+    if config.dev_idp_dir is None:
+        return None
+    if config.issuers:
+        raise DevProviderRefused(
+            "the dev identity provider signs anyone in as anyone: it cannot run beside an "
+            "outside issuer (with --issuer, dev tokens are not trusted)"
+        )
+    host = urlsplit(config.public_url).hostname or ""
+    if not is_loopback_host(host):
+        raise DevProviderRefused(
+            f"the dev identity provider signs anyone in as anyone: it runs on loopback only, "
+            f"not at {config.public_url} (give an --issuer instead)"
+        )
+    return DevIdentityProvider(config.dev_idp_dir, config.dev_issuer)
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or `localhost`: the only addresses the dev provider may serve on."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost, or not an address at all
+        return False
 
 
 def subject_for(user: str) -> str:

@@ -1,9 +1,12 @@
 """`cedarflow up`: the local DynamoDB, the handler tier and the gateway, run as one stack.
 
 The gateway runs in this process; the other two are children in their own process groups that
-get SIGTERM if this process dies (even by SIGKILL). Start order: lock the data directory, bind the
-gateway's port, then the children, so that a stack that cannot start fails before it spawns
-anything and leaves nothing behind.
+get SIGTERM if this process dies (even by SIGKILL). Start order: check how users sign in, lock
+the data directory, bind the gateway's port, then the children, so that a stack that cannot
+start fails before it spawns anything and leaves nothing behind.
+
+The dev identity provider signs anyone in as anyone: it runs only on a loopback `--host` and only
+when no `--issuer` is given; a non-loopback `--host` without `--issuer` is refused at start.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from gateway.config import GatewayConfig, IssuerConfig, ServiceClient
+from gateway.devidp import is_loopback_host
 from gateway.stack.datadir import DEFAULT_DATA_DIR, DataDir
 from gateway.stack.dynamodb_server import DynamoServer, FileLock
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings
@@ -42,9 +46,27 @@ class StackConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     issuers: tuple[IssuerConfig, ...] = ()
-    dev_idp: bool = True
+    dev_idp: bool = True  # False: --no-dev-idp; the provider is off with any issuer anyway
     service_clients: tuple[ServiceClient, ...] = ()
     policies_dir: Path | None = None  # set = every call decided by these Cedar policies
+
+    @property
+    def runs_dev_idp(self) -> bool:
+        """The dev identity provider runs only when no outside issuer is trusted."""
+        return self.dev_idp and not self.issuers
+
+    def sign_in_problem(self) -> str | None:
+        """Why users could not sign in, or could sign in as anyone from afar; None when fine."""
+        if not self.issuers and not self.dev_idp:
+            return "--no-dev-idp needs at least one --issuer: nobody could sign in"
+        if self.runs_dev_idp and not is_loopback_host(self.host):
+            shown = self.host or "''"
+            return (
+                f"--host {shown} is not a loopback address, and the dev identity "
+                "provider would let anyone who reaches it sign in as anyone: give an --issuer "
+                "(your identity provider) or use --host 127.0.0.1"
+            )
+        return None
 
     @property
     def public_url(self) -> str:
@@ -102,8 +124,9 @@ class Stack:
         return f"{message} (details in {log})"
 
     def _start_and_serve(self) -> None:
-        if not self.config.dev_idp and not self.config.issuers:
-            raise StackError("--no-dev-idp needs at least one --issuer: nobody could sign in")
+        problem = self.config.sign_in_problem()
+        if problem:
+            raise StackError(problem)
         try:
             self.data.create()
         except OSError as exc:
@@ -128,7 +151,13 @@ class Stack:
             ) from None
 
     def _with_bound_port(self, sock: socket.socket) -> StackConfig:
-        port = sock.getsockname()[1]
+        address, port = sock.getsockname()[:2]
+        # A name such as localhost may resolve elsewhere: what was bound is what counts.
+        if self.config.runs_dev_idp and not is_loopback_host(address):
+            raise StackError(
+                f"--host {self.config.host} is {address}, not a loopback address: the dev "
+                "identity provider runs on loopback only (give an --issuer instead)"
+            )
         return dataclasses.replace(self.config, port=port)
 
     def _start_children(self) -> None:
@@ -158,7 +187,7 @@ class Stack:
             identity_secret=bytes.fromhex(self.data.secret("identity")),
             public_url=config.public_url,
             issuers=config.issuers,
-            dev_idp_dir=self.data.devidp if config.dev_idp else None,
+            dev_idp_dir=self.data.devidp if config.runs_dev_idp else None,
             service_clients=config.service_clients,
             policies_dir=config.policies_dir.absolute() if config.policies_dir else None,
             store_uri=self._store_uri,
@@ -199,8 +228,9 @@ class Stack:
     def _stack_info(self, config: StackConfig) -> dict:
         return {
             "url": config.public_url,
-            "dev_idp": config.dev_idp,
-            "issuer": self._gateway_config.dev_issuer if config.dev_idp else None,
+            "dev_idp": config.runs_dev_idp,
+            "issuer": self._gateway_config.dev_issuer if config.runs_dev_idp else None,
+            "issuers": [issuer.issuer for issuer in config.issuers],
             "pid": os.getpid(),
             "handler_url": self._handler.url,
             "dynamodb_url": self._dynamo.url,
@@ -248,9 +278,11 @@ def banner(config: StackConfig, data: DataDir, dynamo: DynamoServer | None) -> s
         lines.append("  WARNING: in-memory DynamoDB: nothing is kept after the stack stops")
     if config.policies_dir is not None:
         lines.append(f"  Policies:            {config.policies_dir.absolute()}")
-    if config.dev_idp:
+    if config.runs_dev_idp:
         lines += [
             f"  Dev sign-in issuer:  {config.public_url}/devidp (the UI asks for any user name)",
+            f"  WARNING: anyone who can reach port {config.port} can sign in as anyone "
+            "(dev identity provider, no password)",
             "",
             "In another shell (pick any user name and groups):",
             f"  export MLFLOW_TRACKING_URI={config.public_url}",
@@ -258,7 +290,9 @@ def banner(config: StackConfig, data: DataDir, dynamo: DynamoServer | None) -> s
             " --groups vision)",
         ]
     else:
+        issuers = ", ".join(issuer.issuer for issuer in config.issuers)
         lines += [
+            f"  Sign-in issuers:     {issuers} (no dev identity provider)",
             "",
             "In another shell (with a token from your identity provider):",
             f"  export MLFLOW_TRACKING_URI={config.public_url}",
