@@ -33,7 +33,8 @@ from gateway.oidc import pkce_challenge
 CODE_SECONDS = 60
 REFRESH_TOKEN_SECONDS = 30 * 86400
 _NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# The whole authority of a loopback redirect: no user info, a loopback host, an optional port.
+_LOOPBACK_AUTHORITY = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?")
 _MAX_FORM_BYTES = 65536
 _AUTHORIZE_PARAMS = ("client_id", "redirect_uri", "state", "nonce", "code_challenge", "scope")
 
@@ -147,8 +148,7 @@ class DevOAuthEndpoints:
         """The gateway's callback, or a loopback address of a command-line client (RFC 8252)."""
         if uri == f"{self.gateway_url}/oauth2/callback":
             return True
-        parts = urlsplit(uri)
-        return parts.scheme == "http" and parts.netloc.rsplit(":", 1)[0] in _LOOPBACK_HOSTS
+        return _is_loopback_redirect(uri)
 
     def _forget_expired_codes(self) -> None:
         now = time.time()
@@ -241,6 +241,21 @@ class DevOAuthEndpoints:
         if target.startswith(f"{self.gateway_url}/"):
             return RedirectResponse(target, status_code=303)
         return _page("Signed out", "<p>You are signed out.</p>", 200)
+
+
+def _is_loopback_redirect(uri: str) -> bool:
+    """`http://` to a loopback host, nothing else: what the browser follows is what was checked."""
+    # Browsers drop or reinterpret these (tabs, backslashes), so the parsed URL could differ.
+    if not uri.isascii() or any(c.isspace() or not c.isprintable() or c == "\\" for c in uri):
+        return False
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # ValueError when it is not a port number
+    except ValueError:
+        return False
+    if parts.scheme != "http" or parts.fragment or (port is not None and not 0 < port < 65536):
+        return False
+    return _LOOPBACK_AUTHORITY.fullmatch(parts.netloc) is not None
 
 
 async def _form(request: Request) -> dict[str, str]:
