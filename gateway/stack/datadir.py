@@ -4,6 +4,7 @@ DATA/.lock                       held (flock) by the running stack
 DATA/stack.json                  {"url", "dev_idp", "issuer", "pid", ...} while it runs
 DATA/secrets/identity.secret     gateway <-> handler tier HMAC secret (0600)
 DATA/secrets/page-token.secret   signs page tokens (0600)
+DATA/secrets/dynamodb-*.secret   the key pair the local DynamoDB accepts (0600)
 DATA/devidp/                     the dev identity provider's RSA key
 DATA/dynamodb/                   dynalite's LevelDB
 DATA/artifacts/                  artifacts (mlflow-artifacts:/)
@@ -17,6 +18,8 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from gateway.stack.dynamodb_server import LocalCredentials
 
 DEFAULT_DATA_DIR = Path(".cedarflow")
 
@@ -77,6 +80,13 @@ class DataDir:
         with os.fdopen(fd, "w") as file:
             file.write(value + "\n")
         return value
+
+    def dynamodb_credentials(self) -> LocalCredentials:
+        """The local DynamoDB's key pair, generated once: only this user can read it."""
+        return LocalCredentials(
+            access_key_id=self.secret("dynamodb-access-key-id"),
+            secret_access_key=self.secret("dynamodb-secret-access-key"),
+        )
 
     def write_stack_info(self, info: dict) -> None:
         """Write stack.json atomically (readers never see half a file)."""

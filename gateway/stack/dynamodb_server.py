@@ -6,6 +6,10 @@
 dynalite is installed once with npm into a cache directory and reused. A data directory is
 locked (flock) so that two servers never open the same LevelDB (the second one would answer a
 few requests and then fail). Readiness is a real ListTables call.
+
+With `credentials`, dynalite answers only requests signed (SigV4) with that key: the port is on
+loopback, but every local user can reach it. The key reaches the launcher in its environment,
+never on its command line (which `ps` shows to everyone). moto's server checks no key.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -29,6 +35,28 @@ NODE_MIN_MAJOR = 20
 _LAUNCHER = Path(__file__).with_name("dynalite_launch.js")
 _START_ATTEMPTS = 3
 _READY_TIMEOUT = 30.0
+
+
+# The launcher reads the key from these; clients use boto3's own AWS_ACCESS_KEY_ID/SECRET.
+_KEY_ID_ENV = "CEDARFLOW_DYNAMODB_ACCESS_KEY_ID"
+_SECRET_ENV = "CEDARFLOW_DYNAMODB_SECRET_ACCESS_KEY"  # noqa: S105 - a variable's name
+# Session credentials of the user's own AWS account must not ride along to the local server.
+_FOREIGN_CREDENTIALS = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+@dataclass(frozen=True)
+class LocalCredentials:
+    """The key pair the local DynamoDB accepts (kept in the data directory's secrets/)."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)  # never in a log or a traceback
+
+    def apply_to(self, env: MutableMapping[str, str]) -> None:
+        """Make boto3's default chain in a process with this environment sign with this key."""
+        for name in _FOREIGN_CREDENTIALS:
+            env.pop(name, None)
+        env["AWS_ACCESS_KEY_ID"] = self.access_key_id
+        env["AWS_SECRET_ACCESS_KEY"] = self.secret_access_key
 
 
 def cache_dir() -> Path:
@@ -136,6 +164,7 @@ class DynamoServer:
 
     `allow_moto`: where Node.js is missing, start moto's in-memory server instead (with a loud
     warning on stderr when data was meant to be kept) rather than fail.
+    `credentials`: the only key dynalite accepts; None = any key (test servers).
     """
 
     def __init__(
@@ -145,10 +174,12 @@ class DynamoServer:
         log_path: Path | None = None,
         allow_moto: bool = True,
         warn: IO | None = None,
+        credentials: LocalCredentials | None = None,
     ) -> None:
         self.data_path = data_path
         self.log_path = log_path
         self.allow_moto = allow_moto
+        self.credentials = credentials
         self.warn = warn if warn is not None else sys.stderr
         self.kind = ""
         self.url = ""
@@ -211,7 +242,9 @@ class DynamoServer:
                 f"{bar}\n!! WARNING: {problem}: using moto's IN-MEMORY DynamoDB instead of\n"
                 f"!! dynalite. NOTHING IS KEPT: every experiment, run and model is lost when\n"
                 f"!! the stack stops. Install Node.js {NODE_MIN_MAJOR}+ to keep data in "
-                f"{self.data_path}.\n{bar}",
+                f"{self.data_path}.\n"
+                "!! moto checks no key: any local user can read and change its table.\n"
+                f"{bar}",
                 file=self.warn,
                 flush=True,
             )
@@ -230,13 +263,16 @@ class DynamoServer:
 
     def _spawn_until_ready(self, argv: list[str]) -> None:
         problem = "no attempt"
+        env = self._environment()
         for _ in range(_START_ATTEMPTS):
-            self.proc = processes.spawn(argv, log_path=self.log_path, stdout=subprocess.PIPE)
+            self.proc = processes.spawn(
+                argv, env=env, log_path=self.log_path, stdout=subprocess.PIPE
+            )
             deadline = time.monotonic() + _READY_TIMEOUT
             port = processes.read_json_line(self.proc, deadline).get("port")
             if port:
                 self.url = f"http://127.0.0.1:{port}"
-                problem = _wait_for_list_tables(self.url, self.proc, deadline)
+                problem = _wait_for_list_tables(self.url, self.proc, deadline, self.credentials)
                 if problem is None:
                     return
             else:
@@ -249,6 +285,14 @@ class DynamoServer:
         tail = processes.last_line(self.log_path) if self.log_path else ""
         raise StackError(f"local DynamoDB ({self.kind}) did not start: {tail or problem}{where}")
 
+    def _environment(self) -> dict[str, str]:
+        """The server's environment: the key it accepts, and none inherited by mistake."""
+        env = {k: v for k, v in os.environ.items() if k not in (_KEY_ID_ENV, _SECRET_ENV)}
+        if self.credentials is not None:
+            env[_KEY_ID_ENV] = self.credentials.access_key_id
+            env[_SECRET_ENV] = self.credentials.secret_access_key
+        return env
+
 
 def _moto_available() -> bool:
     try:
@@ -258,17 +302,20 @@ def _moto_available() -> bool:
     return True
 
 
-def _wait_for_list_tables(url: str, proc: subprocess.Popen, deadline: float) -> str | None:
+def _wait_for_list_tables(
+    url: str, proc: subprocess.Popen, deadline: float, credentials: LocalCredentials | None
+) -> str | None:
     """Poll ListTables until it succeeds; returns why not when the deadline passes."""
     import botocore.session
     from botocore.config import Config
 
+    key = credentials or LocalCredentials("local", "local")  # an open server takes any key
     client = botocore.session.get_session().create_client(
         "dynamodb",
         region_name="us-east-1",
         endpoint_url=url,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - dummy credentials of a local server
+        aws_access_key_id=key.access_key_id,
+        aws_secret_access_key=key.secret_access_key,
         config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
     )
     problem = "no answer"

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from gateway.stack import processes
+from gateway.stack.dynamodb_server import LocalCredentials
 from gateway.stack.processes import StackError
 
 _START_ATTEMPTS = 3
@@ -31,6 +32,7 @@ class HandlerTierSettings:
     identity_secret: str  # shared with the gateway (hex)
     page_token_secret: str  # signs page tokens (hex)
     log_path: Path | None = None
+    dynamodb_credentials: LocalCredentials | None = None  # None = boto3's own chain as is
 
 
 def handler_env(
@@ -55,6 +57,8 @@ def handler_env(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if settings.dynamodb_credentials is not None:  # in the environment: `ps` shows argv
+        settings.dynamodb_credentials.apply_to(env)
     return env
 
 

@@ -7,6 +7,8 @@ start fails before it spawns anything and leaves nothing behind.
 
 The dev identity provider signs anyone in as anyone: it runs only on a loopback `--host` and only
 when no `--issuer` is given; a non-loopback `--host` without `--issuer` is refused at start.
+The local DynamoDB answers only requests signed with the data directory's key, which the
+handler tier and the gateway get in their environment.
 """
 
 from __future__ import annotations
@@ -161,10 +163,15 @@ class Stack:
         return dataclasses.replace(self.config, port=port)
 
     def _start_children(self) -> None:
-        self._dynamo = DynamoServer(self.data.dynamodb, log_path=self.data.logs / "dynamodb.log")
+        credentials = self.data.dynamodb_credentials()
+        self._dynamo = DynamoServer(
+            self.data.dynamodb, log_path=self.data.logs / "dynamodb.log", credentials=credentials
+        )
         self._dynamo.start()
         endpoint = self._dynamo.url.removeprefix("http://")
         self._store_uri = f"dynamodb://{endpoint}/{TABLE_NAME}"
+        # The gateway runs in this process: its table client reads the key from here too.
+        credentials.apply_to(os.environ)
         _ensure_table(self._store_uri)
         self._handler = HandlerTier(
             HandlerTierSettings(
@@ -173,6 +180,7 @@ class Stack:
                 identity_secret=self.data.secret("identity"),
                 page_token_secret=self.data.secret("page-token"),
                 log_path=self.data.logs / "handler.log",
+                dynamodb_credentials=credentials,
             )
         )
         self._handler.start()

@@ -12,9 +12,13 @@ import time
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
-from gateway.stack.dynamodb_server import DynamoServer
+from gateway.stack.dynamodb_server import DynamoServer, LocalCredentials
 from gateway.stack.processes import StackError, is_alive
 
 
@@ -119,3 +123,37 @@ def test_server_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
         parent.kill()
         parent.wait(10)
         parent.stdout.close()
+
+
+def _signed_headers(url: str, body: bytes, key: LocalCredentials) -> dict[str, str]:
+    """Headers of a ListTables request signed as boto3 signs it (SigV4)."""
+    request = AWSRequest(
+        method="POST",
+        url=f"{url}/",
+        data=body,
+        headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+        },
+    )
+    credentials = Credentials(key.access_key_id, key.secret_access_key)
+    SigV4Auth(credentials, "dynamodb", "us-east-1").add_auth(request)
+    return dict(request.headers)
+
+
+def test_a_keyed_server_checks_the_whole_signature() -> None:
+    key = LocalCredentials("stack-key-id", "stack-secret")
+    with DynamoServer(None, allow_moto=False, credentials=key) as server:
+        body = b'{"Limit": 5}'
+        headers = _signed_headers(server.url, body, key)
+        signed = httpx.post(server.url, headers=headers, content=body)
+        # The same signature over another body (or a replay with edits) is refused.
+        tampered = httpx.post(server.url, headers=headers, content=b'{"Limit": 6}')
+        wrong_secret = _signed_headers(server.url, body, LocalCredentials("stack-key-id", "guess"))
+        guessed = httpx.post(server.url, headers=wrong_secret, content=body)
+        command_line = Path(f"/proc/{server.pid}/cmdline").read_bytes()
+    assert signed.status_code == 200 and signed.json() == {"TableNames": []}
+    for refused in (tampered, guessed):
+        assert refused.status_code == 400
+        assert refused.json()["__type"].endswith("#InvalidSignatureException")
+    assert b"stack-secret" not in command_line
