@@ -8,7 +8,9 @@
 # Stacks, in order (each `aws cloudformation deploy`, so running it again updates in place):
 #   NAME-replica-bucket  replica-bucket.yaml in --replica-region (only with --replica-region)
 #   NAME-network         network.yaml (skipped with --vpc-id/--subnet-ids)
-#   NAME-data            data.yaml: the global table and the artifact bucket (kept on delete)
+#   NAME-data            data.yaml: the global table and the artifact bucket (kept on delete);
+#                        with --data-from-replica (a failover to the second region) none: the
+#                        table's replica and NAME-replica-bucket of this region are used
 #   NAME-identity        identity.yaml: Cognito user pool and app clients (pool kept on delete)
 #   NAME-registry        registry.yaml: the ECR repository
 #   (image)              docker build deploy/container/Dockerfile, docker push to the repository
@@ -28,6 +30,7 @@ CERTIFICATE_ARN=""
 DOMAIN_PREFIX=""
 HOSTED_ZONE_ID=""
 REPLICA_REGION=""
+DATA_FROM_REPLICA=false
 VPC_ID=""
 SUBNET_IDS=""
 ASSIGN_PUBLIC_IP=""
@@ -55,6 +58,8 @@ Options:
   --name NAME               deployment name, prefix of every stack (default: cedarflow)
   --hosted-zone-id ID       Route 53 zone of HOST: an alias record to the load balancer is made
   --replica-region REGION   second region: table replica and replicated artifact bucket
+  --data-from-replica       deploy in the second region on the data replicated there (the
+                            table's replica, NAME-replica-bucket): a region failover
   --vpc-id ID --subnet-ids A,B
                             use an existing VPC (subnets in two availability zones) instead of
                             the network stack
@@ -87,6 +92,7 @@ while [[ $# -gt 0 ]]; do
     --name) NAME="${2:?}"; shift 2 ;;
     --hosted-zone-id) HOSTED_ZONE_ID="${2:?}"; shift 2 ;;
     --replica-region) REPLICA_REGION="${2:?}"; shift 2 ;;
+    --data-from-replica) DATA_FROM_REPLICA=true; shift ;;
     --vpc-id) VPC_ID="${2:?}"; shift 2 ;;
     --subnet-ids) SUBNET_IDS="${2:?}"; shift 2 ;;
     --assign-public-ip) ASSIGN_PUBLIC_IP="${2:?}"; shift 2 ;;
@@ -108,6 +114,8 @@ done
   || { usage >&2; die "--public-url, --certificate-arn and --domain-prefix are required"; }
 [[ "$PUBLIC_URL" =~ ^https://[a-z0-9.-]+$ ]] || die "--public-url must be https://HOST (no path, no trailing slash)"
 [[ -z "$VPC_ID" || -n "$SUBNET_IDS" ]] || die "--vpc-id needs --subnet-ids"
+[[ "$DATA_FROM_REPLICA" == false || -z "$REPLICA_REGION" ]] \
+  || die "--data-from-replica deploys in the replica region: leave out --replica-region"
 
 command -v aws >/dev/null || die "the AWS CLI (aws) is needed: https://docs.aws.amazon.com/cli/"
 REGION="${REGION:-$(aws configure get region || true)}"
@@ -153,7 +161,17 @@ if [[ -z "$VPC_ID" ]]; then
 fi
 ASSIGN_PUBLIC_IP="${ASSIGN_PUBLIC_IP:-ENABLED}"
 
-deploy_stack "$NAME-data" "$HERE/data.yaml" "Name=$NAME" "ReplicaRegion=$REPLICA_REGION"
+if [[ "$DATA_FROM_REPLICA" == true ]]; then
+  # The global table has the same name in every region; the bucket is this region's replica.
+  TABLE_NAME="$NAME"
+  ARTIFACT_BUCKET="$(output "$NAME-replica-bucket" ArtifactBucketName)"
+  ARTIFACT_PREFIX=mlflow
+else
+  deploy_stack "$NAME-data" "$HERE/data.yaml" "Name=$NAME" "ReplicaRegion=$REPLICA_REGION"
+  TABLE_NAME="$(output "$NAME-data" TableName)"
+  ARTIFACT_BUCKET="$(output "$NAME-data" ArtifactBucketName)"
+  ARTIFACT_PREFIX="$(output "$NAME-data" ArtifactPrefix)"
+fi
 deploy_stack "$NAME-identity" "$HERE/identity.yaml" "Name=$NAME" "PublicUrl=$PUBLIC_URL" \
   "DomainPrefix=$DOMAIN_PREFIX" "AdminGroup=$ADMIN_GROUP" ${FEDERATION_ARGS[@]+"${FEDERATION_ARGS[@]}"}
 deploy_stack "$NAME-registry" "$HERE/registry.yaml" "Name=$NAME"
@@ -182,7 +200,7 @@ fi
 step "table check"
 # CloudFormation created the table; `check` compares it with the schema the code uses and
 # changes nothing (`table create` is for tables made outside CloudFormation).
-TABLE_URI="$(output "$NAME-data" TableUri)"
+TABLE_URI="dynamodb://$REGION/$TABLE_NAME"
 "$CEDARFLOW" table check --table "$TABLE_URI"
 
 deploy_stack "$NAME-service" "$HERE/service.yaml" \
@@ -190,9 +208,7 @@ deploy_stack "$NAME-service" "$HERE/service.yaml" \
   "HostedZoneId=$HOSTED_ZONE_ID" "AllowedCidr=$ALLOWED_CIDR" \
   "ImageRepositoryName=$NAME" "ImageTag=$IMAGE_TAG" "CpuArchitecture=$ARCH" \
   "VpcId=$VPC_ID" "SubnetIds=$SUBNET_IDS" "AssignPublicIp=$ASSIGN_PUBLIC_IP" \
-  "TableName=$(output "$NAME-data" TableName)" \
-  "ArtifactBucketName=$(output "$NAME-data" ArtifactBucketName)" \
-  "ArtifactPrefix=$(output "$NAME-data" ArtifactPrefix)" \
+  "TableName=$TABLE_NAME" "ArtifactBucketName=$ARTIFACT_BUCKET" "ArtifactPrefix=$ARTIFACT_PREFIX" \
   "Issuer=$(output "$NAME-identity" Issuer)" \
   "JwksUrl=$(output "$NAME-identity" JwksUrl)" \
   "UiClientId=$(output "$NAME-identity" UiClientId)" \

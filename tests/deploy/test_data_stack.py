@@ -34,8 +34,10 @@ def test_table_matches_the_stores_definition(table):
     assert template_table_definition(table) == store_table_definition()
 
 
-def test_table_is_named_by_the_deployment(table):
-    assert table["Properties"]["TableName"] == {"Ref": "Name"}
+def test_table_is_named_by_the_deployment_unless_a_restore_names_it(table):
+    named, restored = branches(table["Properties"]["TableName"])
+    assert (named, restored) == ({"Ref": "TableName"}, {"Ref": "Name"})
+    assert table["Condition"] == "ManagesTable"  # false hands the table over (RUNBOOK.md)
 
 
 def test_table_output_is_a_uri_the_store_accepts(data):

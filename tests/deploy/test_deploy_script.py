@@ -114,13 +114,15 @@ def test_stacks_image_and_table_check_come_in_order(full_deploy):
     ]
 
 
-def test_table_is_checked_at_the_data_stacks_uri_and_never_created(full_deploy):
+def test_table_is_checked_where_the_service_will_use_it_and_never_created(full_deploy):
     _, calls = full_deploy
     cedarflow = [call for call in calls if call[0] == "cedarflow"]
     assert cedarflow == [
         ["cedarflow", "table", "check", "--table", "dynamodb://eu-west-1/cedarflow"]
     ]
-    assert ("cedarflow-data", "TableUri") in outputs_read(calls)
+    assert ("cedarflow-data", "TableName") in outputs_read(calls)
+    (service,) = [d for d in stack_deployments(calls) if d[0] == "cedarflow-service"]
+    assert service[3]["TableName"] == "cedarflow"
 
 
 def test_every_parameter_given_exists_and_every_required_one_is_given(full_deploy):
@@ -204,6 +206,33 @@ def test_replica_region_gets_its_bucket_before_the_data_stack_names_it(tmp_path)
     replica = deployments[names.index("cedarflow-replica-bucket")]
     assert (Path(replica[1]).name, replica[2]) == ("replica-bucket.yaml", "eu-central-1")
     assert deployments[names.index("cedarflow-data")][3]["ReplicaRegion"] == "eu-central-1"
+
+
+def test_failover_runs_on_the_replicated_data_of_the_second_region(tmp_path):
+    result, calls = run_script(
+        tmp_path,
+        "deploy.sh",
+        *REQUIRED[2:],
+        "--region",
+        "eu-central-1",
+        "--data-from-replica",
+        "--image-tag",
+        "v1",
+        "--cedarflow",
+        str(tmp_path / "bin" / "cedarflow"),
+    )
+    assert result.returncode == 0, result.stderr
+    deployments = {stack: (region, params) for stack, _, region, params in stack_deployments(calls)}
+    assert "cedarflow-data" not in deployments
+    region, service = deployments["cedarflow-service"]
+    assert region == "eu-central-1"
+    # The global table keeps its name in every region; the bucket is the replica's.
+    assert ("cedarflow-replica-bucket", "ArtifactBucketName") in outputs_read(calls)
+    assert (service["TableName"], service["ArtifactBucketName"]) == (
+        "cedarflow",
+        "ArtifactBucketName-value",
+    )
+    assert ["cedarflow", "table", "check", "--table", "dynamodb://eu-central-1/cedarflow"] in calls
 
 
 def test_teardown_stops_the_service_and_keeps_the_data(tmp_path):
