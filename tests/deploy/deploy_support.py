@@ -1,0 +1,195 @@
+"""Reading the deployment's templates as CloudFormation does, and what they are checked against."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from cfnlint.decode import decode
+
+from store.dynamo import DynamoTable
+from store.uri import parse_dynamo_uri
+
+ROOT = Path(__file__).resolve().parents[2]
+AWS_DIR = ROOT / "deploy" / "aws"
+TEMPLATES = sorted(AWS_DIR.glob("*.yaml"))
+DOCKERFILE = ROOT / "deploy" / "container" / "Dockerfile"
+
+# The contract of `cedarflow serve` (DESIGN.md, "Production"): each flag is also
+# CEDARFLOW_<FLAG> in the environment. The task definition may set only these.
+SERVE_FLAGS = (
+    "table",
+    "artifacts",
+    "issuer",
+    "jwks-url",
+    "client-id",
+    "service-client",
+    "public-url",
+    "ui-client-id",
+    "cli-client-id",
+    # Cognito matches callback URLs exactly, port included: serve must tell `cedarflow login`
+    # the port registered on the CLI app client (identity.yaml CliLoopbackPort).
+    "cli-loopback-port",
+    "policies",
+    "admin-group",
+    "principal-claim",
+    "audit-log",
+    "host",
+    "port",
+    "workers",
+    "drain-seconds",
+)
+SERVE_SECRETS = (
+    "CEDARFLOW_IDENTITY_SECRET",
+    "CEDARFLOW_SESSION_SECRET",
+    "CEDARFLOW_UI_CLIENT_SECRET",
+)
+
+
+def serve_environment_variable(flag: str) -> str:
+    return "CEDARFLOW_" + flag.upper().replace("-", "_")
+
+
+def load_template(path: Path) -> dict:
+    """The template with its short tags (!Ref, !Sub, !GetAtt, ...) as Fn:: / Ref mappings."""
+    template, problems = decode(str(path))
+    assert not problems, f"{path.name} does not parse: {problems}"
+    return template
+
+
+def template(name: str) -> dict:
+    return load_template(AWS_DIR / name)
+
+
+def resources_of_type(template: dict, resource_type: str) -> dict[str, dict]:
+    return {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def only_resource(template: dict, resource_type: str) -> dict:
+    found = resources_of_type(template, resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return next(iter(found.values()))
+
+
+def branches(value: Any) -> Iterator[Any]:
+    """Every value an `Fn::If` may take (the value itself when it is no condition)."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        _, when_true, when_false = value["Fn::If"]
+        yield from branches(when_true)
+        yield from branches(when_false)
+    else:
+        yield value
+
+
+def sub_text(value: Any) -> str:
+    """The text of an `Fn::Sub` (its string form), to compare with the URL it builds."""
+    assert isinstance(value, dict) and "Fn::Sub" in value, f"not a !Sub: {value!r}"
+    sub = value["Fn::Sub"]
+    return sub if isinstance(sub, str) else sub[0]
+
+
+@dataclass(frozen=True)
+class TableDefinition:
+    """What the code and the templates must agree on about the table."""
+
+    attributes: frozenset[tuple[str, str]]
+    key_schema: tuple[tuple[str, str], ...]
+    indexes: frozenset[tuple[str, tuple[tuple[str, str], ...], str]]
+    billing_mode: str
+    stream_view_type: str
+    ttl_attribute: str
+    point_in_time_recovery: bool
+
+
+def store_table_definition() -> TableDefinition:
+    """THE ONE PLACE TO SWITCH to the store's own schema definition.
+
+    Today the table's definition lives in `store.dynamo.DynamoTable.ensure_table`: this records
+    the requests it sends to create the table on AWS (nothing leaves the process) and reads the
+    definition from them. When the code exposes its schema (a function returning key schema,
+    attribute definitions, indexes, stream and TTL, used by `cedarflow table create|check`),
+    build the TableDefinition from that function here instead; every test uses this one.
+    """
+    requests = _record_table_creation()
+    create = requests["CreateTable"][0]
+    ttl = requests["UpdateTimeToLive"][0]["TimeToLiveSpecification"]
+    pitr = requests["UpdateContinuousBackups"][0]["PointInTimeRecoverySpecification"]
+    return TableDefinition(
+        attributes=_attributes(create["AttributeDefinitions"]),
+        key_schema=_keys(create["KeySchema"]),
+        indexes=_indexes(create["GlobalSecondaryIndexes"]),
+        billing_mode=create["BillingMode"],
+        stream_view_type=(
+            create["StreamSpecification"]["StreamViewType"]
+            if create["StreamSpecification"]["StreamEnabled"]
+            else ""
+        ),
+        ttl_attribute=ttl["AttributeName"] if ttl["Enabled"] else "",
+        point_in_time_recovery=pitr["PointInTimeRecoveryEnabled"],
+    )
+
+
+def template_table_definition(table: dict) -> TableDefinition:
+    """The definition of an AWS::DynamoDB::GlobalTable resource (PITR on every replica)."""
+    props = table["Properties"]
+    ttl = props["TimeToLiveSpecification"]
+    replica_lists = list(branches(props["Replicas"]))
+    replicas = [replica for replicas in replica_lists for replica in replicas]
+    return TableDefinition(
+        attributes=_attributes(props["AttributeDefinitions"]),
+        key_schema=_keys(props["KeySchema"]),
+        indexes=_indexes(props["GlobalSecondaryIndexes"]),
+        billing_mode=props["BillingMode"],
+        stream_view_type=props["StreamSpecification"]["StreamViewType"],
+        ttl_attribute=ttl["AttributeName"] if ttl["Enabled"] is True else "",
+        point_in_time_recovery=all(
+            r["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+            for r in replicas
+        ),
+    )
+
+
+def _attributes(definitions: list[dict]) -> frozenset[tuple[str, str]]:
+    return frozenset((d["AttributeName"], d["AttributeType"]) for d in definitions)
+
+
+def _keys(schema: list[dict]) -> tuple[tuple[str, str], ...]:
+    return tuple((k["AttributeName"], k["KeyType"]) for k in schema)
+
+
+def _indexes(indexes: list[dict]) -> frozenset[tuple[str, tuple[tuple[str, str], ...], str]]:
+    return frozenset(
+        (i["IndexName"], _keys(i["KeySchema"]), i["Projection"]["ProjectionType"]) for i in indexes
+    )
+
+
+def _record_table_creation() -> dict[str, list[dict]]:
+    table = DynamoTable(parse_dynamo_uri("dynamodb://us-east-1/cedarflow"))
+    sent: dict[str, list[dict]] = {}
+    created = False
+
+    def record(operation: str, **request: Any) -> dict:
+        nonlocal created
+        sent.setdefault(operation, []).append(request)
+        if operation == "DescribeTable":
+            if not created:
+                raise ClientError(
+                    {"Error": {"Code": "ResourceNotFoundException", "Message": "no table"}},
+                    operation,
+                )
+            return {"Table": {"TableStatus": "ACTIVE"}}
+        if operation == "CreateTable":
+            created = True
+            return {"TableDescription": {"TableStatus": "CREATING"}}
+        return {}
+
+    table._call = record  # every request of DynamoTable goes through _call
+    table.ensure_table()
+    return sent
