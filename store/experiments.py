@@ -193,7 +193,7 @@ class ExperimentsMixin:
     ):
         validate_max_results(max_results)
         matches = experiment_matcher(filter_string)
-        search = [view_type, filter_string, order_by]
+        search = [view_type, filter_string, list(order_by or [])]
         offset = page_offset(page_token, "experiments", search)
         stages = set(LifecycleStage.view_type_to_stages(view_type))
         items = [
