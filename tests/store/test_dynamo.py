@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import math
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -226,12 +228,17 @@ def test_page_token_tampered_legacy_or_foreign_is_invalid_parameter(monkeypatch)
         page_offset(token, "runs")
 
 
-def test_page_token_key_is_shared_through_the_environment(monkeypatch):
+def test_page_token_key_is_shared_by_every_process_with_the_identity_secret(monkeypatch):
     monkeypatch.delenv("CEDARFLOW_PAGE_TOKEN_SECRET", raising=False)
     monkeypatch.setenv("CEDARFLOW_IDENTITY_SECRET", "ab" * 32)
-    token = seal_page_token("runs", 1)  # another instance with the same identity secret
-    monkeypatch.setenv("CEDARFLOW_IDENTITY_SECRET", "ab" * 32)
-    assert page_offset(token, "runs") == 1
+    token = seal_page_token("runs", 7)
+    opened = (
+        "from store.pagination import page_offset as o; import sys; print(o(sys.argv[1], 'runs'))"
+    )
+    other = subprocess.run(  # another handler-tier instance with the same secret
+        [sys.executable, "-c", opened, token], capture_output=True, text=True, check=True
+    )
+    assert other.stdout.strip() == "7"
     monkeypatch.setenv("CEDARFLOW_IDENTITY_SECRET", "cd" * 32)
     with pytest.raises(MlflowException, match="Invalid page token"):
         page_offset(token, "runs")
