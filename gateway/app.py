@@ -30,7 +30,7 @@ from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider, dev_provider_for
 from gateway.devidp_oauth import DevOAuthEndpoints
 from gateway.errors import AuthenticationError, GatewayError, mlflow_error_response
 from gateway.login import BrowserLogin, login_redirect, wants_html
-from gateway.principal import ANONYMOUS, Authenticated
+from gateway.principal import ANONYMOUS, DEV_TAG, Authenticated
 from gateway.proxy import Forwarder
 
 _logger = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ def trusted_issuers(
                 # Machine clients are app clients of the dev pool too.
                 client_ids=(DEV_CLIENT_ID, *(s.client_id for s in config.service_clients)),
                 token_uses=(USE_ACCESS, USE_ID),
+                principal_tag=DEV_TAG,  # fixed: its issuer URL changes with the port
             )
         )
     if login is None:

@@ -26,7 +26,9 @@ from gateway.errors import AuthenticationError
 from gateway.jwks import JwksCache, UnknownSigningKey
 from gateway.principal import (
     Authenticated,
+    MissingPrincipalClaim,
     UnknownServiceClient,
+    check_issuer_tags,
     principal_from_claims,
     token_client_id,
 )
@@ -56,6 +58,7 @@ class Authenticator:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        check_issuer_tags(issuers)  # no two issuers' users may share principal ids
         self._config = config
         self._issuers = {issuer.issuer: issuer for issuer in issuers}
         self._jwks = {
@@ -125,6 +128,8 @@ class Authenticator:
             caller = principal_from_claims(claims, issuer, self._config.service_clients)
         except UnknownServiceClient:
             raise _invalid(INVALID_MESSAGE, "unknown machine client") from None
+        except MissingPrincipalClaim as exc:
+            raise _invalid(INVALID_MESSAGE, f"no {exc} claim") from None
         return caller, claims, kid
 
     def _decode(self, token: str, key: jwt.PyJWK, issuer: IssuerConfig) -> dict:

@@ -42,6 +42,7 @@ from gateway.metrics import METRICS_ACTION, Metrics, metrics_request
 from gateway.permissions import PermissionsApi, is_permissions_path
 from gateway.policy import PolicyStore
 from gateway.principal import Authenticated
+from gateway.registry_facts import TableModelFacts, changes_registry, registry_context
 from gateway.request_parse import ParsedRequest, Refusal, ResourceRef, parse_request, reads_body
 from gateway.resolve import Resolver
 from gateway.routes.model import EXPERIMENT, LOGGED_MODEL, REGISTERED_MODEL
@@ -257,7 +258,10 @@ class PolicyAuthorizer:
         return JSONResponse(refusal.to_json(), refusal.status)
 
     async def _context(self, parsed: ParsedRequest) -> dict | None:
-        """The model version's facts for registry calls on one version (Production guard)."""
+        """The facts registry policies read (registry_facts.py); fresh for registry changes."""
+        if parsed.registry_call is not None and changes_registry(parsed.action):
+            facts = TableModelFacts(self.resolver.table)
+            return await asyncio.to_thread(registry_context, parsed, facts)
         if parsed.model_version is None:
             return None
         name, version = parsed.model_version

@@ -17,15 +17,26 @@ calls add groups, listing, the caller's effective role and private experiments:
                                                   username | subject | group}
     POST /api/3.0/cedarflow/permissions/revoke   {resource_type, resource_id,
                                                   username | subject | group}
+                                                 (subject: a principal id, `dev:1f3a...`)
     GET  /api/3.0/cedarflow/permissions/list     ?resource_type&resource_id → {"bindings": ...}
     GET  /api/3.0/cedarflow/permissions/effective ?resource_type&resource_id[&username]
                                                  → {"role", "permission", "decisions": [...]}
     POST /api/3.0/cedarflow/permissions/private  {experiment_id, private: true|false}
 
 Changing bindings is decided by the policies like any call (`UpdateExperimentPermissions`,
-`UpdateRegisteredModelPermissions`: managers and admins by default); listing them or asking
-about another user is `Get...Permissions`. The effective role is what the policies answer
-for one representative call per role, so an edited policy file shows here at once.
+`UpdateRegisteredModelPermissions`: managers and admins by default); listing them is
+`Get...Permissions`. The effective role is what the policies answer for one representative
+call per role, so an edited policy file shows here at once.
+
+A user name is looked up in the user directory (store/bindings.py). A name several
+principals signed in with (two issuers, a machine client) is refused as ambiguous, with the
+`name@<issuer tag>` spellings that are not.
+
+Asking about another user (`username` other than the caller's) is `GetUserPermissions` on
+the workspace (administrators by default), answered with the policies' decisions but never
+the ids of the policies behind them. Whoever may read the resource's bindings instead
+(`Get...Permissions`, its managers) gets the role the user is bound to directly, as MLflow's
+own `get_user_permission` answers: the same answer whether or not such a user exists.
 """
 
 from __future__ import annotations
@@ -37,9 +48,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.decide import Authorizer
+from gateway.entities import WORKSPACE_ID, Bindings
 from gateway.request_parse import ResourceRef
-from gateway.routes.model import EXPERIMENT, REGISTERED_MODEL
-from store.bindings import ROLES, BindingStore, UnknownResource, user_key
+from gateway.routes.model import EXPERIMENT, REGISTERED_MODEL, WORKSPACE
+from store.bindings import ROLES, BindingStore, UnknownResource, find_principals
 from store.identity import Principal
 
 _MLFLOW = ("/api/3.0/mlflow/users/permissions/", "/ajax-api/3.0/mlflow/users/permissions/")
@@ -56,6 +68,7 @@ _CHANGE = {
     REGISTERED_MODEL: "UpdateRegisteredModelPermissions",
 }
 _READ = {EXPERIMENT: "GetExperimentPermissions", REGISTERED_MODEL: "GetRegisteredModelPermissions"}
+ASK_ABOUT_USERS = "GetUserPermissions"  # another user's effective role, on the workspace
 # one call each role adds (policies/1x_*.cedar, 2x_*.cedar): the effective role's probes
 PROBES = {
     EXPERIMENT: (
@@ -167,23 +180,29 @@ class PermissionsApi:
 
     async def _effective(self, principal, params, request_id, mlflow_shape) -> dict:
         kind, resource_id = _resource(params)
-        subject = principal
         username = params.get("username")
-        if username and username != principal.username:
-            await self._require(principal, _READ[kind], kind, resource_id)
-            subject = await self._principal_of(username)
+        if not username or _names_caller(str(username), principal):
+            return await self._decided_role(principal, kind, resource_id, show_policies=True)
+        username = _text(params, "username")
+        if await self._allowed(principal, ASK_ABOUT_USERS, ResourceRef(WORKSPACE, WORKSPACE_ID)):
+            other = await self._principal_of(username)
+            return await self._decided_role(other, kind, resource_id, show_policies=False)
+        await self._require(principal, _READ[kind], kind, resource_id)
+        return await self._bound_role(username, kind, resource_id)
+
+    async def _decided_role(
+        self, subject: Principal, kind: str, resource_id: str, *, show_policies: bool
+    ) -> dict:
+        """The role the policies give `subject`: the highest role whose probe is allowed."""
         ref = ResourceRef(kind, resource_id)
         lookup = await self.resolver.prefetch([ref])
         role, decisions = None, []
         for probe_role, action in PROBES[kind]:
             decision = self.authz.decide(subject, action, [ref], lookup)
-            decisions.append(
-                {
-                    "action": action,
-                    "allowed": decision.allowed,
-                    "policies": list(decision.policy_ids),
-                }
-            )
+            entry = {"action": action, "allowed": decision.allowed}
+            if show_policies:  # another user's policies tell who is an administrator
+                entry["policies"] = list(decision.policy_ids)
+            decisions.append(entry)
             if decision.allowed:
                 role = probe_role
         return {
@@ -193,20 +212,41 @@ class PermissionsApi:
             "policy_revision": self.authz.policies.revision,
         }
 
+    async def _bound_role(self, username: str, kind: str, resource_id: str) -> dict:
+        """The role `username` is bound to directly on the resource (or none)."""
+        ref = ResourceRef(kind, resource_id)
+        lookup = await self.resolver.prefetch([ref])
+        found = lookup(ref)
+        bound = dict(found.users) if isinstance(found, Bindings) else {}
+        named = await asyncio.to_thread(find_principals, self.bindings.table, username)
+        matches = [e for e in named if e.principal in bound]
+        if len(matches) > 1:
+            raise _ambiguous(username, matches)
+        role = bound[matches[0].principal] if matches else None
+        return {
+            "role": role,
+            "permission": PERMISSION_OF_ROLE.get(role or "", "NO_PERMISSIONS"),
+            "decisions": [],
+            "bound_directly": True,
+        }
+
     # ---- helpers ------------------------------------------------------------------------
 
     async def _require(
         self, principal: Principal, action: str, kind: str, resource_id: str
     ) -> None:
-        ref = ResourceRef(kind, resource_id)
+        if not await self._allowed(principal, action, ResourceRef(kind, resource_id)):
+            what = f"{kind.replace('_', ' ')} '{resource_id}'"
+            raise ApiError(403, "PERMISSION_DENIED", f"Permission denied: {action} on {what}.")
+
+    async def _allowed(self, principal: Principal, action: str, ref: ResourceRef) -> bool:
+        """Decide (and audit) one call of the permissions API."""
         lookup = await self.resolver.prefetch([ref])
         decision = self.authz.decide(principal, action, [ref], lookup)
         self.audit.decision(
-            "-", principal, decision, method="POST", path=f"permissions/{kind}", latency_ms=0.0
+            "-", principal, decision, method="POST", path=f"permissions/{ref.kind}", latency_ms=0.0
         )
-        if not decision.allowed:
-            what = f"{kind.replace('_', ' ')} '{resource_id}'"
-            raise ApiError(403, "PERMISSION_DENIED", f"Permission denied: {action} on {what}.")
+        return decision.allowed
 
     async def _change(self, change, kind: str, resource_id: str, *args, **kwargs):
         try:
@@ -220,7 +260,7 @@ class PermissionsApi:
         return data
 
     async def _who(self, params: dict, mlflow_shape: bool) -> tuple[str | None, str | None]:
-        """(user subject, group) a grant names: a user name, a subject or a group."""
+        """(principal id, group) a grant names: a user name, a principal id or a group."""
         group = None if mlflow_shape else params.get("group")
         subject = None if mlflow_shape else params.get("subject")
         username = params.get("username")
@@ -228,21 +268,58 @@ class PermissionsApi:
             raise ApiError(
                 400, "INVALID_PARAMETER_VALUE", "Name one of username, subject or group."
             )
+        if subject and not _is_principal_id(subject):
+            raise ApiError(
+                400,
+                "INVALID_PARAMETER_VALUE",
+                f"'{subject}' is not a principal id ('<issuer tag>:<subject>' or "
+                "'service:<name>'); the permissions listing shows them.",
+            )
         if username:
-            subject = (await self._principal_of(username)).subject
+            subject = (await self._principal_of(_text(params, "username"))).subject
         return subject, group
 
     async def _principal_of(self, username: str) -> Principal:
-        item = await asyncio.to_thread(self.bindings.table.get, *user_key(username))
-        if item is None:
+        named = await asyncio.to_thread(find_principals, self.bindings.table, username)
+        if not named:
             raise ApiError(
                 404,
                 "RESOURCE_DOES_NOT_EXIST",
                 f"User '{username}' has not signed in yet; grant by 'subject' instead.",
             )
+        if len(named) > 1:
+            raise _ambiguous(username, named)
+        entry = named[0]
         return Principal(
-            subject=item["subject"], username=username, groups=tuple(item.get("groups") or ())
+            subject=entry.principal, username=entry.name, groups=entry.groups, kind=entry.kind
         )
+
+
+def _ambiguous(username: str, entries) -> ApiError:
+    options = "; ".join(
+        f"'{e.qualified_name}' (principal id '{e.principal}'"
+        + (", a machine client)" if e.kind == "service" else ")")
+        for e in sorted(entries, key=lambda e: e.principal)
+    )
+    return ApiError(
+        400,
+        "INVALID_PARAMETER_VALUE",
+        f"User name '{username}' is ambiguous: {len(entries)} principals signed in with it: "
+        f"{options}. Name one of them (`cedarflow grant --user NAME@TAG` or "
+        "`--principal ID`; 'username' or 'subject' in the API).",
+    )
+
+
+def _names_caller(username: str, principal: Principal) -> bool:
+    tag = principal.subject.split(":", 1)[0]
+    return username in (principal.username, f"{principal.username}@{tag}", principal.subject)
+
+
+def _is_principal_id(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    tag, sep, rest = value.partition(":")
+    return bool(tag and sep and rest)
 
 
 def _set_private(bindings: BindingStore):

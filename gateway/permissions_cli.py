@@ -4,6 +4,8 @@ They call the gateway's permissions API at MLFLOW_TRACKING_URI with the same cre
 MLflow's client uses (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_AUTH's provider):
 
     cedarflow grant --user bob --role reader --model churn
+    cedarflow grant --user alice@dev --role editor --model churn   # a name two issuers share
+    cedarflow grant --principal service:nightly --role editor --experiment 12
     cedarflow grant --group vision --role editor --experiment 12
     cedarflow revoke --user bob --model churn
     cedarflow permissions --experiment 12 [--user carol] [--private on|off]
@@ -43,7 +45,12 @@ def add_permission_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _who(parser: argparse.ArgumentParser) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", help="user name (as shown by the identity provider)")
+    who.add_argument(
+        "--user",
+        help="user name (as shown by the identity provider); NAME@TAG when several issuers "
+        "or a machine client share the name",
+    )
+    who.add_argument("--principal", metavar="ID", help="principal id (see `permissions`)")
     who.add_argument("--group", help="group name")
 
 
@@ -60,7 +67,11 @@ def _target(args) -> dict:
 
 
 def _principal(args) -> dict:
-    return {"username": args.user} if args.user else {"group": args.group}
+    if args.user:
+        return {"username": args.user}
+    if args.principal:
+        return {"subject": args.principal}
+    return {"group": args.group}
 
 
 def run_grant(args) -> int:

@@ -59,6 +59,21 @@ class ResourceRef:
 
 
 @dataclass(frozen=True)
+class RegistryCall:
+    """What a registry call names beside its registered model, as MLflow's handler reads it.
+
+    Values the handler would refuse are kept as they came (None when absent or not a string):
+    the facts built from them then fail closed.
+    """
+
+    name: str
+    version: str | None = None
+    alias: str | None = None
+    stage: str | None = None  # the stage a transition asks for
+    archive_existing_versions: bool = False  # True for anything but an absent or false flag
+
+
+@dataclass(frozen=True)
 class ParsedRequest:
     action: str
     route: Route
@@ -66,6 +81,7 @@ class ParsedRequest:
     resources: tuple[ResourceRef, ...]
     artifact_path: str | None = None  # canonical mlflow-artifacts path, when there is one
     model_version: tuple[str, str] | None = None  # (registered model name, version)
+    registry_call: RegistryCall | None = None  # a call on one registered model
     flags: frozenset[str] = frozenset()  # e.g. "head", "params:query", "params:body"
 
     @property
@@ -105,6 +121,7 @@ def parse_request(
         resources=tuple(dict.fromkeys(resources)),  # de-duplicated, order kept
         artifact_path=reader.artifact_path,
         model_version=reader.model_version(),
+        registry_call=reader.registry_call(),
         flags=frozenset(flags),
     )
 
@@ -366,6 +383,27 @@ class _Reader:
         name = self._scalar("name", required=False) if self.params is not None else ""
         version = self._scalar("version", required=False) if self.params is not None else ""
         return (name, version) if name and version else None
+
+    def registry_call(self) -> RegistryCall | None:
+        if REGISTERED_MODEL not in {s.kind for s in self.match.route.refs} or not self.params:
+            return None
+        name = self._scalar("name", required=False)
+        if not name:
+            return None
+        archive = self._get("archive_existing_versions")
+        return RegistryCall(
+            name=name,
+            version=self._text_or_none("version"),
+            alias=self._text_or_none("alias"),
+            stage=self._text_or_none("stage"),
+            archive_existing_versions=archive is not None and archive is not False,
+        )
+
+    def _text_or_none(self, name: str) -> str | None:
+        value = self._get(name)
+        if self.source == "query" and isinstance(value, list):
+            value = value[0] if value else None
+        return value if isinstance(value, str) and value else None
 
 
 def _field(obj: dict, name: str) -> object:

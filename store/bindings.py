@@ -3,7 +3,7 @@
 Bindings live on the resource's own item (the experiment item `EXP#<id>`, the registered
 model item `RMNAME#<name>`), in three attributes:
 
-    acl_users    {subject: role}   users by their stable subject (Cognito `sub`)
+    acl_users    {principal: role} users by principal id (`<issuer tag>:<sub>`, `service:<name>`)
     acl_groups   {group: role}     groups by name
     acl_private  bool              experiments only: group bindings do not apply
 
@@ -19,8 +19,11 @@ caller's groups that is neither an admin group nor listed in `CEDARFLOW_CREATOR_
 (identity providers put the main team first; admin groups would otherwise hand a new
 resource to every administrator's team).
 
-The user directory (`USER#<username>` → subject) lets a grant name a user the way MLflow's
-permissions client does, by user name; the gateway records each user it authenticates.
+The user directory (`USER#<name>` / `P#<principal id>`, one item per principal) lets a grant
+name a user the way MLflow's permissions client does, by user name; the gateway records each
+principal it authenticates. A name may belong to several principals (a user of each of two
+trusted issuers, a machine client named like a user): such a name is ambiguous, and a grant
+must then name one of them as `name@<issuer tag>` or by principal id.
 """
 
 from __future__ import annotations
@@ -225,24 +228,73 @@ def _is_hidden(kind: str, item: Mapping) -> bool:
 # ---- the user directory ---------------------------------------------------------------
 
 
-def user_key(username: str) -> tuple[str, str]:
-    return f"USER#{username}", "USER"
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """One principal that has signed in under a name."""
+
+    principal: str  # the principal id bindings use: "<issuer tag>:<claim>" or "service:<name>"
+    name: str  # the user name (or service name) it signs in with
+    kind: str = "user"
+    groups: tuple[str, ...] = ()
+
+    @property
+    def issuer_tag(self) -> str:
+        return self.principal.split(":", 1)[0]
+
+    @property
+    def qualified_name(self) -> str:
+        """`name@tag`: the name as a grant may give it when several principals share it."""
+        return f"{self.name}@{self.issuer_tag}"
+
+
+def user_key(name: str, principal: str) -> tuple[str, str]:
+    return f"USER#{name}", f"{_PRINCIPAL_PREFIX}{principal}"
+
+
+_PRINCIPAL_PREFIX = "P#"
 
 
 def remember_user(table: DynamoTable, principal: Principal) -> None:
-    """Record username → subject (idempotent: the same user always has the same subject)."""
-    pk, sk = user_key(principal.username)
+    """Record that `principal` signs in as `principal.username` (idempotent).
+
+    One item per (name, principal): a second issuer's user, or a machine client, of the same
+    name adds its own item and never takes over the first one's.
+    """
+    pk, sk = user_key(principal.username, principal.subject)
     table.put(
         {
             "pk": pk,
             "sk": sk,
-            "subject": principal.subject,
+            "principal": principal.subject,
+            "name": principal.username,
             "kind": principal.kind,
             "groups": list(principal.groups),  # for "what may this user do" questions
         }
     )
 
 
-def subject_of_user(table: DynamoTable, username: str) -> str | None:
-    item = table.get(*user_key(username))
-    return item["subject"] if item else None
+def principals_named(table: DynamoTable, name: str) -> tuple[DirectoryEntry, ...]:
+    """Every principal that has signed in as `name` (one Query)."""
+    items = table.query(f"USER#{name}", sk_prefix=_PRINCIPAL_PREFIX, consistent=True)
+    return tuple(
+        DirectoryEntry(
+            principal=str(item["principal"]),
+            name=str(item.get("name", name)),
+            kind=str(item.get("kind", "user")),
+            groups=tuple(item.get("groups") or ()),
+        )
+        for item in items
+    )
+
+
+def find_principals(table: DynamoTable, name: str) -> tuple[DirectoryEntry, ...]:
+    """The principals a grant naming `name` may mean: those signed in as `name`, and, for
+    `name@tag`, those signed in as `name` through the issuer tagged `tag` (both are
+    returned when both exist, so that a look-alike user name is never silently preferred)."""
+    found = {e.principal: e for e in principals_named(table, name)}
+    base, at, tag = name.rpartition("@")
+    if at and base and tag:
+        for entry in principals_named(table, base):
+            if entry.issuer_tag == tag:
+                found.setdefault(entry.principal, entry)
+    return tuple(found.values())

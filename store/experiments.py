@@ -26,7 +26,7 @@ from mlflow.utils.validation import (
 from store.bindings import EXPERIMENT, creation_bindings
 from store.dynamo import GSI1, ConditionFailed, DynamoTable
 from store.experiment_search import experiment_matcher, sort_experiments
-from store.pagination import decode_page_token, encode_page_token
+from store.pagination import next_page_token, page_offset
 from store.tracking_items import (
     EXPERIMENT_COUNTER,
     EXPERIMENTS_GSI,
@@ -64,21 +64,6 @@ def validate_max_results(max_results, *, allow_null: bool = False) -> None:
             f"most {SEARCH_MAX_RESULTS_THRESHOLD}",
             INVALID_PARAMETER_VALUE,
         )
-
-
-def page_offset(page_token: str | None) -> int:
-    if not page_token:
-        return 0
-    offset = decode_page_token(page_token).get("offset")
-    if not isinstance(offset, int) or offset < 0:
-        raise MlflowException("Invalid page token", INVALID_PARAMETER_VALUE)
-    return offset
-
-
-def next_page_token(offset: int, max_results: int | None, total: int) -> str | None:
-    if max_results is None or offset + max_results >= total:
-        return None
-    return encode_page_token({"offset": offset + max_results})
 
 
 class ExperimentsMixin:
@@ -208,7 +193,8 @@ class ExperimentsMixin:
     ):
         validate_max_results(max_results)
         matches = experiment_matcher(filter_string)
-        offset = page_offset(page_token)
+        search = [view_type, filter_string, list(order_by or [])]
+        offset = page_offset(page_token, "experiments", search)
         stages = set(LifecycleStage.view_type_to_stages(view_type))
         items = [
             item
@@ -219,7 +205,7 @@ class ExperimentsMixin:
         page = ordered[offset : offset + max_results]
         return PagedList(
             [experiment_to_entity(item) for item in page],
-            next_page_token(offset, max_results, len(ordered)),
+            next_page_token("experiments", offset, max_results, len(ordered), search),
         )
 
     # ---- change -------------------------------------------------------------------------

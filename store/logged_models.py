@@ -9,7 +9,6 @@ the run item and belong to the run side of the store.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import uuid
@@ -35,7 +34,7 @@ from mlflow.utils.uri import append_to_uri_path
 from mlflow.utils.validation import _validate_logged_model_name, _validate_tag
 
 from store.dynamo import ConditionFailed, ItemTooLarge
-from store.pagination import decode_page_token, encode_page_token
+from store.pagination import page_offset, seal_page_token
 from store.traces_match import NullsLast, compare
 
 LM_PREFIX = "LM#"
@@ -294,16 +293,8 @@ class LoggedModelsMixin:
             )
         order_by = [dict(o) for o in order_by or []]
         datasets = [dict(d) for d in datasets] if datasets else None
-        fingerprint = _search_fingerprint(experiment_ids, filter_string, datasets, order_by)
-        offset = 0
-        if page_token:
-            payload = decode_page_token(page_token)
-            if payload.get("q") != fingerprint:
-                raise MlflowException.invalid_parameter_value(
-                    "The page token does not belong to this search (experiment ids, filter, "
-                    "datasets and order_by must stay the same)."
-                )
-            offset = int(payload["offset"])
+        search = [experiment_ids, filter_string, datasets, order_by]
+        offset = page_offset(page_token, "logged_models", search)
         max_results = max_results or SEARCH_MAX_RESULTS_DEFAULT
         from mlflow.utils.search_logged_model_utils import parse_filter_string  # heavy: lazy
 
@@ -321,7 +312,7 @@ class LoggedModelsMixin:
         page = matching[offset : offset + max_results]
         token = None
         if len(matching) > offset + max_results:
-            token = encode_page_token({"offset": offset + max_results, "q": fingerprint})
+            token = seal_page_token("logged_models", offset + max_results, search)
         return PagedList([_model_from_item(i) for i in page], token=token)
 
 
@@ -369,11 +360,6 @@ def _parse_experiment_id(experiment_id: Any) -> str:
         raise MlflowException.invalid_parameter_value(
             f"Invalid experiment ID: {experiment_id!r}"
         ) from None
-
-
-def _search_fingerprint(experiment_ids, filter_string, datasets, order_by) -> str:
-    text = json.dumps([experiment_ids, filter_string, datasets, order_by], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _attribute(item: dict, key: str) -> Any:

@@ -7,7 +7,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.entities.paged_list import PagedList
 
 from store.dynamo import DynamoTable
-from store.experiments import next_page_token, page_offset
+from store.pagination import next_page_token, page_offset
 from store.tracking_items import MetricPoint, history_pk, step_sk_bound
 
 
@@ -37,11 +37,13 @@ class MetricsMixin:
 
     def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
         points = sorted(self._history(run_id, metric_key), key=_by_time)
-        offset = page_offset(page_token)
+        offset = page_offset(page_token, "metric_history", [run_id, metric_key])
         end = None if max_results is None else offset + max_results
         return PagedList(
             [p.to_entity() for p in points[offset:end]],
-            next_page_token(offset, max_results, len(points)),
+            next_page_token(
+                "metric_history", offset, max_results, len(points), [run_id, metric_key]
+            ),
         )
 
     def get_metric_history_bulk(self, run_ids, metric_key, max_results):

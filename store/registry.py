@@ -30,6 +30,7 @@ from mlflow.utils.validation import (
 
 from store.bindings import REGISTERED_MODEL, creation_bindings
 from store.dynamo import GSI1, ConditionFailed, DynamoTable
+from store.pagination import page_offset
 from store.registry_core import STALE_RENAME_MS, model_not_found, now_ms, within_item_limit
 from store.registry_items import (
     MODELS_GSI_PK,
@@ -49,7 +50,6 @@ from store.registry_search import (
     matches,
     model_query,
     page_of,
-    page_offset,
     parse_model_filter,
     parse_model_order,
     parse_version_filter,
@@ -272,7 +272,8 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         # Checked in the SQL store's order: syntax, order_by, page token, then the clauses.
         parsed = parse_model_filter(filter_string)
         order = parse_model_order(order_by)
-        offset = page_offset(page_token, "registered_models")
+        search = [filter_string, list(order_by or [])]
+        offset = page_offset(page_token, "registered_models", search)
         query = model_query(parsed)
         pinned = query.equal_name()
         models = self._models_named(pinned) if pinned is not None else self._all_models()
@@ -283,7 +284,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         if not query.wants_prompts:
             rows = [row for row in rows if not is_prompt_tagged(row.tags)]
         rows = sort_rows([row for row in rows if matches(row, query)], order)
-        page, token = page_of(rows, offset, max_results, "registered_models")
+        page, token = page_of(rows, offset, max_results, "registered_models", search)
         latest = self._latest_of([(row.item["name"], row.item) for row in page])
         return PagedList([model_entity(row.item, latest[row.item["rid"]]) for row in page], token)
 
@@ -310,7 +311,8 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
             )
         query = parse_version_filter(filter_string)
         order = parse_version_order(order_by)
-        offset = page_offset(page_token, "model_versions")
+        search = [filter_string, list(order_by or [])]
+        offset = page_offset(page_token, "model_versions", search)
         models, versions, hidden = self._versions_for(query)
         rows = [
             _version_row(models[v["rid"]]["name"], v)
@@ -318,7 +320,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
             if v["rid"] in models and v["rid"] not in hidden and is_live(v)
         ]
         rows = sort_rows([row for row in rows if matches(row, query)], order)
-        page, token = page_of(rows, offset, max_results, "model_versions")
+        page, token = page_of(rows, offset, max_results, "model_versions", search)
         return PagedList([version_entity(row.extra, row.item) for row in page], token)
 
     def _versions_for(self, query: Query) -> tuple[dict[str, dict], list[dict], set[str]]:

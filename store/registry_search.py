@@ -16,7 +16,7 @@ from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils, SearchUtils
 
-from store.pagination import decode_page_token, encode_page_token
+from store.pagination import next_page_token
 from store.sql_semantics import compare, integer_operand
 
 _MODEL_ATTRIBUTE_COMPARATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
@@ -244,21 +244,9 @@ def _attribute(name: str) -> Callable[[Row], Any]:
 # ---- pages --------------------------------------------------------------------------------------
 
 
-def page_offset(page_token: str | None, kind: str) -> int:
-    if not page_token:
-        return 0
-    payload = decode_page_token(page_token)
-    offset = payload.get("offset")
-    if payload.get("kind") != kind or not isinstance(offset, int) or offset < 0:
-        raise MlflowException(
-            "Invalid page token: it was not made for this search.",
-            error_code=INVALID_PARAMETER_VALUE,
-        )
-    return offset
-
-
-def page_of(rows: list[Row], offset: int, max_results: int, kind: str) -> tuple[list[Row], str]:
+def page_of(
+    rows: list[Row], offset: int, max_results: int, kind: str, search: object
+) -> tuple[list[Row], str | None]:
     """One page and the token of the next one (None at the end), as the SQL store pages."""
-    end = offset + max_results
-    token = encode_page_token({"kind": kind, "offset": end}) if len(rows) > end else None
-    return rows[offset:end], token
+    token = next_page_token(kind, offset, max_results, len(rows), search)
+    return rows[offset : offset + max_results], token

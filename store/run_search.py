@@ -26,7 +26,8 @@ from mlflow.utils.search_utils import SearchUtils
 from mlflow.utils.validation import _parse_experiment_ids
 
 from store.dynamo import GSI1
-from store.experiments import next_page_token, page_offset, validate_max_results
+from store.experiments import validate_max_results
+from store.pagination import next_page_token, page_offset
 from store.sql_semantics import compare
 from store.tracking_items import (
     RUN_TIMED_PREFIX,
@@ -254,7 +255,9 @@ class RunSearchMixin:
         validate_max_results(max_results, allow_null=True)
         stages = set(LifecycleStage.view_type_to_stages(run_view_type or ViewType.ACTIVE_ONLY))
         query = parse_run_query(filter_string, order_by)
-        offset = page_offset(page_token)
+        # not bound to the experiment ids: the gateway narrows them to what the caller may read
+        search = [filter_string, run_view_type, list(order_by or [])]
+        offset = page_offset(page_token, "runs", search)
         experiments = list(dict.fromkeys(str(i) for i in _parse_experiment_ids(experiment_ids)))
         ascending = query.start_time_ascending()
         # Filter and order on the few attributes they read; fetch whole runs for the page only.
@@ -280,7 +283,7 @@ class RunSearchMixin:
         page = [fetched[key] for key in page_keys if key in fetched]
         datasets = self._datasets_for(page)
         runs = [run_to_entity(item, datasets, with_model_inputs=False) for item in page]
-        return runs, next_page_token(offset, max_results, total)
+        return runs, next_page_token("runs", offset, max_results, total, search)
 
     def _leading_runs(
         self, experiments: list[str], query: RunQuery, stages: set, ascending: bool, count: int

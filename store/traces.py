@@ -5,7 +5,6 @@ store. Item layout: `store/traces_items.py`; spans: `store/traces_spans.py`; sea
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterator
 
 from mlflow.entities import LifecycleStage
@@ -26,7 +25,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from mlflow.utils.validation import _validate_trace_tag
 
 from store.dynamo import GSI1, ConditionFailed, ItemTooLarge
-from store.pagination import decode_page_token, encode_page_token
+from store.pagination import page_offset, seal_page_token
 from store.traces_assessments import AssessmentsMixin
 from store.traces_items import (
     EMPTY_MAPS,
@@ -219,15 +218,8 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         order_by = [str(o) for o in order_by or []]  # the handler passes a protobuf container
         clauses = parse_filter(filter_string)
         key = sort_key(order_by)
-        fingerprint = json.dumps([locations, filter_string, order_by], sort_keys=True)
-        offset = 0
-        if page_token:
-            payload = decode_page_token(page_token)
-            if payload.get("q") != fingerprint:
-                raise MlflowException.invalid_parameter_value(
-                    "The page token does not belong to this search."
-                )
-            offset = int(payload["offset"])
+        search = [locations, filter_string, order_by]
+        offset = page_offset(page_token, "traces", search)
 
         span_loader = self._span_contents_for_search if needs_spans(clauses) else None
         experiments = list(dict.fromkeys(locations))
@@ -245,7 +237,7 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         page = found[offset : offset + int(max_results)]
         token = None
         if len(page) == int(max_results):
-            token = encode_page_token({"offset": offset + len(page), "q": fingerprint})
+            token = seal_page_token("traces", offset + len(page), search)
         return [trace_info_from_item(i) for i in page], token
 
     def _newest_traces(

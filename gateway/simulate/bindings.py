@@ -7,7 +7,7 @@ bindings, and the runs, logged models, traces and datasets that live in each exp
     experiments:
       "7":
         name: churn-training          # optional: for GetExperimentByName
-        users: {alice: reader}        # subject (Cognito sub) -> reader | editor | manager
+        users: {alice: reader}        # principal id (or a name) -> reader | editor | manager
         groups: {vision: editor}
         private: false
         runs: [run-1]
@@ -74,6 +74,26 @@ class BindingsData:
 
     def version(self, model: str, version: str) -> VersionFacts | None:
         return self.versions.get((model, str(version)))
+
+    def aliases(self, model: str) -> dict[str, str] | None:
+        """Alias -> version of a listed model (None: the model is not listed)."""
+        if (REGISTERED_MODEL, model) not in self.resources:
+            return None
+        return {
+            alias: version
+            for (name, version), facts in self.versions.items()
+            if name == model
+            for alias in facts.aliases
+        }
+
+    def versions_in_stage(self, model: str, stage: str) -> tuple[str, ...] | None:
+        if (REGISTERED_MODEL, model) not in self.resources:
+            return None
+        return tuple(
+            v
+            for (name, v), facts in self.versions.items()
+            if name == model and facts.stage == stage
+        )
 
     def get(self, kind: str, resource_id: str) -> Bindings | None:
         return self.resources.get((kind, str(resource_id)))

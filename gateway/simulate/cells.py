@@ -124,8 +124,23 @@ def decide_on(
     )
 
 
-NOT_IN_PRODUCTION = model_version_context("1", "None")
-IN_PRODUCTION = model_version_context("1", "Production")
+# The registry facts (gateway/registry_facts.py) of a call that leaves Production alone, and
+# of one that touches it in every way the Production guard looks at.
+NOT_IN_PRODUCTION = {
+    **model_version_context("1", "None"),
+    "alias": {"name": "candidate"},
+    "transition": {"stage": "Staging", "archiveExistingVersions": False},
+    "productionVersions": [],
+}
+IN_PRODUCTION = {
+    **model_version_context("1", "Production", ["champion"]),
+    "alias": {
+        "name": "champion",
+        "target": model_version_context("1", "Production", ["champion"])["modelVersion"],
+    },
+    "transition": {"stage": "Production", "archiveExistingVersions": True},
+    "productionVersions": ["1", "2"],
+}
 
 
 def cell(

@@ -18,8 +18,11 @@ from gateway.simulate.catalog import TYPE_LABELS, Catalog, catalog
 from gateway.simulate.cells import COLUMNS, Cell, cell
 
 FORMATS = ("text", "markdown", "csv", "html")
-FOOTNOTE = "* allowed except on a model version in Production (or of unknown stage)"
-FOOTNOTE_DENY = "* denied except on a model version in Production"
+FOOTNOTE = (
+    "* allowed except when the call touches Production: a version in or moving into "
+    "Production, an alias pointing at one (or facts the gateway could not read)"
+)
+FOOTNOTE_DENY = "* denied except when the call touches Production"
 
 Key = tuple[str, str, str]  # (resource type, action, column key)
 

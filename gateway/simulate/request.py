@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gateway.audit import recorded_decision
-from gateway.decide import Authorizer, Decision, RequestDecision, model_version_context
+from gateway.decide import Authorizer, Decision, RequestDecision
 from gateway.graphql_check import check_graphql, graphql_request_refs
 from gateway.metrics import metrics_request
 from gateway.policy import PolicyBundle
+from gateway.registry_facts import registry_context
 from gateway.request_parse import ParsedRequest, Refusal, parse_request
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
@@ -74,11 +75,7 @@ def simulate_request(
         )
     except Refusal as refusal:
         return RequestResult(method, target, None, refusal, None, f"REFUSED: {refusal}", None)
-    context = None
-    if parsed.model_version:
-        facts = source.version(*parsed.model_version)
-        if facts is not None:
-            context = model_version_context(parsed.model_version[1], facts.stage, facts.aliases)
+    context = registry_context(parsed, source)
     source.prepare(parsed.resources)
     principal = Principal(user, user, groups=groups)
     authorizer = Authorizer(bundle, admin_groups)

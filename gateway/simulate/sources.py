@@ -6,7 +6,7 @@ experiment or registered model a reference belongs to, MISSING when it does not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +21,8 @@ class BindingsSource(Protocol):
     def prepare(self, refs: Iterable[ResourceRef]) -> None: ...
     def lookup(self, ref: ResourceRef) -> object: ...
     def version(self, model: str, version: str) -> VersionFacts | None: ...
+    def aliases(self, model: str) -> Mapping[str, str] | None: ...
+    def versions_in_stage(self, model: str, stage: str) -> tuple[str, ...] | None: ...
     def subject(self, user: str) -> str: ...
 
 
@@ -38,6 +40,12 @@ class FileSource:
     def version(self, model: str, version: str) -> VersionFacts | None:
         return self.data.version(model, version)
 
+    def aliases(self, model: str) -> dict[str, str] | None:
+        return self.data.aliases(model)
+
+    def versions_in_stage(self, model: str, stage: str) -> tuple[str, ...] | None:
+        return self.data.versions_in_stage(model, stage)
+
     def subject(self, user: str) -> str:
         return user
 
@@ -46,11 +54,13 @@ class TableSource:
     """The gateway's own resolver on the table the deployment uses."""
 
     def __init__(self, uri: str):
+        from gateway.registry_facts import TableModelFacts
         from gateway.resolve import Resolver
         from store.dynamo import DynamoTable
 
         self.table = DynamoTable.from_uri(uri)
         self.resolver = Resolver(self.table, ttl=3600.0)
+        self.model_facts = TableModelFacts(self.table)
         self.description = f"bindings from {uri}"
         try:  # fail now, not as a denial per lookup: the table must answer
             self.table.get("USER#-", "USER")
@@ -68,11 +78,22 @@ class TableSource:
         facts = self.resolver.model_version(model, version)
         return VersionFacts(facts.stage, facts.aliases) if facts else None
 
-    def subject(self, user: str) -> str:
-        """Bindings name users by subject; a user name is translated when the table knows it."""
-        from store.bindings import subject_of_user
+    def aliases(self, model: str) -> dict[str, str] | None:
+        return self.model_facts.aliases(model)
 
-        return subject_of_user(self.table, user) or user
+    def versions_in_stage(self, model: str, stage: str) -> tuple[str, ...] | None:
+        return self.model_facts.versions_in_stage(model, stage)
+
+    def subject(self, user: str) -> str:
+        """Bindings name users by principal id; a user name is translated when the table knows
+        it (an ambiguous name is refused: give `name@tag` or the principal id)."""
+        from store.bindings import find_principals
+
+        found = find_principals(self.table, user)
+        if len(found) > 1:
+            options = ", ".join(f"{e.qualified_name} ({e.principal})" for e in found)
+            raise InputError(Location(user), f"the user name is ambiguous: {options}")
+        return found[0].principal if found else user
 
 
 def open_source(bindings_file: str | None, table_uri: str | None) -> BindingsSource:

@@ -222,6 +222,7 @@ PERMISSION_ACTIONS = {
     ("UpdateExperimentPermissions", "Experiment"),
     ("GetRegisteredModelPermissions", "RegisteredModel"),
     ("UpdateRegisteredModelPermissions", "RegisteredModel"),
+    ("GetUserPermissions", "Workspace"),  # another user's effective role
     ("RegisterExternalSource", "Workspace"),  # a model-version source outside the store
     ("GetRun", "Experiment"),  # model-version sources resolve to these too
     ("GetLoggedModel", "Experiment"),

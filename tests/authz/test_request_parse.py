@@ -302,3 +302,25 @@ def test_bodies_of_uploads_are_never_needed():
 )
 def test_method_override_and_workspace_headers_are_refused(header):
     refused("GET", "/api/2.0/mlflow/runs/get", "run_id=a", headers={header: "DELETE"})
+
+
+def test_a_registry_call_names_what_the_production_guard_reads():
+    transition = parse(
+        "POST",
+        "/api/2.0/mlflow/model-versions/transition-stage",
+        body={"name": "m", "version": "3", "stage": "production", "archiveExistingVersions": True},
+    ).registry_call
+    assert (transition.name, transition.version, transition.stage) == ("m", "3", "production")
+    assert transition.archive_existing_versions is True
+    for flag in ("false", 0, None, [False]):  # MLflow refuses these; the facts assume the worst
+        call = parse(
+            "POST",
+            "/api/2.0/mlflow/model-versions/transition-stage",
+            body={"name": "m", "version": "3", "stage": "None", "archive_existing_versions": flag},
+        ).registry_call
+        assert call.archive_existing_versions is (flag is not None)
+    alias = parse(
+        "DELETE", "/api/2.0/mlflow/registered-models/alias", body={"name": "m", "alias": "a"}
+    ).registry_call
+    assert (alias.alias, alias.version) == ("a", None)
+    assert parse("GET", "/api/2.0/mlflow/experiments/get", "experiment_id=1").registry_call is None

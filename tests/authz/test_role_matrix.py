@@ -9,6 +9,7 @@ lists. Private experiments ignore group bindings.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cedarpy
@@ -17,7 +18,9 @@ import pytest
 from gateway.decide import Authorizer, model_version_context
 from gateway.entities import Bindings
 from gateway.policy import load_policies
+from gateway.registry_facts import registry_context
 from gateway.request_parse import ResourceRef, parse_request
+from gateway.simulate.bindings import VersionFacts
 from store.identity import Principal
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -52,7 +55,14 @@ def workspace_actions() -> set[str]:
 
 ACTIONS = role_file_actions()
 EVERYONE_ACTIONS = workspace_actions()
-ADMIN_ONLY = {"SetArtifactLocation", "RegisterExternalSource"}
+ADMIN_ONLY = {"SetArtifactLocation", "RegisterExternalSource", "GetUserPermissions"}
+# calls the Production guard decides on facts; without them it fails closed: managers only
+GUARDED = {
+    "DeleteModelVersion",
+    "TransitionModelVersionStage",
+    "SetRegisteredModelAlias",
+    "DeleteRegisteredModelAlias",
+}
 
 SHARED = Bindings.from_data(
     "experiment",
@@ -132,7 +142,7 @@ def test_role_matrix_matches_the_role_files(authorizer):
         principal = PRINCIPALS[kind][0]
         level = PRINCIPALS[kind][column]
         expected = level >= need
-        if action == "DeleteModelVersion":  # the Production guard without version facts
+        if action in GUARDED:  # the Production guard without facts
             expected = level >= LEVEL["manager"]
         decision = authorizer.decide(principal, action, [ref], lookup)
         if decision.allowed != expected or decision.errors:
@@ -174,6 +184,64 @@ def test_production_versions_are_deleted_by_managers_only(authorizer):
     assert authorizer.decide(mona, "DeleteModelVersion", ref, lookup, prod).allowed
     admin = PRINCIPALS["admin"][0]
     assert authorizer.decide(admin, "DeleteModelVersion", ref, lookup, prod).allowed
+
+
+def _facts(stage: str, *, to: str = "Staging", archive: bool = False, alias: str = "None"):
+    """Registry facts: version 2 in `stage`; alias `a` pointing at a version in `alias`."""
+    context = model_version_context("2", stage)
+    context["transition"] = {"stage": to, "archiveExistingVersions": archive}
+    context["productionVersions"] = ["2"] if stage == "Production" else []
+    context["alias"] = {"name": "a"}
+    if alias != "unset":
+        context["alias"]["target"] = model_version_context("5", alias, ["a"])["modelVersion"]
+    return context
+
+
+@pytest.mark.parametrize(
+    ("action", "context", "policy"),
+    [
+        ("TransitionModelVersionStage", _facts("Production", to="Archived"),
+         "model-protect-production"),
+        ("TransitionModelVersionStage", _facts("Staging", to="Production"),
+         "model-promote-production"),
+        ("SetRegisteredModelAlias", _facts("None", alias="Production"),
+         "model-protect-production-alias"),
+        ("DeleteRegisteredModelAlias", _facts("None", alias="Production"),
+         "model-protect-production-alias"),
+        ("SetRegisteredModelAlias", _facts("Production", alias="unset"),
+         "model-alias-to-production"),
+    ],
+)  # fmt: skip
+def test_production_is_changed_by_managers_only(authorizer, action, context, policy):
+    ref = [ResourceRef("registered_model", "churn")]
+    eddie, mona = PRINCIPALS["editor"][0], PRINCIPALS["manager"][0]
+    denied = authorizer.decide(eddie, action, ref, lookup, context)
+    assert not denied.allowed and policy in denied.policy_ids, denied
+    assert authorizer.decide(mona, action, ref, lookup, context).allowed
+    assert authorizer.decide(PRINCIPALS["admin"][0], action, ref, lookup, context).allowed
+
+
+def test_archiving_production_stays_the_managers_when_editors_may_promote(tmp_path):
+    relaxed = tmp_path / "policies"
+    shutil.copytree(POLICIES, relaxed, ignore=shutil.ignore_patterns("tests"))
+    guard = relaxed / "23_model_protect_production.cedar"
+    text = guard.read_text()
+    start = text.index("// Moving a version into Production.")
+    end = text.index("// A transition to Production with archive_existing_versions")
+    guard.write_text(text[:start] + text[end:])  # editors may promote now
+    authorizer = Authorizer(load_policies(relaxed), admin_groups=("admins",))
+    eddie, ref = PRINCIPALS["editor"][0], [ResourceRef("registered_model", "churn")]
+
+    def promote(archive: bool, in_production: list[str]):
+        context = _facts("Staging", to="Production", archive=archive)
+        context["productionVersions"] = in_production
+        return authorizer.decide(eddie, "TransitionModelVersionStage", ref, lookup, context)
+
+    assert promote(False, ["3"]).allowed
+    assert promote(True, []).allowed
+    assert promote(True, ["2"]).allowed  # only the version being promoted
+    denied = promote(True, ["2", "3"])
+    assert not denied.allowed and denied.policy_ids == ("model-archive-production",)
 
 
 def test_every_referenced_resource_must_allow(authorizer):
@@ -338,12 +406,26 @@ def _level(kind: str, ref: ResourceRef) -> int:
     return PRINCIPALS[kind][column]
 
 
+class _StagingOnly:
+    """Registry facts of `churn`: every version in stage None, no alias set."""
+
+    def version(self, name, version):
+        return VersionFacts("None") if name == "churn" else None
+
+    def aliases(self, name):
+        return {} if name == "churn" else None
+
+    def versions_in_stage(self, name, stage):
+        return () if name == "churn" else None
+
+
 @pytest.mark.parametrize(("family", "method", "path", "query", "body", "need"), REPRESENTATIVE)
 def test_representative_calls_of_every_family(authorizer, family, method, path, query, body, need):
     raw = json.dumps(body).encode() if body is not None else b""
     parsed = parse_request(method, path, query, J if body is not None else {}, raw)
+    context = registry_context(parsed, _StagingOnly())
     for kind, (principal, *_levels) in PRINCIPALS.items():
-        decision = authorizer.decide(principal, parsed.action, parsed.resources, lookup)
+        decision = authorizer.decide(principal, parsed.action, parsed.resources, lookup, context)
         if need == 0:
             expected = True
         elif need == 9:

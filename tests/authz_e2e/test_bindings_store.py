@@ -13,6 +13,8 @@ from store.bindings import (
     DefaultBindingRules,
     UnknownResource,
     creation_bindings,
+    find_principals,
+    remember_user,
 )
 from store.identity import Principal, bind_principal
 from store.registry import DynamoRegistryStore
@@ -99,3 +101,30 @@ def test_default_rules_are_configurable():
     assert attrs["acl_groups"] == {"ml": "reader"}
     with pytest.raises(ValueError):
         DefaultBindingRules.from_env({"CEDARFLOW_MODEL_GROUP_ROLE": "owner"})
+
+
+def test_the_user_directory_keeps_every_principal_of_a_name(stores):
+    tracking, _, _ = stores
+    table = tracking.table
+    alice = Principal("dev:sub-1", "alice", groups=("vision",))
+    others = [
+        Principal("eu-west-1_Pool:sub-1", "alice", groups=("nlp",)),  # another issuer, same sub
+        Principal("service:alice", "alice", kind="service"),
+    ]
+    remember_user(table, alice)
+    assert [e.principal for e in find_principals(table, "alice")] == ["dev:sub-1"]
+    for other in others:
+        remember_user(table, other)  # a later sign-in adds itself, takes nothing over
+    remember_user(table, alice)
+    found = {e.principal: e for e in find_principals(table, "alice")}
+    assert set(found) == {"dev:sub-1", "eu-west-1_Pool:sub-1", "service:alice"}
+    assert found["dev:sub-1"].groups == ("vision",) and found["service:alice"].kind == "service"
+    assert [e.principal for e in find_principals(table, "alice@dev")] == ["dev:sub-1"]
+    assert [e.principal for e in find_principals(table, "alice@service")] == ["service:alice"]
+    assert find_principals(table, "alice@elsewhere") == ()
+    # a user whose name looks qualified is never silently preferred over the one it imitates
+    remember_user(table, Principal("eu-west-1_Pool:sub-9", "alice@dev"))
+    assert {e.principal for e in find_principals(table, "alice@dev")} == {
+        "dev:sub-1",
+        "eu-west-1_Pool:sub-9",
+    }

@@ -79,7 +79,7 @@ def test_dev_token_is_accepted_and_forwarded_as_principal(gateway, echo_upstream
     response = call(gateway, gateway.idp.mint("alice", ["ds-team", "admins"]))
     assert response.status_code == 200
     principal = principal_seen_upstream(echo)
-    assert principal.subject == subject_for("alice")
+    assert principal.subject == f"dev:{subject_for('alice')}"  # issuer tag, then `sub`
     assert principal.username == "alice"
     assert principal.groups == ("ds-team", "admins")
     assert principal.kind == "user"
@@ -109,7 +109,7 @@ def test_machine_token_becomes_the_configured_service(gateway, echo_upstream):
     assert response.status_code == 200
     principal = principal_seen_upstream(echo)
     assert principal.kind == "service"
-    assert (principal.subject, principal.username) == (MACHINE.name, MACHINE.name)
+    assert (principal.subject, principal.username) == (f"service:{MACHINE.name}", MACHINE.name)
     assert principal.groups == MACHINE.groups
 
 

@@ -31,6 +31,7 @@ from gateway.routes.model import (
     Route,
 )
 
+_ALIAS_ACTIONS = {"SetRegisteredModelAlias", "DeleteRegisteredModelAlias", "GetModelVersionByAlias"}
 EXPERIMENT_KINDS = {EXPERIMENT, EXPERIMENT_NAME, RUN, TRACE, LOGGED_MODEL, DATASET, ARTIFACT_PATH}
 
 
@@ -105,6 +106,10 @@ def build(route: Route, ids: Ids, other: Ids, *, version: str = "1") -> Sample |
             _put(params, src.split("|")[0], value)
     if family == REGISTERED_MODEL:
         params.setdefault("version", version)
+    if route.action == "TransitionModelVersionStage":  # a move that leaves Production alone
+        params.update(stage="Staging", archive_existing_versions=False)
+    if route.action in _ALIAS_ACTIONS:
+        params.setdefault("alias", "candidate")
     path = _fill(route.path, path_params)
     if path is None:
         return None

@@ -29,12 +29,15 @@ from gateway.devidp import DevIdentityProvider, subject_for
 from gateway.entities import EXPERIMENT, REGISTERED_MODEL, Bindings
 from gateway.metrics import METRICS_ROUTE
 from gateway.policy import load_policies
+from gateway.principal import DEV_TAG, principal_id
 from gateway.simulate.bindings import BindingsData, VersionFacts
 from gateway.simulate.cells import COLUMNS, WORKSPACE, Column
 from gateway.simulate.matrix import build_matrix
 from gateway.simulate.request import simulate_request
 from gateway.simulate.sources import FileSource
+from store.bindings import remember_user
 from store.dynamo import DynamoTable
+from store.identity import Principal
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
@@ -43,6 +46,7 @@ from gw_support import EchoUpstream, ServerThread, free_port  # noqa: E402
 from sample_requests import Ids, Sample, build, requests_by_action  # noqa: E402
 
 ADMINS = ("admins",)
+KNOWN = "known-user"
 PROBE = "x-simulate-probe"
 _CLIENTS = threading.local()
 OPEN = Ids("900", "run-open", "tr-open", "m-open", "exp-open", "model-open")
@@ -74,6 +78,11 @@ def _columns() -> list[tuple[int, str, Column]]:
     return out
 
 
+def _pid(user: str) -> str:
+    """The principal id the gateway gives a dev-token user."""
+    return principal_id(DEV_TAG, subject_for(user))
+
+
 def _user(index: int, column: Column) -> tuple[str, tuple[str, ...]]:
     return f"sim{index}", ADMINS if column.admin else (f"team{index}",)
 
@@ -84,7 +93,7 @@ def _ids(index: int) -> Ids:
 
 def _acl(index: int, column: Column) -> dict:
     user, groups = _user(index, column)
-    users = {subject_for(user): column.role} if column.role and not column.via_group else {}
+    users = {_pid(user): column.role} if column.role and not column.via_group else {}
     bound = {groups[0]: column.role} if column.role and column.via_group else {}
     return {"users": users, "groups": bound, "private": column.private}
 
@@ -146,7 +155,8 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
     table.ensure_table()
     data = BindingsData()
     columns = _columns()
-    subjects = [subject_for(_user(i, c)[0]) for i, _, c in columns]
+    subjects = [_pid(_user(i, c)[0]) for i, _, c in columns]
+    remember_user(table, Principal(_pid(KNOWN), KNOWN))  # someone to ask about
     # the `open` experiment and model: everyone may read and edit (other-family references)
     _seed(
         table,
@@ -208,6 +218,9 @@ def _special(action: str, ids: Ids) -> Sample | None:
         rid = ids.experiment if kind == "experiment" else ids.model
         query = f"resource_type={kind}&resource_id={rid}"
         return Sample(None, "GET", "/api/3.0/cedarflow/permissions/list", query, {}, b"")
+    elif action == "GetUserPermissions":  # another user's role on what the caller only edits
+        query = f"resource_type=experiment&resource_id={OPEN.experiment}&username={KNOWN}"
+        return Sample(None, "GET", "/api/3.0/cedarflow/permissions/effective", query, {}, b"")
     elif action in ("UpdateExperimentPermissions", "UpdateRegisteredModelPermissions"):
         kind = "experiment" if action.startswith("UpdateExp") else "registered_model"
         rid = ids.experiment if kind == "experiment" else ids.model
@@ -215,7 +228,7 @@ def _special(action: str, ids: Ids) -> Sample | None:
             "resource_type": kind,
             "resource_id": rid,
             "role": "reader",
-            "subject": "someone-else",
+            "subject": _pid("someone-else"),
         }
         return Sample(
             None,
@@ -368,7 +381,7 @@ def test_a_private_group_member_is_denied_by_the_gateway_and_the_simulator(world
     result = simulate_request(
         world["bundle"],
         FileSource(world["data"]),
-        subject_for(user),
+        _pid(user),
         groups,
         sample.method,
         sample.target,
@@ -589,7 +602,7 @@ def _simulate(bundle, source, sample, user: str, groups):
     return simulate_request(
         bundle,
         source,
-        subject_for(user),
+        _pid(user),
         groups,
         sample.method,
         sample.target,
@@ -597,3 +610,80 @@ def _simulate(bundle, source, sample, user: str, groups):
         ADMINS,
         sample.headers,
     )
+
+
+GUARDED = "guarded-model"
+GUARD_VERSIONS = {"1": "Staging", "2": "None", "3": "Production", "4": "Production"}
+GUARD_ALIASES = {"champion": "3", "candidate": "2"}
+
+
+def _guarded_model(world) -> BindingsData:
+    """A model with versions in Production and aliases, in the table and as a bindings file."""
+    table = DynamoTable.from_uri(world["store_uri"])
+    users = {_pid("guard-editor"): "editor", _pid("guard-manager"): "manager"}
+    table.put(
+        {
+            "pk": f"RMNAME#{GUARDED}",
+            "sk": "RM",
+            "rid": "r-guarded",
+            "name": GUARDED,
+            "acl_users": users,
+            "acl_groups": {},
+            "aliases": {a: int(v) for a, v in GUARD_ALIASES.items()},
+        }
+    )
+    data = BindingsData()
+    data.resources[(REGISTERED_MODEL, GUARDED)] = Bindings.from_data(
+        REGISTERED_MODEL, GUARDED, {"users": users}
+    )
+    for version, stage in GUARD_VERSIONS.items():
+        table.put({"pk": "RM#r-guarded", "sk": f"MV#{int(version):010d}", "stage": stage})
+        aliases = tuple(a for a, v in GUARD_ALIASES.items() if v == version)
+        data.versions[(GUARDED, version)] = VersionFacts(stage, aliases)
+    return data
+
+
+def _registry_call(method: str, path: str, body: dict) -> Sample:
+    from gateway.routes import all_routes
+
+    route = next(r for r in all_routes() if r.method == method and r.path == path)
+    headers = {"content-type": "application/json"}
+    return Sample(route, method, path, "", headers, json.dumps({"name": GUARDED, **body}).encode())
+
+
+def test_the_production_guard_is_decided_alike_by_the_gateway_and_the_simulator(world):
+    data = _guarded_model(world)
+    transition = "/api/2.0/mlflow/model-versions/transition-stage"
+    alias = "/api/2.0/mlflow/registered-models/alias"
+    calls = [  # (request, allowed for an editor)
+        (("POST", transition, {"version": "3", "stage": "Archived"}), False),
+        (("POST", transition, {"version": "1", "stage": "Archived"}), True),
+        (("POST", transition, {"version": "1", "stage": "production"}), False),
+        (("POST", transition, {"version": "1", "stage": "Staging",
+                               "archive_existing_versions": True}), True),
+        (("POST", transition, {"version": "2", "stage": "Production",
+                               "archive_existing_versions": True}), False),
+        (("DELETE", "/api/2.0/mlflow/model-versions/delete", {"version": "4"}), False),
+        (("DELETE", "/api/2.0/mlflow/model-versions/delete", {"version": "2"}), True),
+        (("POST", alias, {"alias": "champion", "version": "1"}), False),
+        (("POST", alias, {"alias": "candidate", "version": "4"}), False),
+        (("POST", alias, {"alias": "candidate", "version": "1"}), True),
+        (("POST", alias, {"alias": "fresh", "version": "2"}), True),
+        (("DELETE", alias, {"alias": "champion"}), False),
+        (("DELETE", alias, {"alias": "candidate"}), True),
+        (("PATCH", "/api/2.0/mlflow/model-versions/update",
+          {"version": "3", "description": "d"}), True),
+    ]  # fmt: skip
+    samples = [_registry_call(*request) for request, _ in calls]
+    callers = {"guard-editor": (), "guard-manager": ()}
+    jobs = [(sample, user, groups) for user, groups in callers.items() for sample in samples]
+    gateway = _gateway_decisions(world, jobs)
+    source = FileSource(data)
+    simulated = [
+        _simulate(world["bundle"], source, sample, user, groups).forwarded
+        for sample, user, groups in jobs
+    ]
+    assert gateway == simulated
+    n = len(samples)
+    assert gateway[:n] == [allowed for _, allowed in calls]  # the editor
+    assert gateway[n:] == [True] * n  # the manager

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import math
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -13,7 +16,7 @@ from moto import mock_aws
 
 from store import dynamo, dynamo_values
 from store.dynamo import ConditionFailed, DynamoTable, ItemTooLarge, float_from_dynamo
-from store.pagination import decode_page_token, encode_page_token
+from store.pagination import page_offset, seal_page_token
 from store.unsupported import raise_not_implemented
 from store.uri import DynamoUri, InvalidStoreUri, parse_dynamo_uri
 
@@ -192,27 +195,53 @@ def test_parse_dynamo_uri_refuses_other_forms(uri):
 # ---- page tokens -----------------------------------------------------------------------------
 
 
-def test_page_token_round_trip():
-    assert decode_page_token(encode_page_token({"offset": 5})) == {"offset": 5}
+def test_page_token_round_trip_is_bound_to_its_search():
+    token = seal_page_token("runs", 5, ["filter", 1, []])
+    assert page_offset(token, "runs", ["filter", 1, []]) == 5
+    assert page_offset(None, "runs") == page_offset("", "runs") == 0
+    for kind, query in (("experiments", ["filter", 1, []]), ("runs", ["other", 1, []])):
+        with pytest.raises(MlflowException, match="made for another search"):
+            page_offset(token, kind, query)
 
 
-def test_page_token_tampered_or_foreign_is_invalid_parameter(monkeypatch):
-    token = encode_page_token({"offset": 5})
-    body, signature = token.split(".")
-    forged = encode_page_token({"offset": 500}).split(".")[0] + "." + signature
-    monkeypatch.setenv("CEDARFLOW_PAGE_TOKEN_SECRET", "another-server")
-    for bad in [token, forged, "garbage", "", "a.b.c", body]:
+def test_page_token_reveals_no_offset():
+    token = seal_page_token("experiments", 4321)
+    assert token.startswith("p1.")
+    raw = base64.urlsafe_b64decode(token[3:] + "=" * (-len(token[3:]) % 4))
+    assert b"4321" not in raw and b"offset" not in raw and b'"o"' not in raw
+    assert seal_page_token("experiments", 4321) != token  # a fresh nonce per token
+
+
+def test_page_token_tampered_legacy_or_foreign_is_invalid_parameter(monkeypatch):
+    token = seal_page_token("runs", 5)
+    body = bytearray(base64.urlsafe_b64decode(token[3:] + "=" * (-len(token[3:]) % 4)))
+    body[-1] ^= 1
+    flipped = "p1." + base64.urlsafe_b64encode(bytes(body)).rstrip(b"=").decode()
+    legacy = base64.urlsafe_b64encode(b'{"offset":500}').decode().rstrip("=") + ".c2ln"
+    for bad in (flipped, legacy, "garbage", "p1.", "p1.!!!!", "a.b.c", token + "x"):
         with pytest.raises(MlflowException) as caught:
-            decode_page_token(bad)
+            page_offset(bad, "runs")
         assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+        assert caught.value.message.startswith("Invalid page token")
+    monkeypatch.setenv("CEDARFLOW_PAGE_TOKEN_SECRET", "another-server")
+    with pytest.raises(MlflowException, match="Invalid page token"):
+        page_offset(token, "runs")
 
 
-def test_page_token_secret_shared_through_environment(monkeypatch):
-    monkeypatch.setenv("CEDARFLOW_PAGE_TOKEN_SECRET", "shared")
-    token = encode_page_token({"offset": 1})
-    monkeypatch.delenv("CEDARFLOW_PAGE_TOKEN_SECRET")
-    monkeypatch.setenv("CEDARFLOW_IDENTITY_SECRET", "shared")
-    assert decode_page_token(token) == {"offset": 1}
+def test_page_token_key_is_shared_by_every_process_with_the_identity_secret(monkeypatch):
+    monkeypatch.delenv("CEDARFLOW_PAGE_TOKEN_SECRET", raising=False)
+    monkeypatch.setenv("CEDARFLOW_IDENTITY_SECRET", "ab" * 32)
+    token = seal_page_token("runs", 7)
+    opened = (
+        "from store.pagination import page_offset as o; import sys; print(o(sys.argv[1], 'runs'))"
+    )
+    other = subprocess.run(  # another handler-tier instance with the same secret
+        [sys.executable, "-c", opened, token], capture_output=True, text=True, check=True
+    )
+    assert other.stdout.strip() == "7"
+    monkeypatch.setenv("CEDARFLOW_IDENTITY_SECRET", "cd" * 32)
+    with pytest.raises(MlflowException, match="Invalid page token"):
+        page_offset(token, "runs")
 
 
 # ---- unsupported calls ---------------------------------------------------------------------

@@ -518,8 +518,10 @@ def test_tampered_or_foreign_page_token_is_invalid_parameter_value(reg):
         with pytest.raises(MlflowException) as excinfo:
             reg.search_registered_models(max_results=1, page_token=bad)
         assert error_code(excinfo) == "INVALID_PARAMETER_VALUE"
-    with pytest.raises(MlflowException, match="not made for this search"):
+    with pytest.raises(MlflowException, match="made for another search"):
         reg.search_model_versions(page_token=token)
+    with pytest.raises(MlflowException, match="made for another search"):
+        reg.search_registered_models(max_results=1, filter_string="name = 'm1'", page_token=token)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,179 @@
+"""One name, several principals: two trusted issuers and a machine client called `alice`.
+
+A second gateway on the same handler tier and table trusts the local identity provider and
+a second issuer ("pool B", its keys served over HTTP), and knows a machine client whose
+service name is `alice`. Pool B's Alice even carries the same `sub` as the local Alice. Each
+stays its own principal: none gets the others' bindings, and a grant to plain "alice" is
+refused until it says which Alice it means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from gw_support import ServerThread, free_port
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig, IssuerConfig, ServiceClient
+from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider, subject_for
+from gateway.permissions_cli import add_permission_commands
+
+MACHINE_CLIENT = "nightly-job-client"
+BASE = "/api/3.0/cedarflow/permissions"
+
+
+@dataclass
+class TwoIssuers:
+    url: str
+    dev: DevIdentityProvider  # the local identity provider of this gateway
+    pool_b: DevIdentityProvider  # another trusted issuer, minting the same `sub`s
+
+    def http(self, token: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
+
+
+@pytest.fixture(scope="module")
+def two_issuers(authz_stack, tmp_path_factory) -> Iterator[TwoIssuers]:
+    root = tmp_path_factory.mktemp("two-issuers")
+    pool_port = free_port()
+    pool_b = DevIdentityProvider(root / "pool-b", f"http://127.0.0.1:{pool_port}/pool-b")
+    jwks = Starlette(routes=[Mount("/pool-b", routes=pool_b.routes())])
+    port = free_port()
+    config = GatewayConfig(
+        upstream_url=authz_stack.handler_url,
+        identity_secret=authz_stack.identity_secret,
+        public_url=f"http://127.0.0.1:{port}",
+        issuers=(
+            IssuerConfig(
+                issuer=pool_b.issuer,
+                jwks_url=pool_b.jwks_url,
+                client_ids=(DEV_CLIENT_ID, MACHINE_CLIENT),
+            ),
+        ),
+        dev_idp_dir=root / "devidp",
+        service_clients=(ServiceClient(MACHINE_CLIENT, "alice"),),
+        policies_dir=authz_stack.policies_dir,
+        store_uri=authz_stack.store_uri,
+        audit_path=root / "audit.jsonl",
+    )
+    app = create_app(config)
+    with ServerThread(jwks, pool_port), ServerThread(app, port):
+        yield TwoIssuers(
+            url=config.public_url,
+            dev=DevIdentityProvider(root / "devidp", config.dev_issuer),
+            pool_b=pool_b,
+        )
+    app.state.gateway.authorizer.authz.store.stop()
+
+
+@pytest.fixture(scope="module")
+def tokens(two_issuers) -> dict[str, str]:
+    """Every Alice signs in once (the machine client last, as an attacker would)."""
+    out = {
+        "alice": two_issuers.dev.mint("alice", ["vision"]),
+        "pool-b alice": two_issuers.pool_b.mint("alice", ["pool-b-team"]),
+        "service alice": two_issuers.pool_b.mint("", machine_client_id=MACHINE_CLIENT),
+        "gina": two_issuers.dev.mint("gina", ["lab"]),
+    }
+    for token in out.values():
+        with two_issuers.http(token) as http:
+            seen = http.get("/api/2.0/mlflow/experiments/search", params={"max_results": 1})
+            assert seen.status_code == 200, seen.text
+    return out
+
+
+def _create_experiment(two_issuers: TwoIssuers, token: str, name: str) -> str:
+    with two_issuers.http(token) as http:
+        created = http.post("/api/2.0/mlflow/experiments/create", json={"name": name})
+        assert created.status_code == 200, created.text
+        return created.json()["experiment_id"]
+
+
+def _reads(two_issuers: TwoIssuers, token: str, experiment_id: str) -> int:
+    with two_issuers.http(token) as http:
+        params = {"experiment_id": experiment_id}
+        return http.get("/api/2.0/mlflow/experiments/get", params=params).status_code
+
+
+def test_another_issuers_user_with_the_same_sub_gets_nothing(two_issuers, tokens):
+    assert subject_for("alice")  # both providers derive `sub` from the user name alike
+    experiment_id = _create_experiment(two_issuers, tokens["alice"], "alice-two-issuers")
+    assert _reads(two_issuers, tokens["alice"], experiment_id) == 200
+    assert _reads(two_issuers, tokens["pool-b alice"], experiment_id) == 403
+    assert _reads(two_issuers, tokens["service alice"], experiment_id) == 403
+    with two_issuers.http(tokens["alice"]) as http:
+        listing = http.get(
+            f"{BASE}/list", params={"resource_type": "experiment", "resource_id": experiment_id}
+        ).json()["bindings"]
+    assert listing["users"] == {f"dev:{subject_for('alice')}": "manager"}
+
+
+def test_a_grant_to_an_ambiguous_name_is_refused_with_the_ways_out(two_issuers, tokens):
+    experiment_id = _create_experiment(two_issuers, tokens["gina"], "gina-two-issuers")
+    target = {"resource_type": "experiment", "resource_id": experiment_id}
+    with two_issuers.http(tokens["gina"]) as http:
+        refused = http.post(f"{BASE}/grant", json={**target, "username": "alice", "role": "reader"})
+        mlflow_shaped = http.post(
+            "/api/3.0/mlflow/users/permissions/grant",
+            json={**target, "username": "alice", "permission": "READ"},
+        )
+        assert refused.status_code == mlflow_shaped.status_code == 400
+        error = refused.json()
+        assert error["error_code"] == "INVALID_PARAMETER_VALUE"
+        message = error["message"]
+        assert "ambiguous" in message and "'alice@dev'" in message and "'alice@service'" in message
+        assert f"dev:{subject_for('alice')}" in message and "service:alice" in message
+        assert message.count("principal id") == 3  # the local, pool B's, the machine client
+        granted = http.post(
+            f"{BASE}/grant", json={**target, "username": "alice@dev", "role": "reader"}
+        )
+        assert granted.status_code == 200, granted.text
+    assert _reads(two_issuers, tokens["alice"], experiment_id) == 200
+    assert _reads(two_issuers, tokens["pool-b alice"], experiment_id) == 403
+    assert _reads(two_issuers, tokens["service alice"], experiment_id) == 403
+
+
+def test_the_command_line_names_a_principal_when_a_name_is_ambiguous(two_issuers, tokens, capsys):
+    experiment_id = _create_experiment(two_issuers, tokens["gina"], "gina-cli-two-issuers")
+    parser = argparse.ArgumentParser()
+    add_permission_commands(parser.add_subparsers())
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
+    os.environ["MLFLOW_TRACKING_URI"] = two_issuers.url
+    os.environ["MLFLOW_TRACKING_TOKEN"] = tokens["gina"]
+    try:
+        ambiguous = parser.parse_args(
+            ["grant", "--user", "alice", "--role", "editor", "--experiment", experiment_id]
+        )
+        with pytest.raises(SystemExit, match="ambiguous"):
+            ambiguous.run(ambiguous)
+        service = parser.parse_args(
+            ["grant", "--principal", "service:alice", "--role", "editor",
+             "--experiment", experiment_id]
+        )  # fmt: skip
+        assert service.run(service) == 0
+        bogus = parser.parse_args(
+            ["grant", "--principal", secrets.token_hex(4), "--role", "editor",
+             "--experiment", experiment_id]
+        )  # fmt: skip
+        with pytest.raises(SystemExit, match="not a principal id"):
+            bogus.run(bogus)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    capsys.readouterr()
+    assert _reads(two_issuers, tokens["service alice"], experiment_id) == 200
+    assert _reads(two_issuers, tokens["alice"], experiment_id) == 403
+    assert _reads(two_issuers, tokens["pool-b alice"], experiment_id) == 403
