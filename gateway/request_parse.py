@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from gateway.otlp import otlp_trace_ids
 from gateway.routes import match_route
 from gateway.routes.model import (
     ARTIFACT_PATH,
@@ -25,6 +26,7 @@ from gateway.routes.model import (
     JSON,
     LOGGED_MODEL,
     NONE,
+    OTLP,
     PROTO,
     QUERY,
     REGISTERED_MODEL,
@@ -104,7 +106,7 @@ def parse_request(
         if name in header_map:
             raise bad_request(f"{reason} ({name}).")
     params, source = _read_params(route.params, match.method, query_string, header_map, body)
-    reader = _Reader(match, params, source, header_map)
+    reader = _Reader(match, params, source, header_map, body)
     reader.check_path_ids_agree()
     resources: list[ResourceRef] = []
     for spec in route.refs:
@@ -129,10 +131,11 @@ def parse_request(
 def reads_body(method: str, raw_path: str) -> bool:
     """Whether parse_request needs the request body (False: stream it, pass b"").
 
-    Artifact uploads, OTLP spans and raw-query handlers never have their body parsed.
+    Artifact uploads and raw-query handlers never have their body parsed; OTLP span exports
+    are read for the traces they write into.
     Raises Refusal like parse_request for paths that are not routable.
     """
-    return match_route(method, raw_path).route.params in (PROTO, JSON)
+    return match_route(method, raw_path).route.params in (PROTO, JSON, OTLP)
 
 
 # ---- where parameters come from -------------------------------------------------------
@@ -152,7 +155,7 @@ def _read_params(
     kind: str, method: str, query_string: str | bytes, headers: dict, body: bytes
 ) -> tuple[dict | None, str | None]:
     """The parameter dict the handler will see: a query multi-dict or a JSON object."""
-    if kind == NONE:
+    if kind in (NONE, OTLP):
         return None, None
     if kind == QUERY:
         return _query(query_string), "query"
@@ -241,11 +244,19 @@ def _refuse_dual_spellings(value: object) -> None:
 
 
 class _Reader:
-    def __init__(self, match: RouteMatch, params: dict | None, source: str | None, headers: dict):
+    def __init__(
+        self,
+        match: RouteMatch,
+        params: dict | None,
+        source: str | None,
+        headers: dict,
+        body: bytes = b"",
+    ):
         self.match = match
         self.params = params
         self.source = source
         self.headers = headers
+        self.body = body
         self.artifact_path: str | None = None
 
     def refs(self, spec: RefSpec) -> list[ResourceRef]:
@@ -256,6 +267,9 @@ class _Reader:
             return [ResourceRef(WORKSPACE, DEFAULT_WORKSPACE, spec.action)]
         if src == "source":
             return self._model_source(spec)
+        if src == "otlp:trace_ids":
+            ids = otlp_trace_ids(self.headers, self.body)
+            return [ResourceRef(spec.kind, i, spec.action, missing_ok=spec.missing_ok) for i in ids]
         if src.startswith("artifact:"):
             path = self._one(src.removeprefix("artifact:"), required=True)
             experiment_id = self._artifact_experiment(path)

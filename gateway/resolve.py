@@ -1,7 +1,11 @@
 """Resolution: which experiment or registered model a referenced resource belongs to, and
 its role bindings, read from DynamoDB with two caches.
 
-- owners (run, trace, logged model → experiment) never change: cached for the process;
+- owners (run, trace, logged model → experiment) never change: cached for the process.
+  Run and logged-model ids are the store's own; a trace id is the client's, so the store
+  binds it to its experiment for good (every write is conditioned on the experiment, and a
+  deleted trace leaves a tombstone with it). An id found nowhere is not cached: it may be
+  created a moment later;
 - bindings (and experiment names → ids) change: cached for `ttl` seconds, and dropped at
   once when they change through this gateway (`invalidate`).
 

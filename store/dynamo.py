@@ -361,14 +361,17 @@ class DynamoTable:
                 self._writer_pool = ThreadPoolExecutor(self.parallel_writes, "dynamo-batch")
             return self._writer_pool
 
-    def batch_get(self, keys: Iterable[tuple[str, str]]) -> list[dict]:
-        """Items for the keys that exist (any order), strongly consistent, 100 keys per request."""
+    def batch_get(self, keys: Iterable[tuple[str, str]], *, consistent: bool = True) -> list[dict]:
+        """Items for the keys that exist (any order), 100 keys per request."""
         unique = list(dict.fromkeys(keys))
         found: list[dict] = []
         for start in range(0, len(unique), BATCH_GET_SIZE):
             chunk = unique[start : start + BATCH_GET_SIZE]
             pending = {
-                self.name: {"Keys": [_key(pk, sk) for pk, sk in chunk], "ConsistentRead": True}
+                self.name: {
+                    "Keys": [_key(pk, sk) for pk, sk in chunk],
+                    "ConsistentRead": consistent,
+                }
             }
             attempt = 0
             while pending:

@@ -21,7 +21,6 @@ from mlflow.tracing.constant import (
     TraceMetadataKey,
     TraceTagKey,
 )
-from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from mlflow.utils.validation import _validate_trace_tag
 
 from store.dynamo import GSI1, ConditionFailed, ItemTooLarge
@@ -30,18 +29,24 @@ from store.traces_assessments import AssessmentsMixin
 from store.traces_items import (
     EMPTY_MAPS,
     EXP_TRACES_PREFIX,
+    INFO_SK,
     TRACE_PREFIX,
     assessment_columns,
+    client_tags,
     effective_fields,
     gsi_sort_key,
     indexed_request_time,
+    is_live,
     key_attributes,
+    refuse_reserved_tag,
     span_contents,
     split_metadata,
+    tombstone,
     too_large,
     trace_artifact_location,
     trace_info_from_item,
     trace_key,
+    validate_trace_id,
 )
 from store.traces_search import (
     Clause,
@@ -64,21 +69,22 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
 
     def start_trace(self, trace_info: TraceInfo) -> TraceInfo:
         trace_name = validate_trace_name(trace_info.tags.get(TraceTagKey.TRACE_NAME))
+        trace_id = validate_trace_id(trace_info.trace_id)
         experiment = self._active_experiment_for_traces(trace_info.experiment_id)
-        trace_id = trace_info.trace_id
+        experiment_id = str(experiment.experiment_id)
         metadata, analytics = split_metadata(dict(trace_info.trace_metadata))
         metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
-        tags = {k: v for k, v in trace_info.tags.items() if k != TraceTagKey.TRACE_NAME}
-        tags[MLFLOW_ARTIFACT_LOCATION] = trace_artifact_location(experiment, trace_id)
+        tags = client_tags(trace_info.tags)
+        tags.pop(TraceTagKey.TRACE_NAME, None)
         assessments = {}
         for assessment in trace_info.assessments:
             columns = assessment_columns(assessment)
             columns["trace_id"] = trace_id
             assessments[columns["assessment_id"]] = columns
         scalars = {
-            "experiment_id": str(trace_info.experiment_id),
-            "gsi1pk": f"{EXP_TRACES_PREFIX}{trace_info.experiment_id}",
+            "gsi1pk": f"{EXP_TRACES_PREFIX}{experiment_id}",
             "gsi1sk": gsi_sort_key(trace_info.request_time, trace_id),
+            "artifact_location": trace_artifact_location(experiment, trace_id),
             "request_time": trace_info.request_time,
             "execution_duration": trace_info.execution_duration,
             "state": trace_info.state.value,
@@ -104,6 +110,7 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         item = {
             **key_attributes(trace_id),
             "trace_id": trace_id,
+            "experiment_id": experiment_id,
             **{k: v for k, v in scalars.items() if v is not None},
             "request_preview": trace_info.request_preview,
             "response_preview": trace_info.response_preview,
@@ -115,31 +122,11 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
             "assessments": assessments,
         }
         item = {k: v for k, v in item.items() if v is not None}
-        return trace_info_from_item(self._update_or_create_trace(trace_id, update, item))
-
-    def _update_or_create_trace(self, trace_id: str, update: Update, item: dict) -> dict:
-        """Apply `update` to an existing trace, or put `item` when the trace is new."""
-        for _ in range(3):
-            try:
-                return self.table.update(
-                    *trace_key(trace_id),
-                    update.expression(),
-                    condition=f"attribute_exists({update.path('span_index')})",
-                    names=update.names,
-                    values=update.values,
-                )
-            except ConditionFailed:
-                pass
-            except ItemTooLarge:
-                raise too_large(trace_id) from None
-            try:
-                self.table.put(item, condition="attribute_not_exists(pk)")
-                return item
-            except ConditionFailed:
-                continue  # created meanwhile by a concurrent writer: update it
-            except ItemTooLarge:
-                raise too_large(trace_id) from None
-        raise MlflowException(f"Could not write trace '{trace_id}'; retry the request.")
+        try:
+            written = self._write_trace_info(trace_id, experiment_id, update, item)
+        except ItemTooLarge:
+            raise too_large(trace_id) from None
+        return trace_info_from_item(written)
 
     def _active_experiment_for_traces(self, experiment_id: str):
         experiment = self.get_experiment(experiment_id)
@@ -161,11 +148,11 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
     # ---- read --------------------------------------------------------------------------------
 
     def get_trace_info(self, trace_id: str) -> TraceInfo:
-        return trace_info_from_item(self._trace_item(trace_id))
+        return self._trace_infos([self._trace_item(trace_id)])[0]
 
     def _trace_item(self, trace_id: str) -> dict:
         item = self.table.get(*trace_key(trace_id))
-        if item is None:
+        if not is_live(item):
             raise MlflowException(f"Trace with ID '{trace_id}' not found.", RESOURCE_DOES_NOT_EXIST)
         return item
 
@@ -175,7 +162,7 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         location: str | None = None,
         experiment_ids: list[str] | None = None,
     ) -> list[TraceInfo]:
-        return [trace_info_from_item(i) for i in self._trace_items(trace_ids, experiment_ids)]
+        return self._trace_infos(self._trace_items(trace_ids, experiment_ids))
 
     def _trace_items(self, trace_ids: list[str], experiment_ids: list[str] | None) -> list[dict]:
         if not trace_ids:
@@ -185,7 +172,8 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         return [
             found[t]
             for t in dict.fromkeys(trace_ids)
-            if t in found and (allowed is None or str(found[t]["experiment_id"]) in allowed)
+            if is_live(found.get(t))
+            and (allowed is None or str(found[t]["experiment_id"]) in allowed)
         ]
 
     # ---- search -----------------------------------------------------------------------------
@@ -238,7 +226,7 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         token = None
         if len(page) == int(max_results):
             token = seal_page_token("traces", offset + len(page), search)
-        return [trace_info_from_item(i) for i in page], token
+        return self._trace_infos(page), token
 
     def _newest_traces(
         self,
@@ -278,6 +266,7 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
 
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
         key, value = _validate_trace_tag(key, value)
+        refuse_reserved_tag(key)
         update = Update()
         if key == TraceTagKey.TRACE_NAME:
             update.set("trace_name", validate_trace_name(value))
@@ -286,6 +275,7 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         self._update_existing_trace(trace_id, update)
 
     def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        refuse_reserved_tag(key)
         self._trace_item(trace_id)
         update = Update()
         target = "trace_name" if key == TraceTagKey.TRACE_NAME else ("tags", key)
@@ -372,8 +362,11 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
                 if max_traces is not None and len(doomed) >= max_traces:
                     break
         for trace_id in doomed:
-            keys = [(i["pk"], i["sk"]) for i in self.table.query(f"{TRACE_PREFIX}{trace_id}")]
-            self.table.batch_write(deletes=keys)
+            items = list(self.table.query(f"{TRACE_PREFIX}{trace_id}"))
+            spans = [(i["pk"], i["sk"]) for i in items if i["sk"] != INFO_SK]
+            # the info item becomes a tombstone: the id stays bound to its experiment
+            leftover = [tombstone(i) for i in items if i["sk"] == INFO_SK and is_live(i)]
+            self.table.batch_write(puts=leftover, deletes=spans)
         return len(doomed)
 
 

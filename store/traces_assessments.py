@@ -9,11 +9,16 @@ from __future__ import annotations
 from mlflow.entities import Assessment
 from mlflow.entities.assessment import Expectation, Feedback
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST
 from mlflow.utils.time import get_current_time_millis
 
 from store.dynamo import ConditionFailed
-from store.traces_items import assessment_columns, assessment_from_columns, trace_key
+from store.traces_items import (
+    assessment_columns,
+    assessment_from_columns,
+    is_live,
+    trace_key,
+)
 from store.traces_update import Update
 
 
@@ -24,6 +29,8 @@ class AssessmentsMixin:
         trace = self._trace_item_for_assessment(assessment.trace_id)
         columns = assessment_columns(assessment)
         existing = trace.get("assessments") or {}
+        if columns["assessment_id"] in existing:
+            raise _duplicate(columns["assessment_id"], assessment.trace_id)
         update = Update().set(("assessments", columns["assessment_id"]), columns)
         if overrides := columns.get("overrides"):
             if overrides not in existing:
@@ -32,7 +39,7 @@ class AssessmentsMixin:
                     RESOURCE_DOES_NOT_EXIST,
                 )
             update.set(("assessments", overrides, "valid"), False)
-        self._write_assessments(assessment.trace_id, update)
+        self._write_assessments(assessment.trace_id, update, new=columns["assessment_id"])
         return assessment_from_columns(columns)
 
     def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
@@ -119,7 +126,7 @@ class AssessmentsMixin:
 
     def _trace_item_for_assessment(self, trace_id: str) -> dict:
         item = self.table.get(*trace_key(trace_id))
-        if item is None:
+        if not is_live(item):
             raise MlflowException(
                 f"Trace with request_id '{trace_id}' not found", RESOURCE_DOES_NOT_EXIST
             )
@@ -135,17 +142,38 @@ class AssessmentsMixin:
             )
         return columns
 
-    def _write_assessments(self, trace_id: str, update: Update, must_exist: str | None = None):
+    def _write_assessments(
+        self,
+        trace_id: str,
+        update: Update,
+        must_exist: str | None = None,
+        new: str | None = None,
+    ):
         target = ("assessments", must_exist) if must_exist else ("assessments",)
+        condition = f"attribute_exists({update.path(*target)})"
+        if new is not None:  # an id the client may have chosen: never overwrites another
+            condition += f" AND attribute_not_exists({update.path('assessments', new)})"
         try:
             self.table.update(
                 *trace_key(trace_id),
                 update.expression(),
-                condition=f"attribute_exists({update.path(*target)})",
+                condition=condition,
                 names=update.names,
                 values=update.values or None,
             )
         except ConditionFailed:
+            if (
+                new is not None
+                and new in (self._trace_item_for_assessment(trace_id)["assessments"])
+            ):
+                raise _duplicate(new, trace_id) from None
             raise MlflowException(
                 f"Trace with request_id '{trace_id}' not found", RESOURCE_DOES_NOT_EXIST
             ) from None
+
+
+def _duplicate(assessment_id: str, trace_id: str) -> MlflowException:
+    return MlflowException(
+        f"Assessment with ID '{assessment_id}' already exists for trace '{trace_id}'",
+        RESOURCE_ALREADY_EXISTS,
+    )

@@ -6,11 +6,16 @@ A trace's partition is ``TR#<trace_id>``:
   (``EXPTR#<exp>`` / ``<request_time>#<trace_id>``);
 - ``SPAN#<span_id>#<part>``: a span's stored JSON, zlib-compressed when large and split into
   parts so that no item comes near the 400 KB limit.
+
+A trace belongs to one experiment for good: every write on ``INFO`` is conditioned on its
+``experiment_id``, and deleting a trace leaves a small tombstone ``INFO`` (``deleted``, the
+experiment id, nothing else), so the id can never be taken by another experiment.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections import defaultdict
 from types import SimpleNamespace
@@ -22,13 +27,14 @@ from mlflow.entities.trace_info import TraceInfo
 from mlflow.entities.trace_location import TraceLocation
 from mlflow.entities.trace_state import TraceState
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS
 from mlflow.store.tracking.utils.trace_analytics import (
     PROMOTED_TRACE_METADATA_KEYS,
     analytics_columns_from_metadata,
     compatibility_metadata_from_columns,
 )
-from mlflow.tracing.constant import TraceTagKey
+from mlflow.tracing.constant import SpansLocation, TraceTagKey
+from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from mlflow.utils.uri import append_to_uri_path
 
 TRACE_PREFIX = "TR#"
@@ -82,8 +88,27 @@ ASSESSMENT_COLUMNS = (
     "valid",
     "assessment_metadata",
 )
+MAX_TRACE_ID_LENGTH = 50  # the width of MLflow's SQL column
+_TRACE_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_TRACE_ID_LENGTH}}}")
+# Tags only the store sets: where the trace's files and spans live. Clients may not set or delete
+# them (the artifact location is derived from the experiment, spans are recorded by log_spans).
+RESERVED_TRACE_TAGS = frozenset(
+    {MLFLOW_ARTIFACT_LOCATION, TraceTagKey.SPANS_LOCATION, TraceTagKey.ARCHIVE_LOCATION}
+)
 # Index entry of a span inside the INFO item: [name, type, status, start_ns, end_ns, parent_id].
 NAME, TYPE, STATUS, START, END, PARENT = range(6)
+
+
+def validate_trace_id(trace_id: str) -> str:
+    """A trace id a client chose: it names a key and a folder of the artifact store."""
+    valid = isinstance(trace_id, str) and _TRACE_ID.fullmatch(trace_id)
+    if not valid or trace_id in {".", ".."}:
+        raise MlflowException(
+            f"Invalid trace ID {trace_id!r}: expected 1 to {MAX_TRACE_ID_LENGTH} letters, digits, "
+            "'-', '_', '.' or ':'.",
+            INVALID_PARAMETER_VALUE,
+        )
+    return trace_id
 
 
 def trace_key(trace_id: str) -> tuple[str, str]:
@@ -139,7 +164,50 @@ def effective_fields(item: dict) -> dict[str, Any]:
 
 
 def trace_tags(item: dict) -> dict[str, str]:
-    return {**(item.get("span_tags") or {}), **(item.get("tags") or {})}
+    """The tags a reader sees: the client's, and the reserved ones as the store derives them."""
+    stored = {**(item.get("span_tags") or {}), **(item.get("tags") or {})}
+    tags = {k: v for k, v in stored.items() if k not in RESERVED_TRACE_TAGS}
+    if stored.get(TraceTagKey.SPANS_LOCATION) == SpansLocation.TRACKING_STORE.value:
+        tags[TraceTagKey.SPANS_LOCATION] = SpansLocation.TRACKING_STORE.value
+    if item.get("artifact_location"):
+        tags[MLFLOW_ARTIFACT_LOCATION] = item["artifact_location"]
+    return tags
+
+
+def client_tags(tags: dict[str, str]) -> dict[str, str]:
+    """A client's trace tags without the reserved keys (dropped, as MLflow's client drops them)."""
+    return {k: v for k, v in tags.items() if k not in RESERVED_TRACE_TAGS}
+
+
+def refuse_reserved_tag(key: str) -> None:
+    if key in RESERVED_TRACE_TAGS:
+        raise MlflowException(
+            f"The trace tag '{key}' is set by the tracking store and cannot be set or deleted.",
+            INVALID_PARAMETER_VALUE,
+        )
+
+
+def is_live(item: dict | None) -> bool:
+    """A trace info item that exists and is not the tombstone of a deleted trace."""
+    return item is not None and not item.get("deleted")
+
+
+def tombstone(item: dict) -> dict:
+    """What stays of a deleted trace: its id and its experiment (the id stays bound to it)."""
+    return {
+        **key_attributes(item["trace_id"]),
+        "trace_id": item["trace_id"],
+        "experiment_id": str(item["experiment_id"]),
+        "deleted": True,
+    }
+
+
+def other_experiment(trace_id: str) -> MlflowException:
+    return MlflowException(
+        f"Trace with ID '{trace_id}' already exists in another experiment; a trace cannot move "
+        "between experiments.",
+        RESOURCE_ALREADY_EXISTS,
+    )
 
 
 def trace_metadata(item: dict) -> dict[str, str]:

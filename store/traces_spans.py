@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from mlflow.entities import Experiment
 from mlflow.entities.span import LazySpan
 from mlflow.entities.trace import Span, Trace
 from mlflow.entities.trace_data import TraceData
+from mlflow.entities.trace_info import TraceInfo
 from mlflow.exceptions import MlflowException, MlflowTracingException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.store.tracking.utils.trace_analytics import validate_session_id, validate_trace_name
@@ -24,26 +27,30 @@ from mlflow.tracing.constant import (
 from mlflow.tracing.otel.translation import translate_span_when_storing
 from mlflow.tracing.utils import TraceJSONEncoder
 from mlflow.tracing.utils.truncation import _get_truncated_preview
-from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from mlflow.utils.validation import _validate_trace_tag
 
 from store.dynamo import ConditionFailed, ItemTooLarge
+from store.experiments import normalize_experiment_id
 from store.traces_items import (
     EMPTY_MAPS,
     EXP_TRACES_PREFIX,
     PARENT,
+    RESERVED_TRACE_TAGS,
     SPAN_PREFIX,
     START,
     TRACE_PREFIX,
     gsi_sort_key,
+    is_live,
     json_value,
     key_attributes,
+    other_experiment,
     span_contents,
     span_index_entry,
     span_items,
     trace_artifact_location,
     trace_info_from_item,
     trace_key,
+    validate_trace_id,
 )
 from store.traces_update import Update
 
@@ -56,11 +63,20 @@ class SpansMixin:
     # ---- spans (OTLP `/v1/traces` and the client's span export) ------------------------------
 
     def log_spans(self, location: str, spans: list[Span], tracking_uri=None) -> list[Span]:
+        """Store spans of traces of experiment `location`.
+
+        Each trace named is first checked (or created) in `location`; a trace of another
+        experiment refuses the whole batch before any span item is written. The span items
+        follow, then each trace's info item records its spans with one UpdateItem conditioned
+        on the trace's experiment.
+        """
         if not spans:
             return []
+        location = normalize_experiment_id(location)
         by_trace: dict[str, list[Span]] = defaultdict(list)
         for span in spans:
-            by_trace[span.trace_id].append(span)
+            by_trace[validate_trace_id(span.trace_id)].append(span)
+        self._claim_traces(location, by_trace)
         items, updates = [], {}
         for trace_id, trace_spans in by_trace.items():
             stored = []
@@ -71,49 +87,88 @@ class SpansMixin:
                 stored.append((span, span_dict.get("attributes") or {}))
             updates[trace_id] = stored
         self.table.batch_write(puts=items)
-        experiment = _LazyExperiment(self, location)
         for trace_id, stored in updates.items():
-            skeleton = {
-                **key_attributes(trace_id),
-                "trace_id": trace_id,
-                "experiment_id": str(location),
-                "gsi1pk": f"{EXP_TRACES_PREFIX}{location}",
-                "gsi1sk": gsi_sort_key(
-                    min(s.start_time_ns for s, _ in stored) // 1_000_000, trace_id
-                ),
-                **{name: {} for name in EMPTY_MAPS},
-            }
+            trace_spans = by_trace[trace_id]
             try:
-                self._log_spans_on_trace(trace_id, _spans_update(stored), skeleton, experiment)
+                self._log_spans_on_trace(trace_id, location, _spans_update(stored), trace_spans)
             except ItemTooLarge:
                 # The span index is full (thousands of spans): the spans are kept without it.
                 update = _spans_update(stored, with_index=False)
-                self._log_spans_on_trace(trace_id, update, skeleton, experiment)
+                self._log_spans_on_trace(trace_id, location, update, trace_spans)
         return spans
 
+    def _claim_traces(self, experiment_id: str, by_trace: dict[str, list[Span]]) -> None:
+        """Make sure every trace of a span batch is a trace of `experiment_id`: existing ones
+        are checked (an owner never changes, so an eventually consistent read is enough), new
+        ones are created."""
+        keys = (trace_key(t) for t in by_trace)
+        found = {i["trace_id"]: i for i in self.table.batch_get(keys, consistent=False)}
+        for trace_id in by_trace:
+            item = found.get(trace_id)
+            if item is not None and str(item["experiment_id"]) != experiment_id:
+                raise other_experiment(trace_id)
+        experiment = _LazyExperiment(self, experiment_id)
+        for trace_id, trace_spans in by_trace.items():
+            if not is_live(found.get(trace_id)):
+                self._create_trace_info(_skeleton(trace_id, experiment.get(), trace_spans))
+
     def _log_spans_on_trace(
-        self, trace_id: str, update: Update, skeleton: dict, experiment: _LazyExperiment
+        self, trace_id: str, experiment_id: str, update: Update, spans: list[Span]
     ) -> None:
+        experiment = _LazyExperiment(self, experiment_id)
+        skeleton = lambda: _skeleton(trace_id, experiment.get(), spans)  # noqa: E731
+        self._write_trace_info(trace_id, experiment_id, update, skeleton, skeleton_only=True)
+
+    def _write_trace_info(
+        self,
+        trace_id: str,
+        experiment_id: str,
+        update: Update,
+        item: dict | Callable[[], dict],
+        *,
+        skeleton_only: bool = False,
+    ) -> dict:
+        """Apply `update` to the trace if it is a live trace of `experiment_id`, else put `item`
+        (a new trace, or one deleted from that experiment). The experiment is part of every
+        condition, so a trace of another experiment is refused, never moved.
+
+        `item` may be a function (called only when a put is needed); `skeleton_only`: it is an
+        empty trace, and `update` is applied to it once it exists.
+        """
+        owner = f"{update.path('experiment_id')} = {update.value(experiment_id)}"
+        live_here = f"attribute_exists({update.path('span_index')}) AND {owner}"
         for _ in range(3):
             try:
-                self.table.update(
+                return self.table.update(
                     *trace_key(trace_id),
                     update.expression(),
-                    condition=f"attribute_exists({update.path('span_index')})",
+                    condition=live_here,
                     names=update.names,
                     values=update.values,
                 )
-                return
             except ConditionFailed:
                 pass
-            skeleton["tags"] = {
-                MLFLOW_ARTIFACT_LOCATION: trace_artifact_location(experiment.get(), trace_id)
-            }
-            try:
-                self.table.put(skeleton, condition="attribute_not_exists(pk)")
-            except ConditionFailed:
-                continue
-        raise MlflowException(f"Could not record spans of trace '{trace_id}'; retry the request.")
+            created = self._create_trace_info(item() if callable(item) else item)
+            if created is not None and not skeleton_only:
+                return created
+        raise MlflowException(f"Could not write trace '{trace_id}'; retry the request.")
+
+    def _create_trace_info(self, item: dict) -> dict | None:
+        """Put a new trace info item (over a tombstone of the same experiment); None when a
+        live trace of that experiment exists already; a trace of another experiment refused."""
+        try:
+            self.table.put(
+                item,
+                condition="attribute_not_exists(pk) OR (#deleted = :yes AND #exp = :exp)",
+                names={"#deleted": "deleted", "#exp": "experiment_id"},
+                values={":yes": True, ":exp": item["experiment_id"]},
+            )
+            return item
+        except ConditionFailed:
+            current = self.table.get(*trace_key(item["trace_id"]))
+            if current is not None and str(current["experiment_id"]) != item["experiment_id"]:
+                raise other_experiment(item["trace_id"]) from None
+            return None
 
     # ---- reads of whole traces ---------------------------------------------------------------
 
@@ -121,10 +176,11 @@ class SpansMixin:
         for attempt in range(_GET_TRACE_RETRIES):
             items = list(self.table.query(f"{TRACE_PREFIX}{trace_id}", consistent=True))
             info = next((i for i in items if i["sk"] == "INFO"), None)
-            if info is None:
+            if not is_live(info):
                 raise MlflowException(
                     f"Trace with ID {trace_id} is not found.", RESOURCE_DOES_NOT_EXIST
                 )
+            self._fill_artifact_locations([info])
             trace = _trace_from_items(info, items, allow_partial=allow_partial)
             if trace is not None:
                 return trace
@@ -142,11 +198,12 @@ class SpansMixin:
         experiment_ids: list[str] | None = None,
     ) -> list[Trace]:
         infos = self._trace_items(trace_ids, experiment_ids)
+        self._fill_artifact_locations(infos)
         for info in infos:
             if info.get("tags", {}).get(TraceTagKey.SPANS_LOCATION) != (
                 SpansLocation.TRACKING_STORE.value
             ):
-                raise MlflowTracingException("Trace data not stored in tracking store")
+                raise _spans_not_in_store()
         # One Query per trace for its spans, sent side by side (the client is thread-safe).
         with ThreadPoolExecutor(max_workers=min(len(infos), 8) or 1) as pool:
             span_rows = list(pool.map(lambda i: self._span_items(i["trace_id"]), infos))
@@ -155,6 +212,23 @@ class SpansMixin:
             for info, rows in zip(infos, span_rows, strict=True)
         )
         return [t for t in traces if t is not None]
+
+    def _trace_infos(self, items: list[dict]) -> list[TraceInfo]:
+        self._fill_artifact_locations(items)
+        return [trace_info_from_item(i) for i in items]
+
+    def _fill_artifact_locations(self, items: list[dict]) -> None:
+        """Info items written before the store kept each trace's artifact location get it
+        derived from their experiment (one read per experiment)."""
+        experiments: dict[str, Experiment] = {}
+        for item in items:
+            if "artifact_location" in item:
+                continue
+            experiment_id = str(item["experiment_id"])
+            if experiment_id not in experiments:
+                experiments[experiment_id] = self.get_experiment(experiment_id)
+            location = trace_artifact_location(experiments[experiment_id], item["trace_id"])
+            item["artifact_location"] = location
 
     def _span_items(self, trace_id: str) -> list[dict]:
         return list(self.table.query(f"{TRACE_PREFIX}{trace_id}", sk_prefix=SPAN_PREFIX))
@@ -173,6 +247,21 @@ class _LazyExperiment:
         if self._experiment is None:
             self._experiment = self._store.get_experiment(self._id)
         return self._experiment
+
+
+def _skeleton(trace_id: str, experiment, spans: list[Span]) -> dict:
+    """An empty trace info item for spans that arrive before their trace's start_trace."""
+    experiment_id = str(experiment.experiment_id)
+    first_start_ms = min(s.start_time_ns for s in spans) // 1_000_000
+    return {
+        **key_attributes(trace_id),
+        "trace_id": trace_id,
+        "experiment_id": experiment_id,
+        "gsi1pk": f"{EXP_TRACES_PREFIX}{experiment_id}",
+        "gsi1sk": gsi_sort_key(first_start_ms, trace_id),
+        "artifact_location": trace_artifact_location(experiment, trace_id),
+        **{name: {} for name in EMPTY_MAPS},
+    }
 
 
 def _spans_update(stored: list[tuple[Span, dict]], *, with_index: bool = True) -> Update:
@@ -209,6 +298,8 @@ def _record_span_facts(update: Update, span: Span, attributes: dict[str, Any]) -
             key, value = _validate_trace_tag(name[len(prefix) :], str(json_value(raw)))
         except MlflowException:
             continue
+        if key in RESERVED_TRACE_TAGS:
+            continue  # set by the store only
         if key == TraceTagKey.TRACE_NAME:
             update.set("trace_name", validate_trace_name(value))
         else:
@@ -218,7 +309,7 @@ def _record_span_facts(update: Update, span: Span, attributes: dict[str, Any]) -
 def _trace_from_items(info: dict, items: list[dict], *, allow_partial: bool) -> Trace | None:
     trace_info = trace_info_from_item(info)
     if trace_info.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
-        raise MlflowTracingException("Trace data not stored in tracking store")
+        raise _spans_not_in_store()
     contents = span_contents([i for i in items if i["sk"].startswith(SPAN_PREFIX)])
     index = info.get("span_index") or {}
 
@@ -237,3 +328,10 @@ def _trace_from_items(info: dict, items: list[dict], *, allow_partial: bool) -> 
     if not allow_partial and not spans:
         return None
     return Trace(info=trace_info, data=TraceData(spans=spans))
+
+
+def _spans_not_in_store() -> MlflowTracingException:
+    # MLflow's message, but not its INTERNAL_ERROR: the trace has no spans in this store.
+    return MlflowTracingException(
+        "Trace data not stored in tracking store", error_code=RESOURCE_DOES_NOT_EXIST
+    )

@@ -9,6 +9,7 @@ PROTO = "proto"  # _get_request_message: GET query (body when no query), POST/PA
 QUERY = "query"  # request.args only
 JSON = "json"  # request.json only (Content-Type must be JSON)
 NONE = "none"  # no parameters: path and headers only
+OTLP = "otlp"  # an OTLP span export body (protobuf or JSON), read for its trace ids
 
 # Resource kinds a request can name before resolution.
 WORKSPACE = "workspace"  # calls without a single target (create, global search, UI)
@@ -31,7 +32,8 @@ class RefSpec:
     ``a.b.c`` / ``a[].b`` (a nested body field), ``{param}`` (a path parameter),
     ``header:Name``, ``run_id|run_uuid`` (either, and equal when both are sent),
     ``artifact:SOURCE`` (an artifact path whose first segment is the experiment id),
-    ``source`` (a model version's source URI).
+    ``source`` (a model version's source URI), ``otlp:trace_ids`` (the trace of every span of
+    an OTLP export body).
     """
 
     kind: str
@@ -73,7 +75,9 @@ class Route:
         """One line for people: `GET /path → Action on kind (source), ...; filter`."""
         if self.refused:
             return f"{self.method} {self.path} → refused: {self.refused}"
-        where = {PROTO: "params", QUERY: "query", JSON: "body", NONE: "path"}[self.params]
+        where = {PROTO: "params", QUERY: "query", JSON: "body", NONE: "path", OTLP: "otlp"}[
+            self.params
+        ]
         refs = ", ".join(
             f"{r.kind} ({r.source or 'default'})"
             + (f" as {r.action}" if r.action else "")

@@ -6,7 +6,7 @@ from gateway.routes.build import ajax, api, ref, rows
 from gateway.routes.model import (
     DATASET,
     EXPERIMENT,
-    NONE,
+    OTLP,
     QUERY,
     REGISTERED_MODEL,
     RUN,
@@ -23,6 +23,8 @@ PATH_DATASET = ref(DATASET, "{dataset_id}")
 def _traces() -> list[Route]:
     f = "traces"
     v3_experiment = "trace.trace_info.trace_location.mlflow_experiment.experiment_id"
+    # a trace id the client chose: if it exists, the caller must edit its own experiment too
+    v3_trace = ref(TRACE, "trace.trace_info.trace_id", missing_ok=True)
     trace_ids = ref(TRACE, "trace_ids[]")
     return [
         *rows(
@@ -60,7 +62,14 @@ def _traces() -> list[Route]:
             RUN_ID,
             trace_ids,
         ),
-        *rows("POST", api(3, "/mlflow/traces"), f, "StartTraceV3", ref(EXPERIMENT, v3_experiment)),
+        *rows(
+            "POST",
+            api(3, "/mlflow/traces"),
+            f,
+            "StartTraceV3",
+            ref(EXPERIMENT, v3_experiment),
+            v3_trace,
+        ),
         *rows("GET", api(3, "/mlflow/traces/{trace_id}"), f, "GetTraceInfoV3", PATH_TRACE),
         *rows(
             "POST",
@@ -128,15 +137,17 @@ def _traces() -> list[Route]:
             ref(EXPERIMENT, "locations[].mlflow_experiment.experiment_id", narrow=True),
             filter="traces",
         ),
-        # OTLP ingest: the experiment travels in a header; an optional run link is checked too
+        # OTLP ingest: the experiment travels in a header; every trace the spans name must be
+        # new or one the caller may edit; an optional run link is checked too
         *rows(
             "POST",
             "/v1/traces",
             f,
             "ExportTraces",
             ref(EXPERIMENT, "header:x-mlflow-experiment-id"),
+            ref(TRACE, "otlp:trace_ids", missing_ok=True),
             ref(RUN, "header:x-mlflow-run-id", optional=True, action="LinkTracesToRun"),
-            params=NONE,
+            params=OTLP,
         ),
     ]
 

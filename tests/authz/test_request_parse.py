@@ -27,6 +27,22 @@ def parse(method, path, query="", body=None, headers=None):
     return parse_request(method, path, query, hdrs, raw)
 
 
+def otlp_body(spans: list[tuple[int, int]]) -> bytes:
+    """An OTLP export (protobuf) with one span per (trace id, span id)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for trace_id, span_id in spans:
+        span = scope.spans.add()
+        span.trace_id = trace_id.to_bytes(16, "big")
+        span.span_id = span_id.to_bytes(8, "big")
+        span.name = "s"
+    return request.SerializeToString()
+
+
 def refs(parsed):
     return [(r.kind, r.id, r.action) for r in parsed.resources]
 
@@ -253,13 +269,28 @@ def test_listing_the_artifact_root_is_refused():
     refused("GET", "/api/2.0/mlflow-artifacts/artifacts", "path=..%2F2")
 
 
-def test_otlp_reads_the_experiment_and_run_headers():
-    headers = {"X-MLflow-Experiment-Id": "7", "x-mlflow-run-id": "r", "content-type": "x"}
-    parsed = parse("POST", "/v1/traces", body=b"\x00", headers=headers)
-    assert refs(parsed) == [("experiment", "7", None), ("run", "r", "LinkTracesToRun")]
-    refused("POST", "/v1/traces", body=b"\x00", headers={"content-type": "x"})
-    twice = [("x-mlflow-experiment-id", "7"), ("x-mlflow-experiment-id", "8")]
-    refused("POST", "/v1/traces", body=b"\x00", headers=twice)
+def test_otlp_reads_the_experiment_and_run_headers_and_every_trace():
+    body = otlp_body([(1, 1), (1, 2), (0xAB, 3)])
+    headers = {
+        "X-MLflow-Experiment-Id": "7",
+        "x-mlflow-run-id": "r",
+        "content-type": "application/x-protobuf",
+    }
+    parsed = parse("POST", "/v1/traces", body=body, headers=headers)
+    assert refs(parsed) == [
+        ("experiment", "7", None),
+        ("trace", f"tr-{1:032x}", None),
+        ("trace", f"tr-{0xAB:032x}", None),
+        ("run", "r", "LinkTracesToRun"),
+    ]
+    assert all(r.missing_ok for r in parsed.resources if r.kind == "trace")
+    refused("POST", "/v1/traces", body=body, headers={"content-type": "application/x-protobuf"})
+    twice = [
+        ("content-type", "application/x-protobuf"),
+        ("x-mlflow-experiment-id", "7"),
+        ("x-mlflow-experiment-id", "8"),
+    ]
+    refused("POST", "/v1/traces", body=body, headers=twice)
 
 
 def test_model_version_facts_are_reported_for_the_production_guard():
@@ -292,7 +323,7 @@ def test_bodies_of_uploads_are_never_needed():
 
     assert not reads_body("PUT", "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/big.bin")
     assert not reads_body("POST", "/ajax-api/2.0/mlflow/upload-artifact")
-    assert not reads_body("POST", "/v1/traces")
+    assert reads_body("POST", "/v1/traces")  # read for the traces its spans write into
     assert reads_body("POST", "/api/2.0/mlflow/runs/log-batch")
     assert reads_body("GET", "/api/2.0/mlflow/runs/get")  # MLflow's GET-body fallback
 

@@ -23,6 +23,7 @@ from gateway.routes.model import (
     JSON,
     LOGGED_MODEL,
     NONE,
+    OTLP,
     QUERY,
     REGISTERED_MODEL,
     RUN,
@@ -82,6 +83,7 @@ def build(route: Route, ids: Ids, other: Ids, *, version: str = "1") -> Sample |
     params: dict = {}
     path_params: dict[str, str] = {}
     headers: dict[str, str] = {}
+    spans: list[dict] = []
     for spec in route.refs:
         if spec.kind == WORKSPACE or (spec.optional and spec.action):
             continue
@@ -90,6 +92,12 @@ def build(route: Route, ids: Ids, other: Ids, *, version: str = "1") -> Sample |
         src = spec.source
         if src == "source":
             params["source"] = f"runs:/{use.run}/model"
+            continue
+        if src == "otlp:trace_ids":
+            otel_id = use.trace.removeprefix("tr-")
+            if not re.fullmatch("[0-9a-f]{32}", otel_id):
+                return None  # only tr-<32 hex> ids come from OTLP trace ids
+            spans.append({"traceId": otel_id, "spanId": "00000000000000a1", "name": "s"})
             continue
         if src.startswith("artifact:"):
             src = src.removeprefix("artifact:")
@@ -113,9 +121,15 @@ def build(route: Route, ids: Ids, other: Ids, *, version: str = "1") -> Sample |
     path = _fill(route.path, path_params)
     if path is None:
         return None
-    in_query = route.params == QUERY or (route.params not in (JSON, NONE) and route.method == "GET")
+    in_query = route.params == QUERY or (
+        route.params not in (JSON, NONE, OTLP) and route.method == "GET"
+    )
     if route.params == NONE:
         return Sample(route, route.method, path, "", headers, b"")
+    if route.params == OTLP:
+        headers["content-type"] = "application/json"
+        body = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+        return Sample(route, route.method, path, "", headers, json.dumps(body).encode())
     if in_query:
         if any(
             isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict))

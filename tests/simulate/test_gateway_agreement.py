@@ -49,7 +49,8 @@ ADMINS = ("admins",)
 KNOWN = "known-user"
 PROBE = "x-simulate-probe"
 _CLIENTS = threading.local()
-OPEN = Ids("900", "run-open", "tr-open", "m-open", "exp-open", "model-open")
+# trace ids as OTLP makes them (tr-<32 hex>), so that span exports can name them too
+OPEN = Ids("900", "run-open", f"tr-{900:032x}", "m-open", "exp-open", "model-open")
 # Calls the gateway decides differently from the policies alone, and why:
 # - datasets: the gateway cannot resolve a dataset to its experiments, so it denies them;
 # - GraphQL: the matrix shows the workspace decision; the gateway then decides each root
@@ -88,7 +89,8 @@ def _user(index: int, column: Column) -> tuple[str, tuple[str, ...]]:
 
 
 def _ids(index: int) -> Ids:
-    return Ids(str(index), f"run{index}", f"tr{index}", f"m{index}", f"exp{index}", f"model{index}")
+    trace = f"tr-{index:032x}"
+    return Ids(str(index), f"run{index}", trace, f"m{index}", f"exp{index}", f"model{index}")
 
 
 def _acl(index: int, column: Column) -> dict:

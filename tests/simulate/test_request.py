@@ -131,6 +131,9 @@ def test_cli_headers_and_body_from_a_file(bindings_file, tmp_path, capsys):
     ]
     assert main(args) == 0
     assert "experiment-editor" in capsys.readouterr().out
+    spans = tmp_path / "spans.json"
+    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "s"}
+    spans.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
     otlp = [
         "request",
         "--user",
@@ -139,8 +142,12 @@ def test_cli_headers_and_body_from_a_file(bindings_file, tmp_path, capsys):
         str(bindings_file),
         "--header",
         "x-mlflow-experiment-id: 7",
+        "--header",
+        "content-type: application/json",
         "POST",
         "/v1/traces",
+        f"@{spans}",
     ]
     assert main(otlp) == 1
-    assert "ExportTraces" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ExportTraces" in out and f"tr-{'ab' * 16}" in out

@@ -143,7 +143,7 @@ def test_search_in_start_time_order_stops_early(moto_store):
         assert search([big], order_by=order_by) == {"Query": 6, "BatchGetItem": 1}, order_by
 
 
-_TRACE_BLOB = {"blob": "x" * 3000}  # ~3 KB traces: 1200 of them fill five 1 MB index pages
+_TRACE_BLOB = {"blob": "x" * 3100}  # ~3.5 KB traces: 1200 of them fill five 1 MB index pages
 
 
 def test_search_traces_newest_first_stops_early(moto_store):

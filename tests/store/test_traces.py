@@ -81,7 +81,7 @@ def test_round_trips_of_the_trace_calls(store, experiment_id):
     store.log_spans(
         experiment_id, [span(trace_id, n, parent=None if n == 1 else 1) for n in (1, 2)]
     )
-    assert rt.by_operation() == {"BatchWriteItem": 1, "UpdateItem": 1}
+    assert rt.by_operation() == {"BatchGetItem": 1, "BatchWriteItem": 1, "UpdateItem": 1}
     rt.reset()
     store.get_trace_info(trace_id)
     assert rt.by_operation() == {"GetItem": 1}
@@ -163,7 +163,14 @@ def test_delete_traces_by_ids_and_by_age(store, experiment_id):
     assert store.delete_traces(experiment_id, max_timestamp_millis=3000, max_traces=1) == 1
     left, _ = store.search_traces(locations=[experiment_id])
     assert [t.trace_id for t in left] == [ids[3], ids[2]]
-    assert list(store.table.query(f"TR#{ids[1]}")) == []
+    # What stays of a deleted trace: a tombstone that keeps its id bound to its experiment.
+    left = list(store.table.query(f"TR#{ids[1]}"))
+    assert [(i["sk"], i["experiment_id"], i["deleted"]) for i in left] == [
+        ("INFO", experiment_id, True)
+    ]
+    with pytest.raises(MlflowException) as info:
+        store.get_trace_info(ids[1])
+    assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
 def test_assessments_create_override_update_delete(store, experiment_id):
