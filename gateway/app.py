@@ -19,11 +19,13 @@ from typing import Protocol
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.authn import Authenticator
+from gateway.body_limit import BodyLimitMiddleware
 from gateway.config import USE_ACCESS, USE_ID, BrowserLoginConfig, GatewayConfig, IssuerConfig
 from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider
 from gateway.devidp_oauth import DevOAuthEndpoints
@@ -108,7 +110,10 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
         await forwarder.aclose()
 
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={Exception: _internal_error}
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(BodyLimitMiddleware, limits=config.body_limits)],
+        exception_handlers={Exception: _internal_error},
     )
     app.state.config = config
     app.state.gateway = gateway

@@ -252,9 +252,10 @@ def _set_private(bindings: BindingStore):
 async def _params(request: Request) -> dict:
     if request.method == "GET":
         return dict(request.query_params)
+    body = await request.body()  # at most the JSON limit: larger bodies get 413 (body_limit.py)
     try:
-        value = json.loads(await request.body() or b"{}")
-    except ValueError:
+        value = json.loads(body or b"{}")
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise ApiError(
             400, "INVALID_PARAMETER_VALUE", "The request body is not valid JSON."
         ) from None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from gateway.config import GatewayConfig, IssuerConfig, ServiceClient
+from gateway.config import BodyLimits, GatewayConfig, IssuerConfig, ServiceClient
 from gateway.stack.datadir import DEFAULT_DATA_DIR, DataDir
 from gateway.stack.dynamodb_server import DynamoServer, FileLock
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings
@@ -45,6 +45,7 @@ class StackConfig:
     dev_idp: bool = True
     service_clients: tuple[ServiceClient, ...] = ()
     policies_dir: Path | None = None  # set = every call decided by these Cedar policies
+    body_limits: BodyLimits = BodyLimits()
 
     @property
     def public_url(self) -> str:
@@ -163,6 +164,7 @@ class Stack:
             policies_dir=config.policies_dir.absolute() if config.policies_dir else None,
             store_uri=self._store_uri,
             audit_path=self.data.logs / "audit.jsonl",
+            body_limits=config.body_limits,
         )
         self._gateway_config = gateway_config
         app = create_app(gateway_config)
