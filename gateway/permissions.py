@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.decide import Authorizer
+from gateway.request_messages import has_unpaired_surrogate
 from gateway.request_parse import ResourceRef
 from gateway.routes.model import EXPERIMENT, REGISTERED_MODEL
 from store.bindings import ROLES, BindingStore, UnknownResource, user_key
@@ -261,6 +262,8 @@ async def _params(request: Request) -> dict:
         ) from None
     if not isinstance(value, dict):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "The request body must be a JSON object.")
+    if has_unpaired_surrogate(value, body):  # it could be neither stored nor answered
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "The request body is not valid Unicode.")
     return value
 
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
+from gateway.request_messages import RAW_QUERY_REQUIRED
 from gateway.request_parse import Refusal, parse_request
 from gateway.routes import all_routes
 from gateway.routes.model import (
@@ -105,6 +106,9 @@ def build(route: Route, ids: Ids, other: Ids, *, version: str = "1") -> Sample |
             _put(params, src.split("|")[0], value)
     if family == REGISTERED_MODEL:
         params.setdefault("version", version)
+    if route.params == QUERY:
+        for name in RAW_QUERY_REQUIRED.get(route.action or "", ()):
+            params.setdefault(name, "MLmodel")  # what the raw handler indexes, e.g. a path
     path = _fill(route.path, path_params)
     if path is None:
         return None
