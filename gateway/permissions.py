@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.decide import Authorizer
-from gateway.request_messages import has_unpaired_surrogate
 from gateway.request_parse import ResourceRef
+from gateway.request_values import has_unpaired_surrogate
 from gateway.routes.model import EXPERIMENT, REGISTERED_MODEL
 from store.bindings import ROLES, BindingStore, UnknownResource, user_key
 from store.identity import Principal

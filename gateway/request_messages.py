@@ -2,13 +2,11 @@
 
 MLflow's handler turns a JSON body into its request message with protobuf's `ParseDict`; when
 that fails, it re-checks the raw JSON with validators that crash on values of the wrong type
-(`int([])`, `int(float("inf"))`, `None.get(...)`): an MLflow 500. The gateway therefore
-refuses, before forwarding, every value `ParseDict` would not take (a list where a number
-goes, a bare NaN, an integer out of range, a string that is no number, ...), and the few it
-takes that the handlers' own checks then crash on: a null where a list or an integer goes, an
-integer spelled "1e2". Unknown fields pass, as they do in MLflow. `check_values` adds the
-handlers' other unchecked reads: string fields decoded as JSON, the query parameters of raw
-handlers indexed or passed to int(), artifact paths longer than a file system or S3 takes.
+(`int([])`, `int(float("inf"))`, `None.get(...)`): an MLflow 500. `check_request_body`
+therefore refuses every value `ParseDict` would not take (a list where a number goes, a bare
+NaN, an integer out of range, a string that is no number, ...), and the few it takes that the
+handlers' own checks then crash on: a null where a list or an integer goes, an integer spelled
+"1e2". Unknown fields pass, as they do in MLflow.
 
 The messages are read from the installed MLflow's generated `*_pb2.py` files without importing
 MLflow (which costs the gateway seconds and a hundred MB): each file holds its serialized
@@ -19,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
 import math
 import re
 from collections.abc import Callable
@@ -29,7 +26,7 @@ from pathlib import Path
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from gateway.routes.model import PROTO, QUERY, Route, bad_request
+from gateway.routes.model import bad_request
 
 # The files whose messages name MLflow's calls (and the ones they import).
 _REQUEST_FILES = (
@@ -62,7 +59,6 @@ NOT_PARSED = frozenset(
 )
 _SERIALIZED = re.compile(rb"AddSerializedFile\((b'(?:[^'\\]|\\.)*')\)")
 _UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _INT_RANGES = {
     FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
     FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
@@ -90,7 +86,7 @@ _WRAPPERS = frozenset(
     for kind in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
 )
 # Well-known types by their JSON form: what each must be (None: anything).
-_WELL_KNOWN = {
+_WELL_KNOWN: dict[str, type | None] = {
     "google.protobuf.Value": None,
     "google.protobuf.Struct": dict,
     "google.protobuf.ListValue": list,
@@ -102,114 +98,20 @@ _WELL_KNOWN = {
 }
 
 
-# String fields MLflow's handler decodes as JSON, and what the decoded value must be.
-_JSON_TEXT_FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
-    "LogModel": (("model_json", dict),),
-    "CreateDataset": (("tags", dict),),
-    "SetDatasetTags": (("tags", dict),),
-    "UpsertDatasetRecords": (("records", list),),
-}
-# Query parameters MLflow's raw handlers index (`request.args[...]`) or pass to int().
-RAW_QUERY_REQUIRED = {"DownloadArtifact": ("path",), "GetModelVersionArtifact": ("path",)}
-_RAW_QUERY_INTEGERS = {"GetMetricHistoryBulk": ("max_results",)}
-# Parameters naming a path under an artifact root, which the artifact store then opens.
-_ARTIFACT_PATH_PARAMS = {
-    "ListArtifacts": "path",
-    "DownloadArtifact": "path",
-    "GetModelVersionArtifact": "path",
-    "ListLoggedModelArtifacts": "artifact_directory_path",
-    "GetLoggedModelArtifact": "artifact_file_path",
-}
-MAX_ARTIFACT_NAME_BYTES = 255  # a file name on common file systems
-MAX_ARTIFACT_PATH_BYTES = 1024  # an S3 object key
-
-
-def check_values(route: Route, params: dict | None, source: str | None) -> None:
-    """Refuse values the handler would crash on rather than refuse itself."""
-    action = route.action or ""
-    if source == "body" and route.params == PROTO and params:
-        check_request_body(action, params)
-        for name, kind in _JSON_TEXT_FIELDS.get(action, ()):
-            _check_json_text(params, name, kind)
-    if source == "query" and route.params == QUERY:
-        for name in RAW_QUERY_REQUIRED.get(action, ()):
-            if name not in params:
-                raise bad_request(f"Missing value for required parameter '{name}'.")
-        for name in _RAW_QUERY_INTEGERS.get(action, ()):
-            value = (params.get(name) or [None])[0]
-            if value is not None and not _is_int_text(value):
-                raise bad_request(f"Invalid value '{value}' for parameter '{name}'.")
-    name = _ARTIFACT_PATH_PARAMS.get(action)
-    if name and params:
-        value = params.get(name)
-        value = value[0] if source == "query" and isinstance(value, list) and value else value
-        if isinstance(value, str):
-            check_artifact_path_length(value, name)
-
-
-def check_artifact_path_length(path: str, name: str = "path") -> None:
-    """Refuse an artifact path no file system or S3 key can hold (the store would fail)."""
-    encoded = path.encode("utf-8", "surrogatepass")
-    if len(encoded) > MAX_ARTIFACT_PATH_BYTES or any(
-        len(part) > MAX_ARTIFACT_NAME_BYTES for part in encoded.split(b"/")
-    ):
-        raise bad_request(f"Parameter '{name}' is longer than an artifact path can be.")
-
-
-def _check_json_text(params: dict, name: str, kind: type) -> None:
-    text = params.get(name, params.get(_camel(name)))
-    if not isinstance(text, str) or not text:
-        return  # absent or empty: the handler's own checks answer
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, kind):
-        what = "object" if kind is dict else "array"
-        raise bad_request(f"Parameter '{name}' must be a JSON {what} encoded as a string.")
-
-
-def _is_int_text(value: str) -> bool:
-    try:
-        int(value)
-    except ValueError:
-        return False
-    return True
-
-
-def has_unpaired_surrogate(value: object, raw: bytes | str | None = None) -> bool:
-    """Whether parsed JSON holds a string no UTF-8 can carry (a lone `\\ud800` escape).
-
-    Such a string fails wherever it is written out (a JSON answer, DynamoDB): refused early.
-    `raw`, the JSON text, lets the common case (no surrogate escape at all) skip the walk.
-    """
-    if raw is not None:
-        text = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
-        if not _SURROGATE_ESCAPE.search(text):
-            return False
-    try:
-        return _walk_for_surrogates(value)
-    except RecursionError:
-        return True
-
-
-def _walk_for_surrogates(value: object) -> bool:
-    if isinstance(value, str):
-        return bool(_UNPAIRED_SURROGATE.search(value))
-    if isinstance(value, dict):
-        return any(_walk_for_surrogates(k) or _walk_for_surrogates(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_walk_for_surrogates(item) for item in value)
-    return False
-
-
 def check_request_body(action: str, body: dict) -> None:
     """Refuse (bad_request) a JSON body whose values MLflow's handler cannot parse."""
     message = request_message(action)
     if message is None:
         return
     try:
-        _check_message(body, message, "")
+        _check_message(body, message)
+    except _Mismatch as mismatch:
+        shown = repr(mismatch.value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        raise bad_request(
+            f"Invalid value {shown} for parameter '{mismatch.path}': it {mismatch.expectation}."
+        ) from None
     except RecursionError:
         raise bad_request("The request body nests too deeply.") from None
 
@@ -228,71 +130,137 @@ def request_message(action: str) -> Descriptor | None:
     return None
 
 
-# ---- the checks, field by field ---------------------------------------------------------
+# ---- the checks: one checker per field, built once per message -----------------------------
 
 
-def _check_message(value: object, message: Descriptor, path: str) -> None:
+class _Mismatch(Exception):  # noqa: N818 - a finding, not an error of this module
+    """A value that does not fit its field; `path` grows as the exception climbs."""
+
+    def __init__(self, value: object, expectation: str, path: str = "") -> None:
+        super().__init__(expectation)
+        self.value, self.expectation, self.path = value, expectation, path
+
+    def under(self, step: str) -> _Mismatch:
+        if not self.path or self.path.startswith("["):
+            return _Mismatch(self.value, self.expectation, step + self.path)
+        return _Mismatch(self.value, self.expectation, f"{step}.{self.path}")
+
+
+Checker = Callable[[object], None]
+
+
+def _check_message(value: object, message: Descriptor) -> None:
     name = message.full_name
     if name in _WRAPPERS:  # google.protobuf.Int64Value and the like: the bare scalar
-        _check_scalar(value, message.fields_by_name["value"], path)
+        _scalar_checker(message.fields_by_name["value"])(value)
         return
     if name in _WELL_KNOWN:
         wanted = _WELL_KNOWN[name]
         if wanted is not None and not isinstance(value, wanted):
-            raise _invalid(path, value, f"must be a JSON {_json_type(wanted)}")
+            raise _Mismatch(value, f"must be a JSON {_JSON_TYPES[wanted]}")
         return
     if not isinstance(value, dict):
-        raise _invalid(path, value, "must be a JSON object")
-    fields = _fields_by_json_key(message)
+        raise _Mismatch(value, "must be a JSON object")
+    plan = _plan(message)
     for key, item in value.items():
-        field = fields.get(key)
-        if field is not None:  # unknown fields are ignored, as MLflow's parser does
-            _check_field(item, field, f"{path}.{key}" if path else key)
+        check = plan.get(key)
+        if check is None:
+            continue  # unknown fields are ignored, as MLflow's parser does
+        try:
+            check(item)
+        except _Mismatch as mismatch:
+            raise mismatch.under(key) from None
 
 
 @cache
-def _fields_by_json_key(message: Descriptor) -> dict[str, FieldDescriptor]:
-    # protobuf's parser looks a key up by JSON name first, then by field name
-    return {f.name: f for f in message.fields} | {f.json_name: f for f in message.fields}
+def _plan(message: Descriptor) -> dict[str, Checker]:
+    """A checker per JSON key; protobuf's parser takes a field's JSON name or its own name."""
+    plan = {}
+    for field in message.fields:
+        check = _field_checker(field)
+        plan[field.name] = check
+        plan[field.json_name] = check
+    return plan
 
 
-def _check_field(value: object, field: FieldDescriptor, path: str) -> None:
+def _field_checker(field: FieldDescriptor) -> Checker:
     if _is_map(field):
-        if not isinstance(value, dict):
-            raise _invalid(path, value, "must be a JSON object")
-        value_field = field.message_type.fields_by_name["value"]
-        key_field = field.message_type.fields_by_name["key"]
-        for key, item in value.items():
-            if key_field.cpp_type != FieldDescriptor.CPPTYPE_STRING:
-                _check_scalar(key, key_field, f"{path}.key")
-            _check_item(item, value_field, f"{path}[{key}]")
-        return
+        key_check = _scalar_checker(field.message_type.fields_by_name["key"])
+        value_check = _item_checker(field.message_type.fields_by_name["value"])
+        string_keys = field.message_type.fields_by_name["key"].type == FieldDescriptor.TYPE_STRING
+
+        def check_map(value: object) -> None:
+            if not isinstance(value, dict):
+                raise _Mismatch(value, "must be a JSON object")
+            for key, item in value.items():
+                try:
+                    if not string_keys:
+                        key_check(key)
+                    value_check(item)
+                except _Mismatch as mismatch:
+                    raise mismatch.under(f"[{key}]") from None
+
+        return check_map
+    item_check = _item_checker(field)
     if field.is_repeated:
-        if not isinstance(value, list):
-            raise _invalid(path, value, "must be a JSON array")
-        for index, item in enumerate(value):
-            if item is None and not _is_value_message(field):
-                raise _invalid(f"{path}[{index}]", item, "must not be null")
-            _check_item(item, field, f"{path}[{index}]")
-        return
-    if value is not None:
-        _check_item(value, field, path)
-    elif field.cpp_type in _INTEGER_TYPES:  # MLflow's range checks call int() on it
-        raise _invalid(path, value, "must be an integer, not null")
+        nulls = _is_value_message(field)  # google.protobuf.Value: null is a value
+
+        def check_list(value: object) -> None:
+            if not isinstance(value, list):
+                raise _Mismatch(value, "must be a JSON array")
+            for index, item in enumerate(value):
+                try:
+                    if item is None and not nulls:
+                        raise _Mismatch(item, "must not be null")
+                    item_check(item)
+                except _Mismatch as mismatch:
+                    raise mismatch.under(f"[{index}]") from None
+
+        return check_list
+    null_refused = field.cpp_type in _INTEGER_TYPES  # MLflow's range checks call int() on it
+    fits = _SCALAR_CHECKS.get(field.cpp_type)
+    if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE or fits is None:
+        fits = _fits_anything  # a message: item_check does the work
+    expectation = _EXPECTED.get(field.cpp_type, "")
+
+    def check_one(value: object) -> None:
+        if value is None:
+            if null_refused:
+                raise _Mismatch(value, "must be an integer, not null")
+            return
+        if not fits(value, field):  # scalars checked here: the hot path of a log_batch
+            raise _Mismatch(value, expectation)
+        if fits is _fits_anything:
+            item_check(value)
+
+    return check_one
 
 
-def _check_item(value: object, field: FieldDescriptor, path: str) -> None:
-    if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+def _item_checker(field: FieldDescriptor) -> Checker:
+    if field.cpp_type != FieldDescriptor.CPPTYPE_MESSAGE:
+        return _scalar_checker(field)
+    message = field.message_type
+
+    def check_message(value: object) -> None:
         if value is not None:
-            _check_message(value, field.message_type, path)
-    else:
-        _check_scalar(value, field, path)
+            _check_message(value, message)
+
+    return check_message
 
 
-def _check_scalar(value: object, field: FieldDescriptor, path: str) -> None:
-    checker = _SCALAR_CHECKS.get(field.cpp_type)
-    if checker is not None and not checker(value, field):
-        raise _invalid(path, value, _EXPECTED[field.cpp_type])
+def _scalar_checker(field: FieldDescriptor) -> Checker:
+    fits = _SCALAR_CHECKS.get(field.cpp_type)
+    expectation = _EXPECTED.get(field.cpp_type, "")
+
+    def check_scalar(value: object) -> None:
+        if fits is not None and not fits(value, field):
+            raise _Mismatch(value, expectation)
+
+    return check_scalar
+
+
+def _fits_anything(value: object, field: FieldDescriptor) -> bool:
+    return True
 
 
 def _fits_integer(value: object, field: FieldDescriptor) -> bool:
@@ -381,22 +349,7 @@ _EXPECTED = {
     FieldDescriptor.CPPTYPE_STRING: "must be a string of Unicode characters",
     FieldDescriptor.CPPTYPE_ENUM: "must be one of the names of its enumeration",
 }
-
-
-def _invalid(path: str, value: object, expectation: str):
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return bad_request(f"Invalid value {shown} for parameter '{path}': it {expectation}.")
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def _json_type(kind: type) -> str:
-    return {dict: "object", list: "array", str: "string"}[kind]
+_JSON_TYPES = {dict: "object", list: "array", str: "string"}
 
 
 def _is_map(field: FieldDescriptor) -> bool:

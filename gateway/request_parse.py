@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from gateway.request_messages import (
+from gateway.request_values import (
     check_artifact_path_length,
     check_values,
     has_unpaired_surrogate,

@@ -75,7 +75,7 @@ def test_metric_history_bulk_with_a_non_integer_max_results_is_a_400(authz_stack
         assert fine.status_code == 200 and fine.json()["metrics"][0]["value"] == 0.5
 
 
-@pytest.mark.parametrize("raw", ["1e308", "1e999", "-1e999", "[]", "{}", "null", '"1e2"'])
+@pytest.mark.parametrize("raw", ["1e999", "-1e999", "[]", "{}", '"1e2"'])
 def test_a_search_with_an_impossible_max_results_is_a_400(authz_stack, raw):
     body = f'{{"max_results": {raw}}}'
     with authz_stack.http(*OWNER) as http:

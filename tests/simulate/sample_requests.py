@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from gateway.request_messages import RAW_QUERY_REQUIRED
 from gateway.request_parse import Refusal, parse_request
+from gateway.request_values import RAW_QUERY_REQUIRED
 from gateway.routes import all_routes
 from gateway.routes.model import (
     ARTIFACT_PATH,
