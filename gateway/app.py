@@ -8,6 +8,7 @@ which a browser loads before it signs in. Every other path, the whole MLflow API
 a valid bearer token or a browser session cookie (state-changing calls on a cookie must come
 from the gateway's own origin); a browser navigating without either is sent to sign in.
 `/metrics` takes the same path: authenticated here, then decided and served by the policy step.
+Before any of it, a request body is held to its route's size limit (gateway/body_limit.py).
 """
 
 from __future__ import annotations
