@@ -133,7 +133,7 @@ def request_message(action: str) -> Descriptor | None:
 # ---- the checks: one checker per field, built once per message -----------------------------
 
 
-class _Mismatch(Exception):  # noqa: N818 - a finding, not an error of this module
+class _Mismatch(Exception):  # noqa: N818 - an outcome of a check, not an error of this module
     """A value that does not fit its field; `path` grows as the exception climbs."""
 
     def __init__(self, value: object, expectation: str, path: str = "") -> None:

@@ -118,7 +118,7 @@ def test_arbitrary_values_for_arbitrary_parameters_get_no_5xx(owner, ids, data):
     assert failure is None, failure
 
 
-# ---- helpers -------------------------------------------------------------------------------
+# ---- support --------------------------------------------------------------------------------
 
 
 def _sweep(http: httpx.Client, probes: list[Probe]) -> list[str]:

@@ -163,7 +163,7 @@ def test_a_large_artifact_upload_still_streams(stack, token, run_id, tmp_path, m
     assert fetched.content == b"x" * (8 * MIB)
 
 
-# ---- helpers -------------------------------------------------------------------------------
+# ---- support --------------------------------------------------------------------------------
 
 
 class Answer:
