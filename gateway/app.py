@@ -9,6 +9,7 @@ Every other path, the whole MLflow API included, needs a valid bearer token or a
 session cookie (state-changing calls on a cookie must come from the gateway's own origin); a
 browser navigating without either is sent to sign in.
 `/metrics` takes the same path: authenticated here, then decided and served by the policy step.
+Before any of it, a request body is held to its route's size limit (gateway/body_limit.py).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import Protocol
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.authn import Authenticator
+from gateway.body_limit import BodyLimitMiddleware
 from gateway.config import USE_ACCESS, USE_ID, BrowserLoginConfig, GatewayConfig, IssuerConfig
 from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider, dev_provider_for
 from gateway.devidp_oauth import DevOAuthEndpoints
@@ -110,7 +113,10 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
         await forwarder.aclose()
 
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={Exception: _internal_error}
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(BodyLimitMiddleware, limits=config.body_limits)],
+        exception_handlers={Exception: _internal_error},
     )
     app.state.config = config
     app.state.gateway = gateway

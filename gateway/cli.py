@@ -4,6 +4,7 @@ a user in to a gateway for the MLflow client."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,6 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=SHIPPED_POLICIES,
         help="decide every call with the Cedar policies in DIR (default: the shipped "
         "policies/); audit lines go to DATA/logs/audit.jsonl",
+    )
+    up.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="largest request body of an MLflow JSON call or the permissions API, in MiB "
+        "(default 4); bigger bodies get 413",
+    )
+    up.add_argument(
+        "--max-large-body-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="largest request body of LogBatch, LogInputs, traces, OTLP spans, GraphQL and "
+        "dataset records, in MiB (default 32); artifact uploads have no limit",
     )
     up.add_argument(
         "--no-dev-idp",
@@ -191,6 +208,7 @@ def _run_up(args: argparse.Namespace) -> int:
     if not args.policies_dir.is_dir():
         error(f"--policies {args.policies_dir} is not a directory")
     config = StackConfig(
+        body_limits=_body_limits(args, error),
         data_dir=args.data_dir,
         host=args.host,
         port=args.port,
@@ -200,6 +218,22 @@ def _run_up(args: argparse.Namespace) -> int:
         policies_dir=args.policies_dir,
     )
     return Stack(config).run()
+
+
+def _body_limits(args: argparse.Namespace, parser_error):
+    from gateway.config import MIB, BodyLimits
+
+    limits = BodyLimits()
+    for flag, value, name in (
+        ("--max-body-mb", args.max_body_mb, "json"),
+        ("--max-large-body-mb", args.max_large_body_mb, "large"),
+    ):
+        if value is None:
+            continue
+        if not value > 0:
+            parser_error(f"{flag} must be a positive number of MiB")
+        limits = dataclasses.replace(limits, **{name: int(value * MIB)})
+    return limits
 
 
 def _run_token(args: argparse.Namespace) -> int:

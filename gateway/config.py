@@ -7,6 +7,7 @@ from pathlib import Path
 
 USE_ACCESS = "access"
 USE_ID = "id"
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,15 @@ class SessionSettings:
 
 
 @dataclass(frozen=True)
+class BodyLimits:
+    """Largest request body accepted, in bytes, per kind of call (gateway/body_limit.py)."""
+
+    json: int = 4 * MIB  # MLflow's JSON API and the permissions API
+    large: int = 32 * MIB  # LogBatch, LogInputs, traces and OTLP spans, GraphQL, dataset records
+    form: int = 64 * 1024  # sign-in and dev identity provider forms
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     upstream_url: str  # handler tier base URL
     identity_secret: bytes
@@ -142,6 +152,7 @@ class GatewayConfig:
     store_uri: str | None = None  # dynamodb://...
     bindings_ttl_seconds: float = 5.0  # how long the gateway trusts cached role bindings
     audit_path: Path | None = None  # audit JSON lines; None = stdout
+    body_limits: BodyLimits = field(default_factory=BodyLimits)
 
     @property
     def dev_issuer(self) -> str:

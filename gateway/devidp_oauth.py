@@ -35,7 +35,6 @@ REFRESH_TOKEN_SECONDS = 30 * 86400
 _NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 # The whole authority of a loopback redirect: no user info, a loopback host, an optional port.
 _LOOPBACK_AUTHORITY = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?")
-_MAX_FORM_BYTES = 65536
 _AUTHORIZE_PARAMS = ("client_id", "redirect_uri", "state", "nonce", "code_challenge", "scope")
 
 
@@ -260,9 +259,7 @@ def _is_loopback_redirect(uri: str) -> bool:
 
 async def _form(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body (the only kind OAuth endpoints take)."""
-    body = await request.body()
-    if len(body) > _MAX_FORM_BYTES:
-        return {}
+    body = await request.body()  # at most the form limit: larger bodies get 413 (body_limit.py)
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 

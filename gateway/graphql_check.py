@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     GraphQLError,
     OperationDefinitionNode,
@@ -37,6 +38,7 @@ from graphql.language import Visitor
 
 from gateway.decide import Authorizer, BindingsLookup, Decision, PrincipalLike
 from gateway.request_parse import ResourceRef
+from gateway.request_values import has_unpaired_surrogate
 from gateway.routes.model import EXPERIMENT, RUN, Refusal, bad_request, forbidden
 
 # root field → (action, kind, input keys holding one id, input key holding a list of ids)
@@ -69,9 +71,37 @@ class GraphQLCheck:
 
 def graphql_request_refs(method: str, body: bytes) -> tuple[ResourceRef, ...]:
     """The resources a `/graphql` call reads, or raise Refusal (queries are read on POST)."""
+    return _refs_of(*parse_graphql_request(method, body))
+
+
+def parse_graphql_request(method: str, body: bytes) -> tuple[DocumentNode, dict]:
+    """The query document and variables of a `/graphql` call, or raise Refusal.
+
+    Whoever calls (administrators too): MLflow's handler fails with a 500 on a GET, on a body
+    that is not a JSON object with a `query` string, and on a query that does not parse.
+    """
     if method.upper() != "POST":
         raise forbidden("GraphQL queries are checked on POST only.")
-    return graphql_refs(body)
+    try:
+        request = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        raise bad_request("The GraphQL request body is not valid JSON.") from None
+    if not isinstance(request, dict) or not isinstance(request.get("query"), str):
+        raise bad_request("A GraphQL request needs a 'query' string.")
+    if has_unpaired_surrogate(request, body):
+        raise bad_request("The GraphQL request holds a string that is not valid Unicode.")
+    variables = request.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise bad_request("GraphQL 'variables' must be an object.")
+    if not isinstance(request.get("operationName") or "", str):
+        raise bad_request("GraphQL 'operationName' must be a string.")
+    try:
+        document = parse(request["query"])
+    except GraphQLError as exc:
+        raise bad_request(f"The GraphQL query does not parse: {exc.message}") from None
+    except RecursionError:
+        raise bad_request("The GraphQL query nests too deeply.") from None
+    return document, variables
 
 
 def check_graphql(
@@ -91,19 +121,17 @@ def check_graphql(
 
 def graphql_refs(body: bytes) -> tuple[ResourceRef, ...]:
     """Every resource a GraphQL request body reads, each with its action; or raise Refusal."""
+    return _refs_of(*parse_graphql_request("POST", body))
+
+
+def _refs_of(document: DocumentNode, variables: dict) -> tuple[ResourceRef, ...]:
     try:
-        request = json.loads(body or b"{}")
-    except ValueError:
-        raise bad_request("The GraphQL request body is not valid JSON.") from None
-    if not isinstance(request, dict) or not isinstance(request.get("query"), str):
-        raise bad_request("A GraphQL request needs a 'query' string.")
-    variables = request.get("variables") or {}
-    if not isinstance(variables, dict):
-        raise bad_request("GraphQL 'variables' must be an object.")
-    try:
-        document = parse(request["query"])
-    except GraphQLError as exc:
-        raise bad_request(f"The GraphQL query does not parse: {exc.message}") from None
+        return _document_refs(document, variables)
+    except RecursionError:
+        raise bad_request("The GraphQL query nests too deeply.") from None
+
+
+def _document_refs(document: DocumentNode, variables: dict) -> tuple[ResourceRef, ...]:
     _refuse_nested_fields(document)
     refs: list[ResourceRef] = []
     for definition in document.definitions:
@@ -170,4 +198,5 @@ __all__ = [
     "check_graphql",
     "graphql_refs",
     "graphql_request_refs",
+    "parse_graphql_request",
 ]

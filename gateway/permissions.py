@@ -50,6 +50,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.decide import Authorizer
 from gateway.entities import WORKSPACE_ID, Bindings
 from gateway.request_parse import ResourceRef
+from gateway.request_values import has_unpaired_surrogate
 from gateway.routes.model import EXPERIMENT, REGISTERED_MODEL, WORKSPACE
 from store.bindings import ROLES, BindingStore, UnknownResource, find_principals
 from store.identity import Principal
@@ -329,14 +330,17 @@ def _set_private(bindings: BindingStore):
 async def _params(request: Request) -> dict:
     if request.method == "GET":
         return dict(request.query_params)
+    body = await request.body()  # at most the JSON limit: larger bodies get 413 (body_limit.py)
     try:
-        value = json.loads(await request.body() or b"{}")
-    except ValueError:
+        value = json.loads(body or b"{}")
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise ApiError(
             400, "INVALID_PARAMETER_VALUE", "The request body is not valid JSON."
         ) from None
     if not isinstance(value, dict):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "The request body must be a JSON object.")
+    if has_unpaired_surrogate(value, body):  # it could be neither stored nor answered
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "The request body is not valid Unicode.")
     return value
 
 

@@ -1,8 +1,11 @@
 """The forward step: pass an authenticated, authorized request to the handler tier and stream back.
 
-Request and response bodies stream through (never buffered whole). Headers that only mean
-something on one hop are dropped, and every header by which a client could claim an identity is
-stripped: the handler tier learns who is calling only from the signed identity header added here.
+A request body is forwarded as the exact bytes the gateway read and decided on (at most its
+route's limit, gateway/body_limit.py), with their own Content-Length: a chunked body reaches the
+handler tier whole, never re-framed. Only artifact uploads, which have no limit, stream through.
+Response bodies stream back. Headers that only mean something on one hop are dropped, and every
+header by which a client could claim an identity is stripped: the handler tier learns who is
+calling only from the signed identity header added here.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.body_limit import body_limit
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.session import LOGIN_COOKIE, SESSION_COOKIE
 from store.identity import IDENTITY_HEADER, Principal, sign_identity
@@ -76,8 +80,13 @@ _OWN_PREFIX = "x-cedarflow-"
 _OWN_COOKIE_SUFFIXES = (SESSION_COOKIE, LOGIN_COOKIE)
 
 
-def forwardable_request_headers(request: Request) -> list[tuple[str, str]]:
-    """The client's headers minus hop-by-hop and identity-claiming ones."""
+def forwardable_request_headers(
+    request: Request, *, body_framed_here: bool = False
+) -> list[tuple[str, str]]:
+    """The client's headers minus hop-by-hop and identity-claiming ones.
+
+    `body_framed_here`: the body is sent as bytes whose Content-Length the HTTP client sets.
+    """
     connection_listed = {
         token.strip().lower()
         for token in request.headers.get("connection", "").split(",")
@@ -85,12 +94,12 @@ def forwardable_request_headers(request: Request) -> list[tuple[str, str]]:
     }
     # A chunked body is re-framed on the next hop; a Content-Length beside it would let the
     # two hops disagree on where the request ends (request smuggling).
-    chunked = "transfer-encoding" in request.headers
+    drop_length = body_framed_here or "transfer-encoding" in request.headers
     kept = []
     for name, value in request.headers.items():
         lower = name.lower()
         if (
-            (chunked and lower == "content-length")
+            (drop_length and lower == "content-length")
             or lower in HOP_BY_HOP_HEADERS
             or lower in UNTRUSTED_REQUEST_HEADERS
             or lower in connection_listed
@@ -147,13 +156,14 @@ class Forwarder:
         Answers of known small size (most MLflow JSON) are read whole and sent in one piece;
         everything else (artifacts, unknown lengths) streams through.
         """
-        headers = self._upstream_headers(request, principal)
+        body = await _request_body(request)
+        headers = self._upstream_headers(request, principal, isinstance(body, bytes))
         try:
             response = await self._session_now().request(
                 request.method,
                 self._upstream_url(request),
                 headers=headers,
-                data=_body(request),
+                data=body,
                 allow_redirects=False,
             )
         except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -208,8 +218,12 @@ class Forwarder:
         target = (raw_path + (b"?" + query if query else b"")).decode("latin-1")
         return yarl.URL(self.upstream + target, encoded=True)
 
-    def _upstream_headers(self, request: Request, principal: Principal) -> CIMultiDict:
-        headers = CIMultiDict(forwardable_request_headers(request))
+    def _upstream_headers(
+        self, request: Request, principal: Principal, body_framed_here: bool
+    ) -> CIMultiDict:
+        headers = CIMultiDict(
+            forwardable_request_headers(request, body_framed_here=body_framed_here)
+        )
         headers[IDENTITY_HEADER] = sign_identity(
             principal,
             request.method,
@@ -229,15 +243,18 @@ _READ_WHOLE = 256 * 1024  # bytes: answers up to this size are read whole, bigge
 _NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 
 
-def _body(request: Request):
+async def _request_body(request: Request):
+    """The body to send: the bytes read (a route with a limit), a stream (uploads) or None."""
     # A body is present only when the client announced one; GETs usually have none.
-    if "content-length" in request.headers or "transfer-encoding" in request.headers:
+    if "content-length" not in request.headers and "transfer-encoding" not in request.headers:
+        return None
+    if body_limit(request.scope) is None:
         return _stream(request)
-    return None
+    return await request.body()  # read at most the route's limit, or already read by a step
 
 
 async def _stream(request: Request):
-    # The client's body, streamed as it arrives (or replayed, when a step already read it).
+    # The client's body, streamed as it arrives.
     async for chunk in request.stream():
         if chunk:
             yield chunk

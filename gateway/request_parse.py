@@ -8,7 +8,11 @@ Parity rules (MLflow 3.17.2, `server/handlers.py`):
 - ids in the URL path win over body fields (a disagreeing body field is refused here);
 - `run_id` or `run_uuid` (both accepted, they must agree); a field spelled both snake_case
   and camelCase is refused, as are duplicate JSON keys.
-Anything that cannot be read unambiguously is refused with an MLflow-style error.
+Anything that cannot be read unambiguously is refused with an MLflow-style error, and so is
+anything the handler would fail on with a 500 instead of an error of its own: values that do
+not fit the call's protobuf message (gateway/request_messages.py), JSON the parser cannot
+nest that deep, JSON-in-a-string fields that are no JSON, the parameters MLflow's raw
+handlers index or convert without checking.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from gateway.otlp import otlp_trace_ids
+from gateway.request_values import (
+    check_artifact_path_length,
+    check_values,
+    has_unpaired_surrogate,
+)
 from gateway.routes import match_route
 from gateway.routes.model import (
     ARTIFACT_PATH,
@@ -105,7 +114,10 @@ def parse_request(
     for name, reason in _REFUSED_HEADERS.items():
         if name in header_map:
             raise bad_request(f"{reason} ({name}).")
+    if route.action in _RAW_BODY_ACTIONS:
+        body = b""  # file bytes: never read as parameters
     params, source = _read_params(route.params, match.method, query_string, header_map, body)
+    check_values(route, params, source)
     reader = _Reader(match, params, source, header_map, body)
     reader.check_path_ids_agree()
     resources: list[ResourceRef] = []
@@ -129,13 +141,20 @@ def parse_request(
 
 
 def reads_body(method: str, raw_path: str) -> bool:
-    """Whether parse_request needs the request body (False: stream it, pass b"").
+    """Whether parse_request needs the request body (False: pass b"").
 
-    Artifact uploads and raw-query handlers never have their body parsed; OTLP span exports
+    Artifact uploads and raw-query handlers never have their body read here; OTLP span exports
     are read for the traces they write into.
     Raises Refusal like parse_request for paths that are not routable.
     """
-    return match_route(method, raw_path).route.params in (PROTO, JSON, OTLP)
+    route = match_route(method, raw_path).route
+    if route.params == NONE:
+        return route.action not in _RAW_BODY_ACTIONS
+    return route.params in (PROTO, JSON, OTLP)
+
+
+# Calls whose body is not JSON and names nothing to decide on: the bytes of a file.
+_RAW_BODY_ACTIONS = frozenset({"UploadArtifact"})
 
 
 # ---- where parameters come from -------------------------------------------------------
@@ -155,7 +174,11 @@ def _read_params(
     kind: str, method: str, query_string: str | bytes, headers: dict, body: bytes
 ) -> tuple[dict | None, str | None]:
     """The parameter dict the handler will see: a query multi-dict or a JSON object."""
-    if kind in (NONE, OTLP):
+    if kind == OTLP:
+        return None, None  # protobuf or JSON spans, read by the OTLP reader (gateway/otlp.py)
+    if kind == NONE:
+        if body.strip():
+            _json_value(body)  # a handler that reads a body here reads it as JSON
         return None, None
     if kind == QUERY:
         return _query(query_string), "query"
@@ -200,15 +223,27 @@ def _require_json_content_type(headers: dict[str, list[str]]) -> None:
 def _json_body(body: bytes) -> dict:
     if not body.strip():
         return {}
-    try:
-        value = json.loads(body, object_pairs_hook=_no_duplicate_keys)
-        if isinstance(value, str):  # legacy clients double-encode the body
-            value = json.loads(value, object_pairs_hook=_no_duplicate_keys)
-    except (ValueError, RecursionError) as exc:
-        raise bad_request("The request body is not valid JSON.") from exc
+    value = _json_value(body)
+    if isinstance(value, str):  # legacy clients double-encode the body
+        value = _json_value(value)
     if not isinstance(value, dict):
         raise bad_request("The request body must be a JSON object.")
-    _refuse_dual_spellings(value)
+    try:
+        _refuse_dual_spellings(value)
+    except RecursionError:
+        raise bad_request("The request body nests too deeply.") from None
+    return value
+
+
+def _json_value(text: bytes | str) -> object:
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:  # deeper than the parser goes: MLflow's own parser would crash
+        raise bad_request("The request body nests too deeply.") from None
+    except ValueError as exc:  # invalid JSON or invalid UTF-8
+        raise bad_request("The request body is not valid JSON.") from exc
+    if has_unpaired_surrogate(value, text):
+        raise bad_request("The request body holds a string that is not valid Unicode.")
     return value
 
 
@@ -443,6 +478,7 @@ def canonical_artifact_path(path: str) -> str:
     segments = path.rstrip("/").split("/")
     if any(s in ("", ".", "..") for s in segments):
         raise bad_request(f"Invalid artifact path: '{path}'.")
+    check_artifact_path_length(path)
     if segments[0] == "workspaces":
         raise bad_request("Workspace-scoped artifact paths are not offered.")
     return "/".join(segments)

@@ -7,8 +7,11 @@ the operations every DynamoDB-compatible server offers (no transactions, PartiQL
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,6 +36,7 @@ __all__ = [
     "GSI1",
     "ConditionFailed",
     "DynamoTable",
+    "InvalidValue",
     "ItemTooLarge",
     "RoundTrips",
     "deserialize_item",
@@ -40,6 +44,8 @@ __all__ = [
     "float_to_dynamo",
     "serialize_item",
 ]
+
+_logger = logging.getLogger(__name__)
 
 GSI1 = "gsi1"
 TTL_ATTRIBUTE = "ttl"
@@ -71,6 +77,14 @@ class ConditionFailed(Exception):  # noqa: N818 - the name of the DynamoDB condi
 
 class ItemTooLarge(Exception):  # noqa: N818
     """The item would exceed DynamoDB's 400 KB item limit; nothing was written."""
+
+
+class InvalidValue(Exception):  # noqa: N818
+    """DynamoDB refused a value of the request (a key over 2048 bytes, an empty name, ...).
+
+    The caller's input was unusable, so where MLflow runs (the handler tier) it is raised as
+    an MlflowException with INVALID_PARAMETER_VALUE too: MLflow answers 400, not 500.
+    """
 
 
 class RoundTrips:
@@ -398,6 +412,8 @@ class DynamoTable:
                     raise ConditionFailed(operation) from exc
                 if code == "ValidationException" and "maximum allowed size" in str(exc):
                     raise ItemTooLarge(str(exc)) from exc
+                if code == "ValidationException":
+                    raise _invalid_value(operation, exc) from exc
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
                 if code not in _RETRYABLE_CODES and status < 500:
                     raise
@@ -406,6 +422,27 @@ class DynamoTable:
             except (ConnectionError, HTTPClientError) as exc:
                 attempt += 1
                 _sleep_backoff(attempt, operation, exc)
+
+
+def _invalid_value(operation: str, exc: ClientError) -> InvalidValue:
+    detail = exc.response.get("Error", {}).get("Message", "") or str(exc)
+    _logger.info("DynamoDB %s refused a value: %s", operation, detail)
+    message = f"Invalid parameter value: {detail}"
+    if "mlflow.exceptions" in sys.modules:  # MLflow is loaded here: let its handlers answer 400
+        return _mlflow_invalid_value()(message)
+    return InvalidValue(message)  # the gateway never imports MLflow (seconds, ~100 MB)
+
+
+@functools.cache
+def _mlflow_invalid_value() -> type[InvalidValue]:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    class InvalidParameterValue(InvalidValue, MlflowException):
+        def __init__(self, message: str) -> None:
+            MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
+
+    return InvalidParameterValue
 
 
 def _make_client(location: DynamoUri):

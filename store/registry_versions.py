@@ -14,6 +14,7 @@ from mlflow.entities.model_registry.model_version_stages import (
 )
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 from mlflow.store.artifact.utils.models import _parse_model_uri
 from mlflow.utils.validation import (
     _REGISTERED_MODEL_ALIAS_LATEST,
@@ -85,9 +86,24 @@ class VersionsMixin(RegistryCore):
         return version_entity(name, item)
 
     def _resolve_source(self, source, run_id, model_id):
-        """Where the artifacts are, and the run that made them (as the SQL store decides)."""
+        """Where the artifacts are, and the run that made them (as the SQL store decides).
+
+        A `runs:/<run>/<path>` source is resolved too, to the run's own artifact location: the
+        handler tier cannot read artifacts through a `runs:/` URI later (its tracking URI is
+        the table, not a server), and readers of the model need no access to the run.
+        """
         storage_location = source
-        if urllib.parse.urlparse(source).scheme == "models":
+        if RunsArtifactRepository.is_runs_uri(source):
+            try:
+                storage_location = RunsArtifactRepository.get_underlying_uri(source)
+            except MlflowException:
+                raise
+            except Exception as e:
+                raise MlflowException(
+                    f"Unable to resolve the run artifact location of '{source}': {e}",
+                    INVALID_PARAMETER_VALUE,
+                ) from e
+        elif urllib.parse.urlparse(source).scheme == "models":
             parsed = _parse_model_uri(source)
             try:
                 if parsed.model_id is not None:

@@ -150,10 +150,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
 @pytest.fixture
 def stack_factory(tmp_path: Path) -> Iterator[Callable[..., StackProcess]]:
     """Makes stacks of one test (not started); all of them are stopped at its end."""
+    yield from _stacks(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_stack_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., StackProcess]]:
+    """Makes stacks shared by the tests of one module (not started), stopped at its end."""
+    yield from _stacks(tmp_path_factory.mktemp("module-stack"))
+
+
+def _stacks(root: Path) -> Iterator[Callable[..., StackProcess]]:
     made: list[StackProcess] = []
 
     def make(data_dir: Path | None = None, args: Sequence[str] = (), env=None) -> StackProcess:
-        made.append(StackProcess(data_dir or tmp_path / "data", args, env))
+        made.append(StackProcess(data_dir or root / "data", args, env))
         return made[-1]
 
     yield make

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from gateway.audit import recorded_decision
 from gateway.decide import Authorizer, Decision, RequestDecision
-from gateway.graphql_check import check_graphql, graphql_request_refs
+from gateway.graphql_check import check_graphql, graphql_request_refs, parse_graphql_request
 from gateway.metrics import metrics_request
 from gateway.policy import PolicyBundle
 from gateway.registry_facts import registry_context
@@ -83,7 +83,14 @@ def simulate_request(
     decision = recorded_decision(result)  # a search narrowed to nothing: its last denial
     explain = _Explainer(bundle, source, user, groups, admin_groups, context, display)
     text = explain(decision)
-    if result.allowed and parsed.filter == "graphql" and not set(groups) & set(admin_groups):
+    if result.allowed and parsed.filter == "graphql" and set(groups) & set(admin_groups):
+        try:  # an administrator's query is not decided per field, only read (as the gateway)
+            parse_graphql_request(method, body)
+        except Refusal as refusal:
+            return RequestResult(
+                method, target, parsed, refusal, result, f"REFUSED: {refusal}", context
+            )
+    elif result.allowed and parsed.filter == "graphql":
         try:
             refs = graphql_request_refs(method, body)
         except Refusal as refusal:

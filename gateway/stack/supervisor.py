@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from gateway.config import GatewayConfig, IssuerConfig, ServiceClient
+from gateway.config import BodyLimits, GatewayConfig, IssuerConfig, ServiceClient
 from gateway.devidp import is_loopback_host
 from gateway.stack.datadir import DEFAULT_DATA_DIR, DataDir
 from gateway.stack.dynamodb_server import DynamoServer, FileLock
@@ -51,6 +51,7 @@ class StackConfig:
     dev_idp: bool = True  # False: --no-dev-idp; the provider is off with any issuer anyway
     service_clients: tuple[ServiceClient, ...] = ()
     policies_dir: Path | None = None  # set = every call decided by these Cedar policies
+    body_limits: BodyLimits = BodyLimits()
 
     @property
     def runs_dev_idp(self) -> bool:
@@ -200,6 +201,7 @@ class Stack:
             policies_dir=config.policies_dir.absolute() if config.policies_dir else None,
             store_uri=self._store_uri,
             audit_path=self.data.logs / "audit.jsonl",
+            body_limits=config.body_limits,
         )
         self._gateway_config = gateway_config
         app = create_app(gateway_config)

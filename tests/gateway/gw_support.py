@@ -16,6 +16,8 @@ from starlette.routing import Route
 from gateway.config import ServiceClient
 
 SECRET = b"0123456789abcdef0123456789abcdef"
+# Artifact uploads: the one kind of call whose body has no size limit and streams through.
+ARTIFACT_UPLOAD = "/api/2.0/mlflow-artifacts/artifacts"
 
 
 def free_port() -> int:
@@ -89,6 +91,20 @@ class EchoUpstream:
                 total += len(chunk)
             return JSONResponse({"received": total})
 
+        async def artifact_upload(request: Request) -> Response:
+            response = await upload(request)
+            self.received.append(
+                {
+                    "method": request.method,
+                    "path": request.scope["path"],
+                    "raw_path": request.scope["raw_path"],
+                    "query": request.scope["query_string"],
+                    "headers": [(k.decode(), v.decode()) for k, v in request.scope["headers"]],
+                    "body": b"",  # streamed and counted, not kept
+                }
+            )
+            return response
+
         async def download(request: Request) -> Response:
             size = int(request.query_params["size"])
             chunk = b"x" * 65536
@@ -111,6 +127,7 @@ class EchoUpstream:
         return Starlette(
             routes=[
                 Route("/upload", upload, methods=["PUT", "POST"]),
+                Route(ARTIFACT_UPLOAD + "/{path:path}", artifact_upload, methods=["PUT"]),
                 Route("/download", download, methods=["GET"]),
                 Route("/slow", slow, methods=["GET"]),
                 Route("/{path:path}", echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from gw_support import SECRET, free_port
+from gw_support import ARTIFACT_UPLOAD, SECRET, free_port
 from starlette.requests import Request
 
 from gateway.proxy import forwardable_request_headers
@@ -107,7 +107,7 @@ def test_a_large_upload_streams_through(gateway, echo_upstream):
             yield chunk
 
     with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
-        response = client.put("/upload", content=body())
+        response = client.put(f"{ARTIFACT_UPLOAD}/1/run/artifacts/big.bin", content=body())
     assert response.json() == {"received": len(chunk) * chunks}
     assert arrived_while_sending.is_set()
 

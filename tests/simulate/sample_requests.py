@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from gateway.request_parse import Refusal, parse_request
+from gateway.request_values import RAW_QUERY_REQUIRED
 from gateway.routes import all_routes
 from gateway.routes.model import (
     ARTIFACT_PATH,
@@ -118,6 +119,9 @@ def build(route: Route, ids: Ids, other: Ids, *, version: str = "1") -> Sample |
         params.update(stage="Staging", archive_existing_versions=False)
     if route.action in _ALIAS_ACTIONS:
         params.setdefault("alias", "candidate")
+    if route.params == QUERY:
+        for name in RAW_QUERY_REQUIRED.get(route.action or "", ()):
+            params.setdefault(name, "MLmodel")  # what the raw handler indexes, e.g. a path
     path = _fill(route.path, path_params)
     if path is None:
         return None

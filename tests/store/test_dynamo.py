@@ -15,7 +15,13 @@ from mlflow.store.tracking.abstract_store import AbstractStore
 from moto import mock_aws
 
 from store import dynamo, dynamo_values
-from store.dynamo import ConditionFailed, DynamoTable, ItemTooLarge, float_from_dynamo
+from store.dynamo import (
+    ConditionFailed,
+    DynamoTable,
+    InvalidValue,
+    ItemTooLarge,
+    float_from_dynamo,
+)
 from store.pagination import page_offset, seal_page_token
 from store.unsupported import raise_not_implemented
 from store.uri import DynamoUri, InvalidStoreUri, parse_dynamo_uri
@@ -130,9 +136,31 @@ def test_validation_errors_are_not_retried(table, monkeypatch):
         )  # fmt: skip
 
     monkeypatch.setattr(table._client, "get_item", invalid)
-    with pytest.raises(ClientError):
+    with pytest.raises(InvalidValue) as caught:
         table.get("x", "y")
+    assert isinstance(caught.value, MlflowException)  # MLflow is loaded: its handlers answer 400
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert caught.value.get_http_status_code() == 400
     assert table.round_trips.total() == 1
+
+
+def test_a_key_dynamodb_cannot_hold_is_an_invalid_parameter(dynalite_endpoint):
+    endpoint = dynalite_endpoint.removeprefix("http://")
+    table = DynamoTable(parse_dynamo_uri(f"dynamodb://{endpoint}/validation-table"))
+    table.ensure_table()
+    too_long = "k" * 5000  # DynamoDB keys: 2048 bytes at most
+    calls = [
+        lambda: table.get(too_long, "sk"),
+        lambda: table.put({"pk": too_long, "sk": "sk", "v": 1}),
+        lambda: table.update(too_long, "sk", "SET v = :v", values={":v": 1}),
+        lambda: table.batch_get([(too_long, "sk")]),
+        lambda: table.delete(too_long, "sk"),
+    ]
+    for call in calls:
+        with pytest.raises(MlflowException) as caught:
+            call()
+        assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+        assert "2048" in caught.value.message
 
 
 def test_from_uri_caches_one_table_per_uri():
