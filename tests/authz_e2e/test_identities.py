@@ -1,8 +1,8 @@
 """One name, several principals: two trusted issuers and a machine client called `alice`.
 
-A second gateway on the same handler tier and table trusts the local identity provider and
-a second issuer ("pool B", its keys served over HTTP), and knows a machine client whose
-service name is `alice`. Pool B's Alice even carries the same `sub` as the local Alice. Each
+A second gateway on the same handler tier and table trusts two issuers ("pool A" and "pool B",
+their keys served over HTTP), and knows a machine client whose service name is `alice`. Pool
+B's Alice even carries the same `sub` as pool A's Alice. Each
 stays its own principal: none gets the others' bindings, and a grant to plain "alice" is
 refused until it says which Alice it means.
 """
@@ -28,12 +28,13 @@ from gateway.permissions_cli import add_permission_commands
 
 MACHINE_CLIENT = "nightly-job-client"
 BASE = "/api/3.0/cedarflow/permissions"
+POOL_A = "pool-a"  # pool A's principal tag
 
 
 @dataclass
 class TwoIssuers:
     url: str
-    dev: DevIdentityProvider  # the local identity provider of this gateway
+    pool_a: DevIdentityProvider  # a trusted issuer
     pool_b: DevIdentityProvider  # another trusted issuer, minting the same `sub`s
 
     def http(self, token: str) -> httpx.Client:
@@ -46,8 +47,11 @@ class TwoIssuers:
 def two_issuers(authz_stack, tmp_path_factory) -> Iterator[TwoIssuers]:
     root = tmp_path_factory.mktemp("two-issuers")
     pool_port = free_port()
+    pool_a = DevIdentityProvider(root / "pool-a", f"http://127.0.0.1:{pool_port}/pool-a")
     pool_b = DevIdentityProvider(root / "pool-b", f"http://127.0.0.1:{pool_port}/pool-b")
-    jwks = Starlette(routes=[Mount("/pool-b", routes=pool_b.routes())])
+    jwks = Starlette(
+        routes=[Mount("/pool-a", routes=pool_a.routes()), Mount("/pool-b", routes=pool_b.routes())]
+    )
     port = free_port()
     config = GatewayConfig(
         upstream_url=authz_stack.handler_url,
@@ -55,12 +59,17 @@ def two_issuers(authz_stack, tmp_path_factory) -> Iterator[TwoIssuers]:
         public_url=f"http://127.0.0.1:{port}",
         issuers=(
             IssuerConfig(
+                issuer=pool_a.issuer,
+                jwks_url=pool_a.jwks_url,
+                client_ids=(DEV_CLIENT_ID,),
+                principal_tag=POOL_A,
+            ),
+            IssuerConfig(
                 issuer=pool_b.issuer,
                 jwks_url=pool_b.jwks_url,
                 client_ids=(DEV_CLIENT_ID, MACHINE_CLIENT),
             ),
         ),
-        dev_idp_dir=root / "devidp",
         service_clients=(ServiceClient(MACHINE_CLIENT, "alice"),),
         policies_dir=authz_stack.policies_dir,
         store_uri=authz_stack.store_uri,
@@ -70,7 +79,7 @@ def two_issuers(authz_stack, tmp_path_factory) -> Iterator[TwoIssuers]:
     with ServerThread(jwks, pool_port), ServerThread(app, port):
         yield TwoIssuers(
             url=config.public_url,
-            dev=DevIdentityProvider(root / "devidp", config.dev_issuer),
+            pool_a=pool_a,
             pool_b=pool_b,
         )
     app.state.gateway.authorizer.authz.store.stop()
@@ -80,10 +89,10 @@ def two_issuers(authz_stack, tmp_path_factory) -> Iterator[TwoIssuers]:
 def tokens(two_issuers) -> dict[str, str]:
     """Every Alice signs in once (the machine client last, as an attacker would)."""
     out = {
-        "alice": two_issuers.dev.mint("alice", ["vision"]),
+        "alice": two_issuers.pool_a.mint("alice", ["vision"]),
         "pool-b alice": two_issuers.pool_b.mint("alice", ["pool-b-team"]),
         "service alice": two_issuers.pool_b.mint("", machine_client_id=MACHINE_CLIENT),
-        "gina": two_issuers.dev.mint("gina", ["lab"]),
+        "gina": two_issuers.pool_a.mint("gina", ["lab"]),
     }
     for token in out.values():
         with two_issuers.http(token) as http:
@@ -115,7 +124,7 @@ def test_another_issuers_user_with_the_same_sub_gets_nothing(two_issuers, tokens
         listing = http.get(
             f"{BASE}/list", params={"resource_type": "experiment", "resource_id": experiment_id}
         ).json()["bindings"]
-    assert listing["users"] == {f"dev:{subject_for('alice')}": "manager"}
+    assert listing["users"] == {f"{POOL_A}:{subject_for('alice')}": "manager"}
 
 
 def test_a_grant_to_an_ambiguous_name_is_refused_with_the_ways_out(two_issuers, tokens):
@@ -131,11 +140,13 @@ def test_a_grant_to_an_ambiguous_name_is_refused_with_the_ways_out(two_issuers, 
         error = refused.json()
         assert error["error_code"] == "INVALID_PARAMETER_VALUE"
         message = error["message"]
-        assert "ambiguous" in message and "'alice@dev'" in message and "'alice@service'" in message
-        assert f"dev:{subject_for('alice')}" in message and "service:alice" in message
+        assert (
+            "ambiguous" in message and "'alice@pool-a'" in message and "'alice@service'" in message
+        )
+        assert f"{POOL_A}:{subject_for('alice')}" in message and "service:alice" in message
         assert message.count("principal id") == 3  # the local, pool B's, the machine client
         granted = http.post(
-            f"{BASE}/grant", json={**target, "username": "alice@dev", "role": "reader"}
+            f"{BASE}/grant", json={**target, "username": "alice@pool-a", "role": "reader"}
         )
         assert granted.status_code == 200, granted.text
     assert _reads(two_issuers, tokens["alice"], experiment_id) == 200
