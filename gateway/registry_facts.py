@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from gateway.decide import model_version_context
 from gateway.request_parse import ParsedRequest
+from store.dynamo import InvalidValue
 
 if TYPE_CHECKING:  # boto3 stays out of the simulator's start-up
     from store.dynamo import DynamoTable
@@ -151,7 +152,10 @@ class TableModelFacts:
 
     def _model(self, name: str) -> dict | None:
         if name not in self._models:
-            item = self.table.get(f"RMNAME#{name}", "RM")  # store/bindings.py item_key
+            try:
+                item = self.table.get(f"RMNAME#{name}", "RM")  # store/bindings.py item_key
+            except InvalidValue:  # a name no item can have (too long a key): no such model
+                item = None
             self._models[name] = None if item is None or "renamed_from" in item else item
         return self._models[name]
 

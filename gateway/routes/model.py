@@ -100,7 +100,7 @@ class RouteMatch:
         return dict(self.path_params).get(name)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: raising sets attributes (__traceback__) on an exception
 class Refusal(Exception):
     """A request the gateway refuses before deciding; rendered as MLflow-style JSON."""
 

@@ -343,13 +343,18 @@ def test_a_registry_call_names_what_the_production_guard_reads():
     ).registry_call
     assert (transition.name, transition.version, transition.stage) == ("m", "3", "production")
     assert transition.archive_existing_versions is True
-    for flag in ("false", 0, None, [False]):  # MLflow refuses these; the facts assume the worst
-        call = parse(
+    unset = parse(
+        "POST",
+        "/api/2.0/mlflow/model-versions/transition-stage",
+        body={"name": "m", "version": "3", "stage": "None", "archive_existing_versions": None},
+    ).registry_call
+    assert unset.archive_existing_versions is False
+    for flag in ("false", 0, [False]):  # MLflow's parser refuses these: so does the gateway
+        refused(
             "POST",
             "/api/2.0/mlflow/model-versions/transition-stage",
             body={"name": "m", "version": "3", "stage": "None", "archive_existing_versions": flag},
-        ).registry_call
-        assert call.archive_existing_versions is (flag is not None)
+        )
     alias = parse(
         "DELETE", "/api/2.0/mlflow/registered-models/alias", body={"name": "m", "alias": "a"}
     ).registry_call

@@ -27,6 +27,8 @@ OUTPUT_VALUES = {
 def main(program: str, args: list[str]) -> int:
     with open(os.environ["FAKE_CLI_LOG"], "a") as log:
         log.write(json.dumps([program, *args]) + "\n")
+    if program == "docker" and "--password-stdin" in args:
+        sys.stdin.read()  # as docker does: the password comes through the pipe
     if program != "aws":
         return 0
     command = args[:2]
