@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.decide import Authorizer
 from gateway.request_parse import ParsedRequest, ResourceRef
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import EXPERIMENT, REGISTERED_MODEL
 
 _MAX_REFILLS = 20  # upstream pages per client page at most (bounded work per request)

@@ -52,7 +52,7 @@ from gateway.entities import Bindings
 from gateway.request_parse import ResourceRef
 from gateway.request_values import has_unpaired_surrogate
 from store.bindings import BindingStore, UnknownResource, find_principals
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import (
     DEFAULT_WORKSPACE,
     EXPERIMENT,

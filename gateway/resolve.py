@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from gateway.decide import MISSING
 from gateway.entities import Bindings
 from gateway.request_parse import ResourceRef
-from store.dynamo import DynamoTable
+from store.dynamo.table import DynamoTable
 from store.ownership import Ownership
 from store.vocabulary import (
     DATASET,

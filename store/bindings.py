@@ -32,8 +32,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from store.dynamo import ConditionFailed, DynamoTable
-from store.identity import Principal, current_principal
+from store.dynamo.table import ConditionFailed, DynamoTable
+from store.handler.identity import Principal, current_principal
 from store.keys import (
     USER_PRINCIPAL_PREFIX,
     experiment_key,

@@ -15,7 +15,7 @@ from gateway.decide import Decision, decide, model_version_context
 from gateway.entities import Bindings
 from gateway.policy import PolicyBundle
 from gateway.request_parse import ResourceRef
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, ROLES, WORKSPACE
 
 SUBJECT = "simulated-user"

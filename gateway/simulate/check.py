@@ -11,7 +11,7 @@ from gateway.policy import PolicyBundle
 from gateway.request_parse import ResourceRef
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import DEFAULT_WORKSPACE
 
 # `--resource` prefixes → the gateway's resource kinds

@@ -56,7 +56,7 @@ class TableSource:
     def __init__(self, uri: str):
         from gateway.registry_facts import TableModelFacts
         from gateway.resolve import Resolver
-        from store.dynamo import DynamoTable
+        from store.dynamo.table import DynamoTable
 
         self.table = DynamoTable.from_uri(uri)
         self.resolver = Resolver(self.table, ttl=3600.0)

@@ -10,8 +10,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 from cfnlint.decode import decode
 
-from store.dynamo import DynamoTable
-from store.uri import parse_dynamo_uri
+from store.dynamo.table import DynamoTable
+from store.dynamo.uri import parse_dynamo_uri
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS_DIR = ROOT / "deploy" / "aws"

@@ -18,7 +18,7 @@ from gw_support import MACHINE, SECRET
 from gateway.authn import EXPIRED_MESSAGE, INVALID_MESSAGE, MALFORMED_MESSAGE
 from gateway.devidp import DEV_CLIENT_ID, subject_for
 from gateway.errors import PermissionDenied
-from store.identity import IDENTITY_HEADER, verify_identity
+from store.handler.identity import IDENTITY_HEADER, verify_identity
 
 API = "/api/2.0/mlflow/experiments/search"
 

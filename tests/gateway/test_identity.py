@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from store.identity import (
+from store.handler.identity import (
     InvalidIdentity,
     Principal,
     bind_principal,
@@ -97,7 +97,7 @@ def test_bind_principal_is_scoped_and_per_thread():
 
 
 def test_the_replay_guard_accepts_each_nonce_once_and_forgets_expired_ones():
-    from store.handler_app import ReplayGuard
+    from store.handler.app import ReplayGuard
 
     guard = ReplayGuard(max_entries=3)
     far = 2**40

@@ -9,7 +9,7 @@ from gw_support import ARTIFACT_UPLOAD, SECRET, free_port
 from starlette.requests import Request
 
 from gateway.proxy import forwardable_request_headers
-from store.identity import IDENTITY_HEADER, verify_identity
+from store.handler.identity import IDENTITY_HEADER, verify_identity
 
 IDENTITY_CLAIMING = {
     "X-Forwarded-User": "root",

@@ -31,8 +31,8 @@ from mlflow.entities import (
 )
 from mlflow.exceptions import MlflowException
 
-import store.experiments
-import store.runs
+import store.tracking.experiments
+import store.tracking.runs
 
 _MAX_DOUBLE = 1.7976931348623157e308
 _VIEWS = [ViewType.ACTIVE_ONLY, ViewType.DELETED_ONLY, ViewType.ALL]
@@ -68,8 +68,8 @@ class Pair:
         self.ours, self.oracle = ours, oracle
         self.now = 10**13  # later than any real clock: the Default experiments stay oldest
         for module in (
-            store.experiments,
-            store.runs,
+            store.tracking.experiments,
+            store.tracking.runs,
             __import__("mlflow.store.tracking.sqlalchemy_store", fromlist=["x"]),
         ):
             monkeypatch.setattr(module, "get_current_time_millis", lambda: self.now)

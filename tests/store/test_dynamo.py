@@ -1,4 +1,4 @@
-"""store.dynamo, store.uri, store.pagination and store.unsupported on their own."""
+"""The table, URIs, page tokens and unsupported calls on their own."""
 
 from __future__ import annotations
 
@@ -14,17 +14,18 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.abstract_store import AbstractStore
 from moto import mock_aws
 
-from store import dynamo, dynamo_values
-from store.dynamo import (
+from store.dynamo import table as dynamo
+from store.dynamo import values as dynamo_values
+from store.dynamo.table import (
     ConditionFailed,
     DynamoTable,
     InvalidValue,
     ItemTooLarge,
     float_from_dynamo,
 )
-from store.pagination import page_offset, seal_page_token
+from store.dynamo.uri import DynamoUri, InvalidStoreUri, parse_dynamo_uri
+from store.search.pagination import page_offset, seal_page_token
 from store.unsupported import raise_not_implemented
-from store.uri import DynamoUri, InvalidStoreUri, parse_dynamo_uri
 
 
 @pytest.fixture
@@ -261,7 +262,8 @@ def test_page_token_key_is_shared_by_every_process_with_the_identity_secret(monk
     monkeypatch.setenv("CEDARFLOW_IDENTITY_SECRET", "ab" * 32)
     token = seal_page_token("runs", 7)
     opened = (
-        "from store.pagination import page_offset as o; import sys; print(o(sys.argv[1], 'runs'))"
+        "from store.search.pagination import page_offset as o; import sys; "
+        "print(o(sys.argv[1], 'runs'))"
     )
     other = subprocess.run(  # another handler-tier instance with the same secret
         [sys.executable, "-c", opened, token], capture_output=True, text=True, check=True

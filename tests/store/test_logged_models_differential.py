@@ -14,7 +14,7 @@ import pytest
 from mlflow.entities import LoggedModelParameter, LoggedModelStatus, LoggedModelTag, Metric
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-import store.logged_models as dynamo_logged_models
+import store.tracking.logged_models as dynamo_logged_models
 from store.tracking import DynamoTrackingStore
 
 SEED = 20261130

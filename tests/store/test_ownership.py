@@ -16,7 +16,7 @@ import pytest
 from moto import mock_aws
 from test_traces_support import new_trace_id, trace_info
 
-from store.identity import Principal, bind_principal
+from store.handler.identity import Principal, bind_principal
 from store.keys import run_version_key
 from store.ownership import Ownership, artifact_proxy_path, runs_source
 from store.registry import DynamoRegistryStore

@@ -10,8 +10,8 @@ from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
 from mlflow.exceptions import MlflowException
 from moto import mock_aws
 
-import store.registry_core
-from store.identity import Principal, bind_principal
+import store.registry.core
+from store.handler.identity import Principal, bind_principal
 from store.registry import DynamoRegistryStore
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
@@ -30,7 +30,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(store.registry_core, "get_current_time_millis", fake)
+    monkeypatch.setattr(store.registry.core, "get_current_time_millis", fake)
     return fake
 
 

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.model_registry import sqlalchemy_store
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
-import store.registry_core
+import store.registry.core
 from store.registry import DynamoRegistryStore
 
 PROMPT = "mlflow.prompt.is_prompt"
@@ -43,7 +43,7 @@ class SharedClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> SharedClock:
     fake = SharedClock()
-    monkeypatch.setattr(store.registry_core, "get_current_time_millis", fake)
+    monkeypatch.setattr(store.registry.core, "get_current_time_millis", fake)
     monkeypatch.setattr(sqlalchemy_store, "get_current_time_millis", fake)
     return fake
 

@@ -11,7 +11,7 @@ import pytest
 from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from test_differential import Pair, search, walk_pages
 
-from store.tracking_items import run_index_key
+from store.tracking.items import run_index_key
 
 _VIEWS = [ViewType.ACTIVE_ONLY, ViewType.DELETED_ONLY, ViewType.ALL]
 _START_TIMES = [1000, 1000, 1000, 2000, 2000, 3000, 500, 4000]  # many ties

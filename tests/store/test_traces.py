@@ -16,7 +16,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from moto import mock_aws
 from test_traces_support import new_trace_id, span, trace_info
 
-from store.traces_items import PART_BYTES
+from store.traces.items import PART_BYTES
 from store.tracking import DynamoTrackingStore
 
 HUMAN = AssessmentSource(source_type="HUMAN", source_id="alice")

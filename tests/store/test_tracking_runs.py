@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 from store_support import ARTIFACT_ROOT, error_code
 
-from store.identity import Principal, bind_principal
+from store.handler.identity import Principal, bind_principal
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Search semantics of MLflow's SQL registry store, applied to rows read from the table.
 
 Filters and orders are parsed by MLflow's own `SearchModelUtils` / `SearchModelVersionUtils`,
-then validated and evaluated the way `SqlAlchemyStore` does it on sqlite (`store/sql_semantics.py`):
-a missing tag or attribute never matches, and prompts are hidden unless the filter asks for them.
+then validated and evaluated the way `SqlAlchemyStore` does it on sqlite
+(`store/search/sql_semantics.py`): a missing tag or attribute never matches, and prompts are
+hidden unless the filter asks for them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils, SearchUtils
 
-from store.pagination import next_page_token
-from store.sql_semantics import compare, integer_operand
+from store.search.pagination import next_page_token
+from store.search.sql_semantics import compare, integer_operand
 
 _MODEL_ATTRIBUTE_COMPARATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 _TAG_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")

@@ -1,9 +1,9 @@
 """The handler tier: MLflow's own server app, reachable only with the gateway's identity header.
 
-Run it with ``uvicorn store.handler_app:app``. Every request except ``GET /health`` must carry a
-valid `X-Cedarflow-Identity` header (see store/identity.py); the principal it names is bound for
-the request so the stores attribute writes to it. Anything else gets a 401 in MLflow's JSON error
-shape, so the handler tier's port gives nothing to a caller who goes around the gateway.
+Run it with ``uvicorn store.handler.app:app``. Every request except ``GET /health`` must carry a
+valid `X-Cedarflow-Identity` header (see store/handler/identity.py); the principal it names is
+bound for the request so the stores attribute writes to it. Anything else gets a 401 in MLflow's
+JSON error shape, so the handler tier's port gives nothing to a caller who goes around the gateway.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from store.identity import (
+from store.handler.identity import (
     IDENTITY_HEADER,
     SECRET_ENV_VAR,
     InvalidIdentity,

@@ -26,17 +26,17 @@ from mlflow.utils.validation import (
     _validate_tag_name,
 )
 
-from store.identity import current_principal
+from store.handler.identity import current_principal
 from store.ownership import runs_source
-from store.registry_core import RegistryCore, now_ms, version_not_found, within_item_limit
-from store.registry_items import (
+from store.registry.core import RegistryCore, now_ms, version_not_found, within_item_limit
+from store.registry.items import (
     aliases_for,
     is_live,
     new_version_item,
     run_version_item,
     version_entity,
 )
-from store.registry_search import is_prompt_tagged
+from store.registry.search import is_prompt_tagged
 
 
 class VersionsMixin(RegistryCore):

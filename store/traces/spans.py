@@ -29,10 +29,10 @@ from mlflow.tracing.utils import TraceJSONEncoder
 from mlflow.tracing.utils.truncation import _get_truncated_preview
 from mlflow.utils.validation import _validate_trace_tag
 
-from store.dynamo import ConditionFailed, ItemTooLarge
-from store.experiments import normalize_experiment_id
+from store.dynamo.expressions import Update
+from store.dynamo.table import ConditionFailed, ItemTooLarge
 from store.keys import trace_key, trace_pk
-from store.traces_items import (
+from store.traces.items import (
     EMPTY_MAPS,
     EXP_TRACES_PREFIX,
     PARENT,
@@ -51,7 +51,7 @@ from store.traces_items import (
     trace_info_from_item,
     validate_trace_id,
 )
-from store.traces_update import Update
+from store.tracking.experiments import normalize_experiment_id
 
 _GET_TRACE_RETRIES = 3
 

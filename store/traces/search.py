@@ -18,7 +18,8 @@ from mlflow.store.tracking.utils.trace_analytics import TRACE_ANALYTICS_COLUMNS_
 from mlflow.tracing.constant import TraceMetadataKey, TraceTagKey
 from mlflow.utils.search_utils import SearchTraceUtils
 
-from store.traces_items import (
+from store.search.compare import NullsLast, compare
+from store.traces.items import (
     NAME,
     STATUS,
     TYPE,
@@ -27,7 +28,6 @@ from store.traces_items import (
     trace_metadata,
     trace_tags,
 )
-from store.traces_match import NullsLast, compare
 
 SpanLoader = Callable[[dict], list[str]]
 

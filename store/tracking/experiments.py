@@ -24,11 +24,11 @@ from mlflow.utils.validation import (
 )
 
 from store.bindings import creation_bindings
-from store.dynamo import GSI1, ConditionFailed, DynamoTable
-from store.experiment_search import experiment_matcher, sort_experiments
+from store.dynamo.table import GSI1, ConditionFailed, DynamoTable
 from store.keys import experiment_key, name_claim_key
-from store.pagination import next_page_token, page_offset
-from store.tracking_items import (
+from store.search.pagination import next_page_token, page_offset
+from store.tracking.experiment_search import experiment_matcher, sort_experiments
+from store.tracking.items import (
     EXPERIMENT_COUNTER,
     EXPERIMENTS_GSI,
     experiment_to_entity,

@@ -22,7 +22,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from store.dynamo_values import (
+from store.dynamo.uri import DynamoUri, parse_dynamo_uri
+from store.dynamo.values import (
     deserialize_item,
     float_from_dynamo,
     float_to_dynamo,
@@ -30,7 +31,6 @@ from store.dynamo_values import (
     serialize_item,
     serialize_values,
 )
-from store.uri import DynamoUri, parse_dynamo_uri
 
 __all__ = [
     "GSI1",

@@ -11,9 +11,9 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_
 from mlflow.utils.time import get_current_time_millis
 from mlflow.utils.validation import _validate_model_name
 
-from store.dynamo import ConditionFailed, DynamoTable, ItemTooLarge
+from store.dynamo.table import ConditionFailed, DynamoTable, ItemTooLarge
 from store.keys import VERSION_SK_PREFIX, registered_model_key, version_key, versions_pk
-from store.registry_items import (
+from store.registry.items import (
     MODELS_GSI_PK,
     is_live,
     latest_summary,

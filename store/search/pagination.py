@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from store.identity import parse_secret
+from store.handler.identity import parse_secret
 
 SECRET_ENVS = ("CEDARFLOW_PAGE_TOKEN_SECRET", "CEDARFLOW_IDENTITY_SECRET")
 _VERSION = "p1"

@@ -6,9 +6,9 @@ from mlflow.entities.metric import MetricWithRunId
 from mlflow.exceptions import MlflowException
 from mlflow.store.entities.paged_list import PagedList
 
-from store.dynamo import DynamoTable
-from store.pagination import next_page_token, page_offset
-from store.tracking_items import MetricPoint, history_pk, step_sk_bound
+from store.dynamo.table import DynamoTable
+from store.search.pagination import next_page_token, page_offset
+from store.tracking.items import MetricPoint, history_pk, step_sk_bound
 
 
 def _by_time(point: MetricPoint) -> tuple:

@@ -33,10 +33,10 @@ from mlflow.utils.time import get_current_time_millis
 from mlflow.utils.uri import append_to_uri_path
 from mlflow.utils.validation import _validate_logged_model_name, _validate_tag
 
-from store.dynamo import ConditionFailed, ItemTooLarge
+from store.dynamo.table import ConditionFailed, ItemTooLarge
 from store.keys import logged_model_key
-from store.pagination import page_offset, seal_page_token
-from store.traces_match import NullsLast, compare
+from store.search.compare import NullsLast, compare
+from store.search.pagination import page_offset, seal_page_token
 
 EXP_LM_PREFIX = "EXPLM#"
 SEARCH_MAX_RESULTS_DEFAULT = 100

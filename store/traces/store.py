@@ -1,6 +1,6 @@
 """Traces (v3), OTLP spans and assessments stored in the DynamoDB table, mixed into the tracking
-store. Item layout: `store/traces_items.py`; spans: `store/traces_spans.py`; search semantics:
-`store/traces_search.py`."""
+store. Item layout: `store/traces/items.py`; spans: `store/traces/spans.py`; search semantics:
+`store/traces/search.py`."""
 
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ from mlflow.tracing.constant import (
 )
 from mlflow.utils.validation import _validate_trace_tag
 
-from store.dynamo import GSI1, ConditionFailed, ItemTooLarge
+from store.dynamo.expressions import Update
+from store.dynamo.table import GSI1, ConditionFailed, ItemTooLarge
 from store.keys import TRACE_INFO_SK, trace_key, trace_pk
-from store.pagination import page_offset, seal_page_token
-from store.traces_assessments import AssessmentsMixin
-from store.traces_items import (
+from store.search.pagination import page_offset, seal_page_token
+from store.traces.assessments import AssessmentsMixin
+from store.traces.items import (
     EMPTY_MAPS,
     EXP_TRACES_PREFIX,
     assessment_columns,
@@ -46,7 +47,7 @@ from store.traces_items import (
     trace_info_from_item,
     validate_trace_id,
 )
-from store.traces_search import (
+from store.traces.search import (
     Clause,
     SpanLoader,
     matches,
@@ -55,8 +56,7 @@ from store.traces_search import (
     parse_filter,
     sort_key,
 )
-from store.traces_spans import SpansMixin
-from store.traces_update import Update
+from store.traces.spans import SpansMixin
 from store.unsupported import not_implemented_error
 
 

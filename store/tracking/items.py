@@ -36,7 +36,7 @@ from mlflow.entities import (
 from mlflow.utils.mlflow_tags import _get_run_name_from_tags
 from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
 
-from store.dynamo import float_from_dynamo, float_to_dynamo
+from store.dynamo.table import float_from_dynamo, float_to_dynamo
 from store.keys import experiment_pk
 
 EXPERIMENTS_GSI = "EXPS"

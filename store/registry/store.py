@@ -2,7 +2,7 @@
 
 Registered models, versions, stages, aliases, tags and prompts (prompts are registered models
 tagged `mlflow.prompt.is_prompt`, as in MLflow's own stores). Every write is atomic on one item
-or idempotent and safe to retry; no transactions. Item layout: `store/registry_items.py`.
+or idempotent and safe to retry; no transactions. Item layout: `store/registry/items.py`.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ from mlflow.utils.validation import (
 )
 
 from store.bindings import creation_bindings
-from store.dynamo import GSI1, ConditionFailed, DynamoTable
+from store.dynamo.table import GSI1, ConditionFailed, DynamoTable
 from store.keys import registered_model_key
 from store.ownership import runs_source
-from store.pagination import page_offset
-from store.registry_core import STALE_RENAME_MS, model_not_found, now_ms, within_item_limit
-from store.registry_items import (
+from store.registry.core import STALE_RENAME_MS, model_not_found, now_ms, within_item_limit
+from store.registry.items import (
     MODELS_GSI_PK,
     VERSIONS_GSI_PK,
     is_live,
@@ -45,7 +44,7 @@ from store.registry_items import (
     run_version_item,
     version_entity,
 )
-from store.registry_search import (
+from store.registry.search import (
     Query,
     Row,
     is_prompt_tagged,
@@ -58,7 +57,8 @@ from store.registry_search import (
     parse_version_order,
     sort_rows,
 )
-from store.registry_versions import VersionsMixin
+from store.registry.versions import VersionsMixin
+from store.search.pagination import page_offset
 from store.unsupported import raise_not_implemented
 from store.vocabulary import REGISTERED_MODEL
 

@@ -9,7 +9,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchExperimentsUtils
 from mlflow.utils.validation import _parse_experiment_id
 
-from store.sql_semantics import compare, integer_operand
+from store.search.sql_semantics import compare, integer_operand
 
 _STRING_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
 _NUMERIC_COMPARATORS = ("=", "!=", "<", "<=", ">", ">=")

@@ -12,10 +12,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST
 from mlflow.utils.time import get_current_time_millis
 
-from store.dynamo import ConditionFailed
+from store.dynamo.expressions import Update
+from store.dynamo.table import ConditionFailed
 from store.keys import trace_key
-from store.traces_items import assessment_columns, assessment_from_columns, is_live
-from store.traces_update import Update
+from store.traces.items import assessment_columns, assessment_from_columns, is_live
 
 
 class AssessmentsMixin:

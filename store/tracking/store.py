@@ -13,14 +13,14 @@ from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
 from mlflow.store.tracking.abstract_store import AbstractStore
 from mlflow.utils.uri import resolve_uri_if_local
 
-from store.dynamo import DynamoTable
-from store.experiments import ExperimentsMixin
-from store.logged_models import LoggedModelsMixin
-from store.metrics import MetricsMixin
-from store.run_inputs import RunInputsMixin
-from store.run_search import RunSearchMixin
-from store.runs import RunsMixin
-from store.traces import TracesMixin
+from store.dynamo.table import DynamoTable
+from store.traces.store import TracesMixin
+from store.tracking.experiments import ExperimentsMixin
+from store.tracking.logged_models import LoggedModelsMixin
+from store.tracking.metrics import MetricsMixin
+from store.tracking.run_inputs import RunInputsMixin
+from store.tracking.run_search import RunSearchMixin
+from store.tracking.runs import RunsMixin
 from store.unsupported import raise_not_implemented
 
 _ready_tables: set[tuple[str, str]] = set()

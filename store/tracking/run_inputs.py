@@ -13,10 +13,10 @@ from mlflow.utils.validation import (
     _validate_run_id,
 )
 
-from store.dynamo import DynamoTable
+from store.dynamo.table import DynamoTable
 from store.keys import experiment_pk
-from store.runs import check_active
-from store.tracking_items import DATASET_SK_PREFIX, dataset_key
+from store.tracking.items import DATASET_SK_PREFIX, dataset_key
+from store.tracking.runs import check_active
 
 # A dataset item holds name, digest, source, schema and profile; DynamoDB items stop at 400 KB.
 MAX_DATASET_BYTES = 380_000

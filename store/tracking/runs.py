@@ -35,10 +35,10 @@ from mlflow.utils.validation import (
     _validate_tag,
 )
 
-from store.dynamo import ConditionFailed, DynamoTable, ItemTooLarge
-from store.identity import current_principal
+from store.dynamo.table import ConditionFailed, DynamoTable, ItemTooLarge
+from store.handler.identity import current_principal
 from store.keys import run_key
-from store.tracking_items import (
+from store.tracking.items import (
     MetricPoint,
     dataset_refs,
     history_item,

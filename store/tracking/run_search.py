@@ -25,11 +25,11 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_RUN_NAME
 from mlflow.utils.search_utils import SearchUtils
 from mlflow.utils.validation import _parse_experiment_ids
 
-from store.dynamo import GSI1
-from store.experiments import validate_max_results
-from store.pagination import next_page_token, page_offset
-from store.sql_semantics import compare
-from store.tracking_items import (
+from store.dynamo.table import GSI1
+from store.search.pagination import next_page_token, page_offset
+from store.search.sql_semantics import compare
+from store.tracking.experiments import validate_max_results
+from store.tracking.items import (
     RUN_TIMED_PREFIX,
     RUN_UNTIMED_PREFIX,
     MetricPoint,
