@@ -46,7 +46,8 @@ from gateway.registry_facts import TableModelFacts, changes_registry, registry_c
 from gateway.request_parse import ParsedRequest, Refusal, ResourceRef, parse_request, reads_body
 from gateway.resolve import Resolver
 from store.bindings import BindingStore, remember_user
-from store.dynamo.table import DynamoTable, InvalidValue
+from store.dynamo.errors import InvalidValue
+from store.dynamo.table import DynamoTable
 from store.handler.identity import Principal
 from store.vocabulary import EXPERIMENT, LOGGED_MODEL, REGISTERED_MODEL
 

@@ -1,115 +1,33 @@
-"""One DynamoDB table behind a small, typed, thread-safe surface.
+"""One DynamoDB table behind a small, typed, thread-safe surface: every request of the stores
+goes through `DynamoTable._call`.
 
-Items are plain dicts of Python values; this module converts them to and from DynamoDB's typed
-JSON, counts every request, and retries throttling and server errors with backoff. It uses only
+Items are plain dicts of Python values (store/dynamo/values.py converts them); every request is
+counted and retried (store/dynamo/client.py), and refusals become the store's exceptions
+(store/dynamo/errors.py). It uses only
 the operations every DynamoDB-compatible server offers (no transactions, PartiQL or streams).
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
-import random
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from store.dynamo.client import RoundTrips, make_client, retryable, sleep_backoff
+from store.dynamo.errors import ConditionFailed, error_code, error_of, within_item_limit
+from store.dynamo.expressions import Update
+from store.dynamo.schema import SCHEMA
 from store.dynamo.uri import DynamoUri, parse_dynamo_uri
-from store.dynamo.values import (
-    deserialize_item,
-    float_from_dynamo,
-    float_to_dynamo,
-    keep_items_raw,
-    serialize_item,
-    serialize_values,
-)
+from store.dynamo.values import deserialize_item, serialize_item, serialize_values
 
-__all__ = [
-    "GSI1",
-    "ConditionFailed",
-    "DynamoTable",
-    "InvalidValue",
-    "ItemTooLarge",
-    "RoundTrips",
-    "deserialize_item",
-    "float_from_dynamo",
-    "float_to_dynamo",
-    "serialize_item",
-]
-
-_logger = logging.getLogger(__name__)
-
-GSI1 = "gsi1"
-TTL_ATTRIBUTE = "ttl"
-MAX_ITEM_BYTES = 400 * 1024
 BATCH_WRITE_SIZE = 25
 BATCH_GET_SIZE = 100
 PARALLEL_BATCH_WRITES = 8  # BatchWriteItem requests in flight at once for one call
-
-_MAX_ATTEMPTS = 8
-_BACKOFF_BASE_S = 0.025
-_BACKOFF_CAP_S = 2.0
-_RETRYABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "LimitExceededException",
-        "TransactionInProgressException",
-    }
-)
-
-
-class ConditionFailed(Exception):  # noqa: N818 - the name of the DynamoDB condition outcome
-    """A ConditionExpression evaluated to false; nothing was written."""
-
-
-class ItemTooLarge(Exception):  # noqa: N818
-    """The item would exceed DynamoDB's 400 KB item limit; nothing was written."""
-
-
-class InvalidValue(Exception):  # noqa: N818
-    """DynamoDB refused a value of the request (a key over 2048 bytes, an empty name, ...).
-
-    The caller's input was unusable, so where MLflow runs (the handler tier) it is raised as
-    an MlflowException with INVALID_PARAMETER_VALUE too: MLflow answers 400, not 500.
-    """
-
-
-class RoundTrips:
-    """Counts every DynamoDB request (retries included), by operation name."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}
-
-    def record(self, operation: str) -> None:
-        with self._lock:
-            self._counts[operation] = self._counts.get(operation, 0) + 1
-
-    def total(self) -> int:
-        with self._lock:
-            return sum(self._counts.values())
-
-    def by_operation(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counts.clear()
-
 
 # ---- the table ----------------------------------------------------------------------------------
 
@@ -124,7 +42,7 @@ class DynamoTable:
         self.location = location
         self.name = location.table
         self.round_trips = RoundTrips()
-        self._client = _make_client(location)
+        self._client = make_client(location)
         self.parallel_writes = PARALLEL_BATCH_WRITES
         self._writer_pool: ThreadPoolExecutor | None = None
         self._writers_lock = threading.Lock()
@@ -147,7 +65,7 @@ class DynamoTable:
         try:
             status = self._call("DescribeTable", TableName=self.name)["Table"]["TableStatus"]
         except ClientError as exc:
-            if _error_code(exc) != "ResourceNotFoundException":
+            if error_code(exc) != "ResourceNotFoundException":
                 raise
             status = self._create_table()
         deadline = time.monotonic() + 120
@@ -158,52 +76,20 @@ class DynamoTable:
             status = self._call("DescribeTable", TableName=self.name)["Table"]["TableStatus"]
 
     def _create_table(self) -> str:
-        keys = [("pk", "sk"), ("gsi1pk", "gsi1sk")]
-        spec: dict[str, Any] = {
-            "TableName": self.name,
-            "AttributeDefinitions": [
-                {"AttributeName": name, "AttributeType": "S"} for pair in keys for name in pair
-            ],
-            "KeySchema": _key_schema(*keys[0]),
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": GSI1,
-                    "KeySchema": _key_schema(*keys[1]),
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        }
-        if self.location.is_local:
-            # Local servers (dynalite) demand provisioned capacity and offer no streams.
-            capacity = {"ReadCapacityUnits": 1000, "WriteCapacityUnits": 1000}
-            spec["ProvisionedThroughput"] = capacity
-            spec["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"] = capacity
-        else:
-            spec["BillingMode"] = "PAY_PER_REQUEST"
-            spec["StreamSpecification"] = {
-                "StreamEnabled": True,
-                "StreamViewType": "NEW_AND_OLD_IMAGES",
-            }
+        local = self.location.is_local
         try:
-            status = self._call("CreateTable", **spec)["TableDescription"]["TableStatus"]
+            request = SCHEMA.create_table_request(self.name, local=local)
+            status = self._call("CreateTable", **request)["TableDescription"]["TableStatus"]
         except ClientError as exc:
-            if _error_code(exc) != "ResourceInUseException":  # created by a concurrent starter
+            if error_code(exc) != "ResourceInUseException":  # created by a concurrent starter
                 raise
             return "CREATING"
-        if not self.location.is_local:
-            self._wait_active()
-            self._call(
-                "UpdateTimeToLive",
-                TableName=self.name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-            )
-            self._call(
-                "UpdateContinuousBackups",
-                TableName=self.name,
-                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-            )
-            return "ACTIVE"
-        return status
+        if local:
+            return status
+        self._wait_active()
+        self._call("UpdateTimeToLive", **SCHEMA.time_to_live_request(self.name))
+        self._call("UpdateContinuousBackups", **SCHEMA.backups_request(self.name))
+        return "ACTIVE"
 
     def _wait_active(self) -> None:
         deadline = time.monotonic() + 120
@@ -235,24 +121,28 @@ class DynamoTable:
         request = {"TableName": self.name, "Item": serialize_item(item)}
         self._call("PutItem", **_with_expressions(request, condition, names, values))
 
-    def update(
-        self,
-        pk: str,
-        sk: str,
-        expression: str,
-        *,
-        condition: str | None = None,
-        names: dict | None = None,
-        values: dict | None = None,
-    ) -> dict:
+    def update(self, pk: str, sk: str, update: Update) -> dict:
+        """Apply `update` (store/dynamo/expressions.py) to one item; returns the item after it."""
         request = {
             "TableName": self.name,
             "Key": _key(pk, sk),
-            "UpdateExpression": expression,
+            "UpdateExpression": update.expression(),
             "ReturnValues": "ALL_NEW",
         }
-        response = self._call("UpdateItem", **_with_expressions(request, condition, names, values))
+        request = _with_expressions(request, update.condition(), update.names, update.values)
+        response = self._call("UpdateItem", **request)
         return deserialize_item(response.get("Attributes", {}))
+
+    def update_existing(
+        self, pk: str, sk: str, update: Update, *, missing: Exception, what: str, advice: str = ""
+    ) -> dict:
+        """`update`, raising `missing` when its condition fails; an item it would take past
+        400 KB is the caller's error naming `what` (store/dynamo/errors.py)."""
+        try:
+            with within_item_limit(what, advice):
+                return self.update(pk, sk, update)
+        except ConditionFailed:
+            raise missing from None
 
     def delete(
         self,
@@ -289,7 +179,7 @@ class DynamoTable:
         """
         if sk_prefix is not None and sk_range is not None:
             raise ValueError("Give sk_prefix or sk_range, not both")
-        pk_name, sk_name = ("gsi1pk", "gsi1sk") if index == GSI1 else ("pk", "sk")
+        pk_name, sk_name = SCHEMA.indexes[index] if index is not None else SCHEMA.key
         condition = "#pk = :pk"
         names = {"#pk": pk_name}
         values: dict[str, Any] = {":pk": {"S": pk}}
@@ -367,7 +257,7 @@ class DynamoTable:
             pending = response.get("UnprocessedItems") or {}
             if pending:
                 attempt += 1
-                _sleep_backoff(attempt, "BatchWriteItem")
+                sleep_backoff(attempt, "BatchWriteItem")
 
     def _writers(self) -> ThreadPoolExecutor:
         with self._writers_lock:
@@ -394,7 +284,7 @@ class DynamoTable:
                 pending = response.get("UnprocessedKeys") or {}
                 if pending:
                     attempt += 1
-                    _sleep_backoff(attempt, "BatchGetItem")
+                    sleep_backoff(attempt, "BatchGetItem")
         return found
 
     # -- the one place requests are sent --
@@ -407,76 +297,16 @@ class DynamoTable:
             try:
                 return method(**request)
             except ClientError as exc:
-                code = _error_code(exc)
-                if code == "ConditionalCheckFailedException":
-                    raise ConditionFailed(operation) from exc
-                if code == "ValidationException" and "maximum allowed size" in str(exc):
-                    raise ItemTooLarge(str(exc)) from exc
-                if code == "ValidationException":
-                    raise _invalid_value(operation, exc) from exc
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if code not in _RETRYABLE_CODES and status < 500:
+                refused = error_of(operation, exc)
+                if refused is not None:
+                    raise refused from exc
+                if not retryable(exc):
                     raise
                 attempt += 1
-                _sleep_backoff(attempt, operation, exc)
+                sleep_backoff(attempt, operation, exc)
             except (ConnectionError, HTTPClientError) as exc:
                 attempt += 1
-                _sleep_backoff(attempt, operation, exc)
-
-
-def _invalid_value(operation: str, exc: ClientError) -> InvalidValue:
-    detail = exc.response.get("Error", {}).get("Message", "") or str(exc)
-    _logger.info("DynamoDB %s refused a value: %s", operation, detail)
-    message = f"Invalid parameter value: {detail}"
-    if "mlflow.exceptions" in sys.modules:  # MLflow is loaded here: let its handlers answer 400
-        return _mlflow_invalid_value()(message)
-    return InvalidValue(message)  # the gateway never imports MLflow (seconds, ~100 MB)
-
-
-@functools.cache
-def _mlflow_invalid_value() -> type[InvalidValue]:
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
-    class InvalidParameterValue(InvalidValue, MlflowException):
-        def __init__(self, message: str) -> None:
-            MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
-
-    return InvalidParameterValue
-
-
-def _make_client(location: DynamoUri):
-    session = boto3.session.Session()
-    region = location.region or session.region_name or "us-east-1"
-    kwargs: dict[str, Any] = {
-        "region_name": region,
-        # Retries are ours (counted, with backoff); botocore's would be invisible.
-        "config": Config(
-            retries={"max_attempts": 1, "mode": "standard"},
-            max_pool_connections=32,
-            connect_timeout=5,
-            read_timeout=30,
-            # Requests are built here from typed items; re-checking each one against the API
-            # model costs more CPU than the rest of a 1000-metric log_batch.
-            parameter_validation=False,
-        ),
-    }
-    if location.endpoint_url:
-        kwargs["endpoint_url"] = location.endpoint_url
-    if location.is_local and session.get_credentials() is None:
-        kwargs["aws_access_key_id"] = "local"
-        kwargs["aws_secret_access_key"] = "local"  # noqa: S105 - a local server checks nothing
-    client = session.client("dynamodb", **kwargs)
-    client.meta.events.register("before-parse.dynamodb.*", keep_items_raw)
-    return client
-
-
-def _sleep_backoff(attempt: int, operation: str, cause: Exception | None = None) -> None:
-    if attempt >= _MAX_ATTEMPTS:
-        if cause is not None:
-            raise cause
-        raise RuntimeError(f"DynamoDB {operation}: unprocessed items after {attempt} attempts")
-    time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
+                sleep_backoff(attempt, operation, exc)
 
 
 def _waves_without_duplicate_keys(requests: list, size: int, parallel: int) -> Iterator[list[list]]:
@@ -528,17 +358,6 @@ def _with_expressions(
 
 def _key(pk: str, sk: str) -> dict:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-
-def _key_schema(hash_name: str, range_name: str) -> list[dict]:
-    return [
-        {"AttributeName": hash_name, "KeyType": "HASH"},
-        {"AttributeName": range_name, "KeyType": "RANGE"},
-    ]
-
-
-def _error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
 
 
 def _snake_case(operation: str) -> str:

@@ -83,13 +83,6 @@ def sign_identity(
     return f"{signed}.{_b64encode(_mac(secret, signed))}"
 
 
-def verify_identity(
-    value: str, method: str, path: str, secret: bytes, *, query: str = ""
-) -> Principal:
-    """Return the principal the header asserts, or raise InvalidIdentity."""
-    return verify_identity_claims(value, method, path, secret, query=query).principal
-
-
 @dataclass(frozen=True)
 class IdentityClaims:
     """A verified header: the principal plus what replay protection needs."""

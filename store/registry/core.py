@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.utils.time import get_current_time_millis
 from mlflow.utils.validation import _validate_model_name
 
-from store.dynamo.table import ConditionFailed, DynamoTable, ItemTooLarge
+from store.dynamo.errors import ConditionFailed, within_item_limit
+from store.dynamo.expressions import Update
+from store.dynamo.table import DynamoTable
 from store.keys import VERSION_SK_PREFIX, registered_model_key, version_key, versions_pk
 from store.registry.items import (
     MODELS_GSI_PK,
@@ -24,8 +23,7 @@ from store.registry.items import (
 # A rename or a version write that started this long ago and never finished is abandoned.
 STALE_RENAME_MS = 60_000
 _SUMMARY_ATTEMPTS = 5
-# Conditions every write to a model item carries: it exists and is not a half-done rename target.
-MODEL_IS_SETTLED = "attribute_exists(pk) AND attribute_not_exists(renamed_from)"
+FEWER_TAGS = "Use fewer or shorter tags."
 
 
 def now_ms() -> int:
@@ -42,16 +40,10 @@ def version_not_found(name: str, version: int) -> MlflowException:
     )
 
 
-@contextlib.contextmanager
-def within_item_limit(what: str) -> Iterator[None]:
-    """DynamoDB's 400 KB item limit as MLflow's INVALID_PARAMETER_VALUE (nothing written)."""
-    try:
-        yield
-    except ItemTooLarge:
-        raise MlflowException(
-            f"The {what} would exceed DynamoDB's 400 KB item size; use fewer or shorter tags.",
-            INVALID_PARAMETER_VALUE,
-        ) from None
+def settled_model(update: Update) -> Update:
+    """What every write to a model item requires: it exists and is not a half-done rename's
+    copy (a rename deletes the old item only if `rev` did not move, so every write raises it)."""
+    return update.add("rev", 1).exists("pk").missing("renamed_from")
 
 
 class RegistryCore:
@@ -82,36 +74,17 @@ class RegistryCore:
         if source is not None and source.get("rid") == item["rid"]:
             return None
         try:
-            return self._table.update(
-                *registered_model_key(item["name"]),
-                "REMOVE renamed_from, rename_started SET gsi1pk = :g, gsi1sk = :n",
-                condition="rid = :rid",
-                values={":g": MODELS_GSI_PK, ":n": item["name"], ":rid": item["rid"]},
-            )
+            return self._table.update(*registered_model_key(item["name"]), finish_rename(item))
         except ConditionFailed:
             return None
 
-    def _update_model(
-        self,
-        name: str,
-        expression: str,
-        *,
-        names: dict | None = None,
-        values: dict | None = None,
-    ) -> dict:
+    def _update_model(self, name: str, update: Update) -> dict:
         """Update a settled model item (its `rev` goes up); RESOURCE_DOES_NOT_EXIST if none."""
-        values = {**(values or {}), ":one": 1}
-        expression = f"{expression} ADD rev :one"
+        settled_model(update)
         for _ in range(2):
             try:
-                with within_item_limit("registered model"):
-                    return self._table.update(
-                        *registered_model_key(name),
-                        expression,
-                        condition=MODEL_IS_SETTLED,
-                        names=names,
-                        values=values,
-                    )
+                with within_item_limit("The registered model", FEWER_TAGS):
+                    return self._table.update(*registered_model_key(name), update)
             except ConditionFailed:
                 self._load_model(name)  # raises when missing; settles a finished rename
         raise model_not_found(name)
@@ -167,23 +140,12 @@ class RegistryCore:
             latest = latest_version_items(items)
             now = now_ms()
             in_flight = now - int(model.get("updated", 0)) < STALE_RENAME_MS
-            values = {
-                ":latest": latest_summary(model, items, in_flight),
-                ":one": 1,
-                ":rev": model["rev"],
-                ":rid": model["rid"],
-            }
-            expression = "SET latest = :latest"
+            update = Update().set("latest", latest_summary(model, items, in_flight))
             if touched is not None:
-                expression += ", updated = :now"
-                values[":now"] = touched
+                update.set("updated", touched)
+            update.equals("rev", model["rev"]).equals("rid", model["rid"])
             try:
-                self._table.update(
-                    *registered_model_key(name),
-                    expression + " ADD rev :one",
-                    condition=f"rev = :rev AND rid = :rid AND {MODEL_IS_SETTLED}",
-                    values=values,
-                )
+                self._table.update(*registered_model_key(name), settled_model(update))
                 return latest
             except ConditionFailed:
                 fresh = self._table.get(*registered_model_key(name))
@@ -206,25 +168,19 @@ class RegistryCore:
             raise version_not_found(name, version)
         return item
 
-    def _update_version(
-        self,
-        name: str,
-        model: dict,
-        version: int,
-        expression: str,
-        *,
-        names: dict | None = None,
-        values: dict | None = None,
-    ) -> dict:
+    def _update_version(self, name: str, model: dict, version: int, update: Update) -> dict:
         """Update a live version item; RESOURCE_DOES_NOT_EXIST when it is missing or deleted."""
-        try:
-            with within_item_limit("model version"):
-                return self._table.update(
-                    *version_key(model["rid"], version),
-                    expression,
-                    condition="attribute_exists(pk) AND #stage <> :deleted",
-                    names={**(names or {}), "#stage": "stage"},
-                    values={**(values or {}), ":deleted": STAGE_DELETED_INTERNAL},
-                )
-        except ConditionFailed:
-            raise version_not_found(name, version) from None
+        return self._table.update_existing(
+            *version_key(model["rid"], version),
+            update.exists("pk").differs("stage", STAGE_DELETED_INTERNAL),
+            missing=version_not_found(name, version),
+            what="The model version",
+            advice=FEWER_TAGS,
+        )
+
+
+def finish_rename(model_item: dict) -> Update:
+    """The last step of a rename on the new item: it shows in searches and takes writes."""
+    update = Update().remove("renamed_from").remove("rename_started")
+    update.set("gsi1pk", MODELS_GSI_PK).set("gsi1sk", model_item["name"])
+    return update.equals("rid", model_item["rid"])

@@ -2,7 +2,7 @@
 
 Filters and orders are parsed by MLflow's own `SearchModelUtils` / `SearchModelVersionUtils`,
 then validated and evaluated the way `SqlAlchemyStore` does it on sqlite
-(`store/search/sql_semantics.py`): a missing tag or attribute never matches, and prompts are
+(`store/search/compare.py`): a missing tag or attribute never matches, and prompts are
 hidden unless the filter asks for them.
 """
 
@@ -17,8 +17,8 @@ from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils, SearchUtils
 
+from store.search.compare import Clause, compare, integer_operand
 from store.search.pagination import next_page_token
-from store.search.sql_semantics import compare, integer_operand
 
 _MODEL_ATTRIBUTE_COMPARATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 _TAG_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
@@ -33,14 +33,6 @@ class Row:
     tags: dict[str, str]
     item: dict = field(compare=False)
     extra: Any = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class Clause:
-    kind: str  # "attribute" | "tag"
-    key: str
-    comparator: str
-    value: Any
 
 
 @dataclass(frozen=True)
@@ -165,7 +157,7 @@ def matches(row: Row, query: Query) -> bool:
 def _clause_matches(row: Row, clause: Clause) -> bool:
     # A missing tag row, like a NULL attribute, satisfies no comparison.
     source = row.tags if clause.kind == "tag" else row.attributes
-    return compare(clause.comparator, source.get(clause.key), clause.value)
+    return compare(source.get(clause.key), clause.comparator, clause.value)
 
 
 # ---- orders -------------------------------------------------------------------------------------
@@ -173,28 +165,21 @@ def _clause_matches(row: Row, clause: Clause) -> bool:
 
 def parse_model_order(order_by: Sequence[str] | None) -> list[tuple[str, bool]]:
     """(field, ascending) pairs, as the SQL store orders registered models."""
-    fields: list[tuple[str, bool]] = []
-    seen: set[str] = set()
-    for clause in order_by or []:
-        key, ascending = SearchUtils.parse_order_by_for_search_registered_models(clause)
-        if key == "name":
-            name = "name"
-        elif key in SearchUtils.VALID_TIMESTAMP_ORDER_BY_KEYS:
-            name = "last_updated_time"
-        else:
-            raise MlflowException(
-                f"Invalid order by key '{key}' specified."
-                + "Valid keys are "
-                + f"'{SearchUtils.RECOMMENDED_ORDER_BY_KEYS_REGISTERED_MODELS}'",
-                error_code=INVALID_PARAMETER_VALUE,
-            )
-        if name in seen:
-            raise MlflowException(f"`order_by` contains duplicate fields: {order_by}")
-        seen.add(name)
-        fields.append((name, ascending))
-    if "name" not in seen:
-        fields.append(("name", True))
-    return fields
+    return _order_fields(list(order_by or []), _model_order_field, [("name", True)])
+
+
+def _model_order_field(clause: str) -> tuple[str, bool]:
+    key, ascending = SearchUtils.parse_order_by_for_search_registered_models(clause)
+    if key == "name":
+        return "name", ascending
+    if key in SearchUtils.VALID_TIMESTAMP_ORDER_BY_KEYS:
+        return "last_updated_time", ascending
+    raise MlflowException(
+        f"Invalid order by key '{key}' specified."
+        + "Valid keys are "
+        + f"'{SearchUtils.RECOMMENDED_ORDER_BY_KEYS_REGISTERED_MODELS}'",
+        error_code=INVALID_PARAMETER_VALUE,
+    )
 
 
 _VERSION_ORDER_FIELDS = {
@@ -207,28 +192,36 @@ _VERSION_ORDER_FIELDS = {
 
 def parse_version_order(order_by: Sequence[str] | None) -> list[tuple[str, bool]]:
     """(field, ascending) pairs, as the SQL store orders model versions."""
+    clauses = list(order_by or []) or DEFAULT_VERSION_ORDER
+    return _order_fields(clauses, _version_order_field, [("name", True), ("version", False)])
+
+
+def _version_order_field(clause: str) -> tuple[str, bool]:
+    _, key, ascending = SearchModelVersionUtils.parse_order_by_for_search_model_versions(clause)
+    if key not in SearchModelVersionUtils.VALID_ORDER_BY_ATTRIBUTE_KEYS:
+        raise MlflowException(
+            f"Invalid order by key '{key}' specified. "
+            "Valid keys are "
+            f"{SearchModelVersionUtils.VALID_ORDER_BY_ATTRIBUTE_KEYS}",
+            error_code=INVALID_PARAMETER_VALUE,
+        )
+    return _VERSION_ORDER_FIELDS[key], ascending
+
+
+def _order_fields(
+    order_by: list[str],
+    field_of: Callable[[str], tuple[str, bool]],
+    tie_breakers: list[tuple[str, bool]],
+) -> list[tuple[str, bool]]:
+    """The fields of `order_by` (each at most once), then the tie-breakers not named."""
     fields: list[tuple[str, bool]] = []
-    seen: set[str] = set()
-    order_by = list(order_by or []) or DEFAULT_VERSION_ORDER
     for clause in order_by:
-        _, key, ascending = SearchModelVersionUtils.parse_order_by_for_search_model_versions(clause)
-        if key not in SearchModelVersionUtils.VALID_ORDER_BY_ATTRIBUTE_KEYS:
-            raise MlflowException(
-                f"Invalid order by key '{key}' specified. "
-                "Valid keys are "
-                f"{SearchModelVersionUtils.VALID_ORDER_BY_ATTRIBUTE_KEYS}",
-                error_code=INVALID_PARAMETER_VALUE,
-            )
-        name = _VERSION_ORDER_FIELDS[key]
-        if name in seen:
+        name, ascending = field_of(clause)
+        if name in (f for f, _ in fields):
             raise MlflowException(f"`order_by` contains duplicate fields: {order_by}")
-        seen.add(name)
         fields.append((name, ascending))
-    if "name" not in seen:
-        fields.append(("name", True))
-    if "version" not in seen:
-        fields.append(("version", False))
-    return fields
+    named = {f for f, _ in fields}
+    return fields + [t for t in tie_breakers if t[0] not in named]
 
 
 def sort_rows(rows: list[Row], order: list[tuple[str, bool]]) -> list[Row]:

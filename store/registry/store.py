@@ -29,10 +29,19 @@ from mlflow.utils.validation import (
 )
 
 from store.bindings import creation_bindings
-from store.dynamo.table import GSI1, ConditionFailed, DynamoTable
+from store.dynamo.errors import ConditionFailed, within_item_limit
+from store.dynamo.expressions import Update
+from store.dynamo.schema import GSI1
+from store.dynamo.table import DynamoTable
 from store.keys import registered_model_key
 from store.ownership import runs_source
-from store.registry.core import STALE_RENAME_MS, model_not_found, now_ms, within_item_limit
+from store.registry.core import (
+    FEWER_TAGS,
+    STALE_RENAME_MS,
+    finish_rename,
+    model_not_found,
+    now_ms,
+)
 from store.registry.items import (
     MODELS_GSI_PK,
     VERSIONS_GSI_PK,
@@ -95,7 +104,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         item.update(creation_bindings(REGISTERED_MODEL))  # role bindings, in the same PutItem
         for _ in range(2):
             try:
-                with within_item_limit("registered model"):
+                with within_item_limit("The registered model", FEWER_TAGS):
                     self._table.put(item, condition="attribute_not_exists(pk)")
                 return model_entity(item, [])
             except ConditionFailed:
@@ -114,12 +123,8 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
     def update_registered_model(self, name, description, deployment_job_id=None):
         """2 round trips: UpdateItem model + BatchGetItem of its latest versions."""
         _validate_model_name(name)
-        if description is None:
-            expression, values = "REMOVE description SET updated = :now", {":now": now_ms()}
-        else:
-            expression = "SET description = :d, updated = :now"
-            values = {":d": description, ":now": now_ms()}
-        model = self._update_model(name, expression, values=values)
+        update = Update().set_or_remove("description", description).set("updated", now_ms())
+        model = self._update_model(name, update)
         return model_entity(model, self._latest(name, model))
 
     def rename_registered_model(self, name, new_name):
@@ -128,21 +133,14 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         model = self._load_model(name)
         now = now_ms()
         if new_name == name:
-            model = self._update_model(name, "SET updated = :now", values={":now": now})
+            model = self._update_model(name, Update().set("updated", now))
         else:
             model = self._move_model(model, new_name, now)
         versions = []
         for item in self._version_items(model["rid"]):
             try:
-                versions.append(
-                    self._table.update(
-                        item["pk"],
-                        item["sk"],
-                        "SET updated = :now",
-                        condition="attribute_exists(pk)",
-                        values={":now": now},
-                    )
-                )
+                touched = Update().set("updated", now).exists("pk")
+                versions.append(self._table.update(item["pk"], item["sk"], touched))
             except ConditionFailed:
                 continue  # deleted with its model meanwhile
         if new_name != name:  # the entries under runs name the model: rewrite them
@@ -174,19 +172,8 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
                 f"Registered Model (name={old_name}) kept changing during the rename; retry.",
                 INVALID_PARAMETER_VALUE,
             )
-        return self._table.update(
-            *registered_model_key(new_name),
-            "REMOVE renamed_from, rename_started "
-            "SET gsi1pk = :g, gsi1sk = :n, updated = :now ADD rev :one",
-            condition="rid = :rid",
-            values={
-                ":g": MODELS_GSI_PK,
-                ":n": new_name,
-                ":now": now,
-                ":one": 1,
-                ":rid": model["rid"],
-            },
-        )
+        finished = finish_rename({**model, "name": new_name}).set("updated", now).add("rev", 1)
+        return self._table.update(*registered_model_key(new_name), finished)
 
     def _claim_name(self, model: dict, new_name: str, now: int) -> None:
         pk, sk = registered_model_key(new_name)
@@ -250,15 +237,13 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         """1 round trip: UpdateItem model."""
         _validate_model_name(name)
         _validate_registered_model_tag(tag.key, tag.value)
-        self._update_model(
-            name, "SET tags.#k = :v", names={"#k": tag.key}, values={":v": tag.value}
-        )
+        self._update_model(name, Update().set(("tags", tag.key), tag.value))
 
     def delete_registered_model_tag(self, name, key):
         """1 round trip: UpdateItem model."""
         _validate_model_name(name)
         _validate_tag_name(key)
-        self._update_model(name, "REMOVE tags.#k", names={"#k": key})
+        self._update_model(name, Update().remove(("tags", key)))
 
     # -- search --
 
@@ -271,12 +256,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
     ):
         """Query models + BatchGetItem of the page's latest versions (1 per 100);
         with `name = '...'`: GetItem instead of the Query."""
-        if max_results > SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD:
-            raise MlflowException(
-                "Invalid value for request parameter max_results. It must be at most "
-                f"{SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD}, but got value {max_results}",
-                INVALID_PARAMETER_VALUE,
-            )
+        _check_at_most(max_results, SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD)
         # Checked in the SQL store's order: syntax, order_by, page token, then the clauses.
         parsed = parse_model_filter(filter_string)
         order = parse_model_order(order_by)
@@ -311,12 +291,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
                 f" but got {max_results}",
                 INVALID_PARAMETER_VALUE,
             )
-        if max_results > SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD:
-            raise MlflowException(
-                "Invalid value for request parameter max_results. It must be at most "
-                f"{SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD}, but got value {max_results}",
-                INVALID_PARAMETER_VALUE,
-            )
+        _check_at_most(max_results, SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD)
         query = parse_version_filter(filter_string)
         order = parse_version_order(order_by)
         search = [filter_string, list(order_by or [])]
@@ -408,3 +383,12 @@ def _run_version_items(name: str, version_items: list[dict]) -> list[dict]:
         if registered_from is not None and is_live(item):
             entries.append(run_version_item(registered_from[0], name, item))
     return entries
+
+
+def _check_at_most(max_results: int, threshold: int) -> None:
+    if max_results > threshold:
+        raise MlflowException(
+            "Invalid value for request parameter max_results. It must be at most "
+            f"{threshold}, but got value {max_results}",
+            INVALID_PARAMETER_VALUE,
+        )

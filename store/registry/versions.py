@@ -26,9 +26,11 @@ from mlflow.utils.validation import (
     _validate_tag_name,
 )
 
+from store.dynamo.errors import within_item_limit
+from store.dynamo.expressions import Update
 from store.handler.identity import current_principal
 from store.ownership import runs_source
-from store.registry.core import RegistryCore, now_ms, version_not_found, within_item_limit
+from store.registry.core import FEWER_TAGS, RegistryCore, now_ms, version_not_found
 from store.registry.items import (
     aliases_for,
     is_live,
@@ -64,12 +66,11 @@ class VersionsMixin(RegistryCore):
         now = now_ms()
         # The counter lives on the model item: ADD is atomic, so numbers are never reused.
         # The same write names it the latest of stage None (it is the highest number).
-        expression = "SET updated = :now, vcount = vcount + :one, latest.#none = vcount + :one"
-        values = {":now": now}
+        update = Update().set("updated", now).set_sum("vcount", "vcount", 1)
+        update.set_sum(("latest", STAGE_NONE), "vcount", 1)
         if is_prompt_tagged(tag_dict):
-            expression += ", prompt_versions = :true"
-            values[":true"] = True
-        model = self._update_model(name, expression, names={"#none": STAGE_NONE}, values=values)
+            update.set("prompt_versions", True)
+        model = self._update_model(name, update)
         principal = current_principal()
         item = new_version_item(
             model["rid"],
@@ -84,7 +85,7 @@ class VersionsMixin(RegistryCore):
             model_id=model_id,
             tags=tag_dict,
         )
-        with within_item_limit("model version"):
+        with within_item_limit("The model version", FEWER_TAGS):
             self._table.put(item)  # too large: the number stays unused, as after a crash
         if (registered_from := runs_source(source)) is not None:
             # After the version: an entry is only ever written for a version that exists.
@@ -140,15 +141,8 @@ class VersionsMixin(RegistryCore):
         """2 round trips: GetItem model + UpdateItem version."""
         version = _validate_model_version(version)
         model = self._load_model(name)
-        item = self._update_version(
-            name,
-            model,
-            version,
-            "SET description = :d, updated = :now"
-            if description is not None
-            else "REMOVE description SET updated = :now",
-            values={":now": now_ms(), **({":d": description} if description is not None else {})},
-        )
+        update = Update().set_or_remove("description", description).set("updated", now_ms())
+        item = self._update_version(name, model, version, update)
         return version_entity(name, item, aliases_for(model, version))
 
     def transition_model_version_stage(self, name, version, stage, archive_existing_versions):
@@ -190,19 +184,14 @@ class VersionsMixin(RegistryCore):
                 raised[to_stage] = v
         if not raised:
             return model
-        names = {f"#s{i}": s for i, s in enumerate(raised)}
-        values = {f":v{i}": v for i, v in enumerate(raised.values())}
-        assignments = ", ".join(f"latest.{n} = :v{i}" for i, n in enumerate(names))
-        return self._update_model(name, f"SET {assignments}", names=names, values=values)
+        update = Update()
+        for stage, v in raised.items():
+            update.set(("latest", stage), v)
+        return self._update_model(name, update)
 
     def _set_stage(self, name, model, version, stage, now):
-        return self._update_version(
-            name,
-            model,
-            version,
-            "SET #stage = :s, updated = :now",
-            values={":s": stage, ":now": now},
-        )
+        update = Update().set("stage", stage).set("updated", now)
+        return self._update_version(name, model, version, update)
 
     def delete_model_version(self, name, version):
         """3 round trips: GetItem model, UpdateItem version, UpdateItem model (aliases);
@@ -211,27 +200,16 @@ class VersionsMixin(RegistryCore):
         model = self._load_model(name)
         now = now_ms()
         # Kept as a redacted tombstone, as the SQL store does, so its number is never reused.
-        self._update_version(
-            name,
-            model,
-            version,
-            "SET #stage = :s, updated = :now, #source = :src, run_id = :run, run_link = :link "
-            "REMOVE description, user_id, status_message",
-            names={"#source": "source"},
-            values={
-                ":s": STAGE_DELETED_INTERNAL,
-                ":now": now,
-                ":src": "REDACTED-SOURCE-PATH",
-                ":run": "REDACTED-RUN-ID",
-                ":link": "REDACTED-RUN-LINK",
-            },
-        )
-        stale = aliases_for(model, version)
-        names = {f"#a{i}": alias for i, alias in enumerate(stale)}
-        removal = f" REMOVE {', '.join(f'aliases.{n}' for n in names)}" if stale else ""
-        model = self._update_model(
-            name, f"SET updated = :now{removal}", names=names or None, values={":now": now}
-        )
+        tombstone = Update().set("stage", STAGE_DELETED_INTERNAL).set("updated", now)
+        tombstone.set("source", "REDACTED-SOURCE-PATH").set("run_id", "REDACTED-RUN-ID")
+        tombstone.set("run_link", "REDACTED-RUN-LINK")
+        for redacted in ("description", "user_id", "status_message"):
+            tombstone.remove(redacted)
+        self._update_version(name, model, version, tombstone)
+        update = Update().set("updated", now)
+        for alias in aliases_for(model, version):
+            update.remove(("aliases", alias))
+        model = self._update_model(name, update)
         if version in {int(v) for v in model.get("latest", {}).values()}:
             self._refresh_latest(name, model)
 
@@ -262,15 +240,8 @@ class VersionsMixin(RegistryCore):
         model = self._load_model(name)
         if is_prompt_tagged({tag.key: tag.value}):
             # Flag the model first: a crash in between leaves a flag, never a hidden tag.
-            self._update_model(name, "SET prompt_versions = :true", values={":true": True})
-        self._update_version(
-            name,
-            model,
-            version,
-            "SET tags.#k = :v",
-            names={"#k": tag.key},
-            values={":v": tag.value},
-        )
+            self._update_model(name, Update().set("prompt_versions", True))
+        self._update_version(name, model, version, Update().set(("tags", tag.key), tag.value))
 
     def delete_model_version_tag(self, name, version, key):
         """2 round trips: GetItem model + UpdateItem version."""
@@ -278,7 +249,7 @@ class VersionsMixin(RegistryCore):
         version = _validate_model_version(version)
         _validate_tag_name(key)
         model = self._load_model(name)
-        self._update_version(name, model, version, "REMOVE tags.#k", names={"#k": key})
+        self._update_version(name, model, version, Update().remove(("tags", key)))
 
     # -- aliases --
 
@@ -290,13 +261,13 @@ class VersionsMixin(RegistryCore):
         version = _validate_model_version(version)
         model = self._load_model(name)
         self._load_version(name, model, version)
-        self._update_model(name, "SET aliases.#a = :v", names={"#a": alias}, values={":v": version})
+        self._update_model(name, Update().set(("aliases", alias), version))
 
     def delete_registered_model_alias(self, name, alias):
         """1 round trip: UpdateItem model."""
         _validate_model_name(name)
         _validate_model_alias_name(alias)
-        self._update_model(name, "REMOVE aliases.#a", names={"#a": alias})
+        self._update_model(name, Update().remove(("aliases", alias)))
 
     def get_model_version_by_alias(self, name, alias):
         """2 round trips: GetItem model + GetItem version."""

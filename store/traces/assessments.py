@@ -12,8 +12,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST
 from mlflow.utils.time import get_current_time_millis
 
+from store.dynamo.errors import ConditionFailed
 from store.dynamo.expressions import Update
-from store.dynamo.table import ConditionFailed
 from store.keys import trace_key
 from store.traces.items import assessment_columns, assessment_from_columns, is_live
 
@@ -145,18 +145,11 @@ class AssessmentsMixin:
         must_exist: str | None = None,
         new: str | None = None,
     ):
-        target = ("assessments", must_exist) if must_exist else ("assessments",)
-        condition = f"attribute_exists({update.path(*target)})"
+        update.exists(("assessments", must_exist) if must_exist else "assessments")
         if new is not None:  # an id the client may have chosen: never overwrites another
-            condition += f" AND attribute_not_exists({update.path('assessments', new)})"
+            update.missing(("assessments", new))
         try:
-            self.table.update(
-                *trace_key(trace_id),
-                update.expression(),
-                condition=condition,
-                names=update.names,
-                values=update.values or None,
-            )
+            self.table.update(*trace_key(trace_id), update)
         except ConditionFailed:
             if (
                 new is not None

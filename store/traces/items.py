@@ -342,13 +342,6 @@ def trace_artifact_location(experiment, trace_id: str) -> str:
     )
 
 
-def too_large(trace_id: str) -> MlflowException:
-    return MlflowException(
-        f"Trace '{trace_id}' would exceed the 400 KB limit of its info item.",
-        INVALID_PARAMETER_VALUE,
-    )
-
-
 def key_attributes(trace_id: str) -> dict[str, str]:
     pk, sk = trace_key(trace_id)
     return {"pk": pk, "sk": sk}

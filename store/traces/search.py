@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -18,7 +17,7 @@ from mlflow.store.tracking.utils.trace_analytics import TRACE_ANALYTICS_COLUMNS_
 from mlflow.tracing.constant import TraceMetadataKey, TraceTagKey
 from mlflow.utils.search_utils import SearchTraceUtils
 
-from store.search.compare import NullsLast, compare
+from store.search.compare import Clause, NullsLast, compare
 from store.traces.items import (
     NAME,
     STATUS,
@@ -30,14 +29,6 @@ from store.traces.items import (
 )
 
 SpanLoader = Callable[[dict], list[str]]
-
-
-@dataclass(frozen=True)
-class Clause:
-    kind: str
-    key: str
-    op: str
-    value: Any
 
 
 def parse_filter(filter_string: str | None) -> list[Clause]:
@@ -54,15 +45,15 @@ def parse_filter(filter_string: str | None) -> list[Clause]:
 
 def _validate(c: Clause) -> None:
     """Raise the errors MLflow's SQL store raises for a clause it cannot evaluate."""
-    if SearchTraceUtils.is_issue(c.kind, c.key, c.op):
+    if SearchTraceUtils.is_issue(c.kind, c.key, c.comparator):
         return
-    if SearchTraceUtils.is_attribute(c.kind, c.key, c.op):
+    if SearchTraceUtils.is_attribute(c.kind, c.key, c.comparator):
         return
-    if SearchTraceUtils.is_tag(c.kind, c.op):
+    if SearchTraceUtils.is_tag(c.kind, c.comparator):
         if c.key == TraceTagKey.LINKED_PROMPTS:
-            if c.op != "=":
+            if c.comparator != "=":
                 raise MlflowException.invalid_parameter_value(
-                    f"Invalid comparator '{c.op}' for prompts filter. "
+                    f"Invalid comparator '{c.comparator}' for prompts filter. "
                     "Only '=' is supported with format: prompt = \"name/version\""
                 )
             if str(c.value).count("/") != 1:
@@ -71,21 +62,21 @@ def _validate(c: Clause) -> None:
                     'Expected format: prompt = "name/version"'
                 )
         return
-    if SearchTraceUtils.is_request_metadata(c.kind, c.op):
-        if c.key in TRACE_ANALYTICS_COLUMNS_BY_METADATA_KEY and c.op not in (
+    if SearchTraceUtils.is_request_metadata(c.kind, c.comparator):
+        if c.key in TRACE_ANALYTICS_COLUMNS_BY_METADATA_KEY and c.comparator not in (
             "=",
             "!=",
             "IS NULL",
             "IS NOT NULL",
         ):
             raise MlflowException.invalid_parameter_value(
-                f"Comparator '{c.op}' is not supported for reserved metadata '{c.key}'. "
+                f"Comparator '{c.comparator}' is not supported for reserved metadata '{c.key}'. "
                 "Only '=', '!=', 'IS NULL', and 'IS NOT NULL' are supported."
             )
         return
-    if SearchTraceUtils.is_span(c.kind, c.key, c.op):
+    if SearchTraceUtils.is_span(c.kind, c.key, c.comparator):
         return
-    if SearchTraceUtils.is_assessment(c.kind, c.key, c.op):
+    if SearchTraceUtils.is_assessment(c.kind, c.key, c.comparator):
         return
     raise MlflowException.invalid_parameter_value(f"Invalid search expression type '{c.kind}'")
 
@@ -111,7 +102,7 @@ def _matches_clause(item: dict, c: Clause) -> bool:
             for a in (item.get("assessments") or {}).values()
         )
     if c.kind == "attribute":
-        return compare(_attribute(item, c.key), c.op, c.value)
+        return compare(_attribute(item, c.key), c.comparator, c.value)
     if c.kind == "tag":
         if c.key == TraceTagKey.TRACE_NAME:
             return _null_or_compare(item.get("trace_name"), c)
@@ -119,27 +110,27 @@ def _matches_clause(item: dict, c: Clause) -> bool:
             return c.value in (item.get("linked_prompts") or {})
         return _null_or_compare(trace_tags(item).get(c.key), c)
     if c.kind == "request_metadata":
-        if c.key == TraceMetadataKey.SOURCE_RUN and c.op == "=":
+        if c.key == TraceMetadataKey.SOURCE_RUN and c.comparator == "=":
             metadata_run = (item.get("metadata") or {}).get(TraceMetadataKey.SOURCE_RUN)
             return metadata_run == c.value or c.value in (item.get("linked_runs") or {})
         if c.key == TraceMetadataKey.TRACE_SESSION:
             return _null_or_compare((item.get("analytics") or {}).get("session_id"), c)
         if c.key in TRACE_ANALYTICS_COLUMNS_BY_METADATA_KEY:
             current = trace_metadata(item).get(c.key)
-            if c.op in ("IS NULL", "IS NOT NULL"):
+            if c.comparator in ("IS NULL", "IS NOT NULL"):
                 return _null_or_compare(current, c)
             equal = current is not None and current == c.value and _is_canonical(c.value)
-            return equal if c.op == "=" else (current is not None and not equal)
+            return equal if c.comparator == "=" else (current is not None and not equal)
         return _null_or_compare((item.get("metadata") or {}).get(c.key), c)
     return _matches_assessment(item, c)
 
 
 def _null_or_compare(value: Any, c: Clause) -> bool:
-    if c.op == "IS NULL":
+    if c.comparator == "IS NULL":
         return value is None
-    if c.op == "IS NOT NULL":
+    if c.comparator == "IS NOT NULL":
         return value is not None
-    return compare(value, c.op, c.value)
+    return compare(value, c.comparator, c.value)
 
 
 def _is_canonical(value: str) -> bool:
@@ -174,23 +165,23 @@ def _matches_assessment(item: dict, c: Clause) -> bool:
         for a in (item.get("assessments") or {}).values()
         if a.get("assessment_type") == c.kind and a.get("name") == c.key and a.get("valid", True)
     ]
-    if c.op == "IS NULL":
+    if c.comparator == "IS NULL":
         return not rows
-    if c.op == "IS NOT NULL":
+    if c.comparator == "IS NOT NULL":
         return bool(rows)
     return any(_assessment_value_matches(a, c) for a in rows)
 
 
 def _assessment_value_matches(row: dict, c: Clause) -> bool:
-    if c.op in ("<", "<=", ">", ">="):
+    if c.comparator in ("<", "<=", ">", ">="):
         return bool(row.get("is_numeric_value")) and compare(
-            row.get("aggregate_value"), c.op, float(c.value)
+            row.get("aggregate_value"), c.comparator, float(c.value)
         )
     stored = row.get("value")
-    if c.op in ("=", "!="):
+    if c.comparator in ("=", "!="):
         equal = stored == c.value or stored == json.dumps(c.value)
-        return equal if c.op == "=" else not equal
-    return compare(stored, c.op, c.value)
+        return equal if c.comparator == "=" else not equal
+    return compare(stored, c.comparator, c.value)
 
 
 def _some_span_matches(item: dict, clauses: list[Clause], load_spans: SpanLoader | None) -> bool:
@@ -209,7 +200,7 @@ def _some_span_matches(item: dict, clauses: list[Clause], load_spans: SpanLoader
 
 def _index_matches(entry: list, c: Clause) -> bool:
     column = {"name": NAME, "type": TYPE, "status": STATUS}[c.key]
-    return compare(entry[column], c.op, c.value)
+    return compare(entry[column], c.comparator, c.value)
 
 
 def _entry_from_span(span: dict) -> list:
@@ -223,15 +214,15 @@ def _content_matches(content: str, entry: list, c: Clause) -> bool:
     if c.key in ("name", "type", "status"):
         return _index_matches(entry, c)
     if c.key == "content":
-        return compare(content, c.op, c.value)
+        return compare(content, c.comparator, c.value)
     name = SearchTraceUtils._trim_backticks(c.key[len("attributes.") :])
-    if c.op == "RLIKE":
+    if c.comparator == "RLIKE":
         pattern = str(c.value)
         prefix = '"\\\\"' if pattern.startswith("^") else '"\\\\".*'
         suffix = '\\\\"' if pattern.endswith("$") else ""
         pattern = pattern.removeprefix("^").removesuffix("$")
         return compare(content, "RLIKE", f'"{name}": {prefix}{pattern}{suffix}')
-    return compare(content, c.op, f'%"{name}"{c.value}%')
+    return compare(content, c.comparator, f'%"{name}"{c.value}%')
 
 
 # ---- order_by ----------------------------------------------------------------------------------

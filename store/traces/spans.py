@@ -29,8 +29,8 @@ from mlflow.tracing.utils import TraceJSONEncoder
 from mlflow.tracing.utils.truncation import _get_truncated_preview
 from mlflow.utils.validation import _validate_trace_tag
 
+from store.dynamo.errors import ConditionFailed, ItemTooLarge
 from store.dynamo.expressions import Update
-from store.dynamo.table import ConditionFailed, ItemTooLarge
 from store.keys import trace_key, trace_pk
 from store.traces.items import (
     EMPTY_MAPS,
@@ -134,17 +134,10 @@ class SpansMixin:
         `item` may be a function (called only when a put is needed); `skeleton_only`: it is an
         empty trace, and `update` is applied to it once it exists.
         """
-        owner = f"{update.path('experiment_id')} = {update.value(experiment_id)}"
-        live_here = f"attribute_exists({update.path('span_index')}) AND {owner}"
+        update.exists("span_index").equals("experiment_id", experiment_id)  # live, and here
         for _ in range(3):
             try:
-                return self.table.update(
-                    *trace_key(trace_id),
-                    update.expression(),
-                    condition=live_here,
-                    names=update.names,
-                    values=update.values,
-                )
+                return self.table.update(*trace_key(trace_id), update)
             except ConditionFailed:
                 pass
             created = self._create_trace_info(item() if callable(item) else item)

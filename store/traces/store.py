@@ -7,7 +7,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
-from mlflow.entities import LifecycleStage
 from mlflow.entities.trace_info import TraceInfo
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
@@ -23,9 +22,11 @@ from mlflow.tracing.constant import (
 )
 from mlflow.utils.validation import _validate_trace_tag
 
+from store.dynamo.errors import ConditionFailed, within_item_limit
 from store.dynamo.expressions import Update
-from store.dynamo.table import GSI1, ConditionFailed, ItemTooLarge
+from store.dynamo.schema import GSI1
 from store.keys import TRACE_INFO_SK, trace_key, trace_pk
+from store.search.compare import Clause
 from store.search.pagination import page_offset, seal_page_token
 from store.traces.assessments import AssessmentsMixin
 from store.traces.items import (
@@ -42,13 +43,11 @@ from store.traces.items import (
     span_contents,
     split_metadata,
     tombstone,
-    too_large,
     trace_artifact_location,
     trace_info_from_item,
     validate_trace_id,
 )
 from store.traces.search import (
-    Clause,
     SpanLoader,
     matches,
     needs_spans,
@@ -57,6 +56,7 @@ from store.traces.search import (
     sort_key,
 )
 from store.traces.spans import SpansMixin
+from store.tracking.items import require_active
 from store.unsupported import not_implemented_error
 
 
@@ -120,20 +120,13 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
             "assessments": assessments,
         }
         item = {k: v for k, v in item.items() if v is not None}
-        try:
+        with within_item_limit(f"Trace '{trace_id}'"):
             written = self._write_trace_info(trace_id, experiment_id, update, item)
-        except ItemTooLarge:
-            raise too_large(trace_id) from None
         return trace_info_from_item(written)
 
     def _active_experiment_for_traces(self, experiment_id: str):
         experiment = self.get_experiment(experiment_id)
-        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise MlflowException(
-                f"The experiment {experiment.experiment_id} must be in the 'active' state. "
-                f"Current state is {experiment.lifecycle_stage}.",
-                INVALID_PARAMETER_VALUE,
-            )
+        require_active("experiment", experiment.experiment_id, experiment.lifecycle_stage)
         return experiment
 
     # MLflow 2's trace calls (`/api/2.0/mlflow/traces`): clients of MLflow 3 use the v3 calls.
@@ -275,16 +268,9 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
     def delete_trace_tag(self, trace_id: str, key: str) -> None:
         refuse_reserved_tag(key)
         self._trace_item(trace_id)
-        update = Update()
         target = "trace_name" if key == TraceTagKey.TRACE_NAME else ("tags", key)
-        update.remove(target)
         try:
-            self.table.update(
-                *trace_key(trace_id),
-                update.expression(),
-                condition=f"attribute_exists({update.path(*_as_tuple(target))})",
-                names=update.names,
-            )
+            self.table.update(*trace_key(trace_id), Update().remove(target).exists(target))
         except ConditionFailed:
             raise MlflowException(
                 f"No trace tag with key '{key}' for trace with ID '{trace_id}'",
@@ -292,20 +278,14 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
             ) from None
 
     def _update_existing_trace(self, trace_id: str, update: Update) -> dict:
-        try:
-            return self.table.update(
-                *trace_key(trace_id),
-                update.expression(),
-                condition=f"attribute_exists({update.path('tags')})",
-                names=update.names,
-                values=update.values or None,
-            )
-        except ConditionFailed:
-            raise MlflowException(
+        return self.table.update_existing(
+            *trace_key(trace_id),
+            update.exists("tags"),
+            missing=MlflowException(
                 f"Trace with ID '{trace_id}' not found.", RESOURCE_DOES_NOT_EXIST
-            ) from None
-        except ItemTooLarge:
-            raise too_large(trace_id) from None
+            ),
+            what=f"Trace '{trace_id}'",
+        )
 
     def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
         if not trace_ids:
@@ -366,10 +346,3 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
             leftover = [tombstone(i) for i in items if i["sk"] == TRACE_INFO_SK and is_live(i)]
             self.table.batch_write(puts=leftover, deletes=spans)
         return len(doomed)
-
-
-# ---- helpers -------------------------------------------------------------------------------
-
-
-def _as_tuple(path) -> tuple[str, ...]:
-    return (path,) if isinstance(path, str) else tuple(path)

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchExperimentsUtils
 from mlflow.utils.validation import _parse_experiment_id
 
-from store.search.sql_semantics import compare, integer_operand
+from store.search.compare import Clause, compare, integer_operand
 
 _STRING_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
 _NUMERIC_COMPARATORS = ("=", "!=", "<", "<=", ">", ">=")
 _ID_COMPARATORS = ("=", "!=", "IN", "NOT IN")
 _DEFAULT_ORDER = ["creation_time DESC", "experiment_id ASC"]
-
-
-@dataclass(frozen=True)
-class _Clause:
-    kind: str  # "attribute" | "tag"
-    key: str
-    comparator: str
-    value: object
 
 
 def experiment_matcher(filter_string: str | None) -> Callable[[dict], bool]:
@@ -50,7 +41,7 @@ def sort_experiments(items: list[dict], order_by: list[str] | None) -> list[dict
     return ordered
 
 
-def _clause(parsed: dict) -> _Clause:
+def _clause(parsed: dict) -> Clause:
     kind, key, comparator, value = (
         parsed["type"],
         parsed["key"],
@@ -86,16 +77,16 @@ def _clause(parsed: dict) -> _Clause:
             )
     else:
         raise MlflowException.invalid_parameter_value(f"Invalid token type: {kind}")
-    return _Clause(kind, key, comparator, value)
+    return Clause(kind, key, comparator, value)
 
 
-def _matches(item: dict, clause: _Clause) -> bool:
+def _matches(item: dict, clause: Clause) -> bool:
     if clause.kind == "tag":
         tag = item.get("tags", {}).get(clause.key)
         if clause.comparator in ("IS NULL", "IS NOT NULL"):
             return (tag is None) == (clause.comparator == "IS NULL")
-        return compare(clause.comparator, tag, clause.value)
-    return compare(clause.comparator, _attribute(item, clause.key), clause.value)
+        return compare(tag, clause.comparator, clause.value)
+    return compare(_attribute(item, clause.key), clause.comparator, clause.value)
 
 
 def _attribute(item: dict, key: str):

@@ -24,7 +24,10 @@ from mlflow.utils.validation import (
 )
 
 from store.bindings import creation_bindings
-from store.dynamo.table import GSI1, ConditionFailed, DynamoTable
+from store.dynamo.errors import ConditionFailed
+from store.dynamo.expressions import Update
+from store.dynamo.schema import GSI1
+from store.dynamo.table import DynamoTable
 from store.keys import experiment_key, name_claim_key
 from store.search.pagination import next_page_token, page_offset
 from store.tracking.experiment_search import experiment_matcher, sort_experiments
@@ -33,6 +36,7 @@ from store.tracking.items import (
     EXPERIMENTS_GSI,
     experiment_to_entity,
     padded_experiment_id,
+    require_active,
     runs_of_experiment,
 )
 from store.vocabulary import EXPERIMENT
@@ -81,9 +85,7 @@ class ExperimentsMixin:
             _validate_experiment_artifact_location_length(artifact_location)
         for tag in tags or []:
             _validate_experiment_tag(tag.key, tag.value)
-        counter = self.table.update(
-            *EXPERIMENT_COUNTER, "ADD #v :one", names={"#v": "value"}, values={":one": 1}
-        )
+        counter = self.table.update(*EXPERIMENT_COUNTER, Update().add("value", 1))
         experiment_id = str(counter["value"])
         self._claim_name(name, experiment_id)
         self._put_experiment(experiment_id, name, artifact_location, tags or [])
@@ -219,19 +221,10 @@ class ExperimentsMixin:
         experiment_id = item["experiment_id"]
         if new_name != old_name:
             self._claim_name(new_name, experiment_id)
+        update = Update().set("name", new_name).set("last_update_time", get_current_time_millis())
+        update.equals("lifecycle_stage", _ACTIVE).equals("name", old_name)
         try:
-            self.table.update(
-                *experiment_key(experiment_id),
-                "SET #name = :new, last_update_time = :now",
-                condition="lifecycle_stage = :active AND #name = :old",
-                names={"#name": "name"},
-                values={
-                    ":new": new_name,
-                    ":old": old_name,
-                    ":now": get_current_time_millis(),
-                    ":active": _ACTIVE,
-                },
-            )
+            self.table.update(*experiment_key(experiment_id), update)
         except ConditionFailed:
             if new_name != old_name:
                 self._release_claim(new_name, experiment_id)
@@ -263,12 +256,9 @@ class ExperimentsMixin:
         for run in self.table.query(runs_of_experiment(experiment_id), index=GSI1):
             self._set_run_stage(run["run_id"], target, now)
         try:
-            self.table.update(
-                *experiment_key(experiment_id),
-                "SET lifecycle_stage = :target, last_update_time = :now",
-                condition="lifecycle_stage = :current",
-                values={":target": target, ":now": now, ":current": item["lifecycle_stage"]},
-            )
+            update = Update().set("lifecycle_stage", target).set("last_update_time", now)
+            update.equals("lifecycle_stage", item["lifecycle_stage"])
+            self.table.update(*experiment_key(experiment_id), update)
         except ConditionFailed:
             raise MlflowException(
                 f"No Experiment with id={experiment_id} exists", RESOURCE_DOES_NOT_EXIST
@@ -278,36 +268,21 @@ class ExperimentsMixin:
 
     def set_experiment_tag(self, experiment_id, tag):
         _validate_experiment_tag(tag.key, tag.value)
-        self._change_experiment_tags(
-            experiment_id, "SET tags.#key = :value", {":value": tag.value}, tag.key
-        )
+        update = Update().set(("tags", tag.key), tag.value)
+        self._change_experiment_tags(experiment_id, update, tag.key)
 
     def delete_experiment_tag(self, experiment_id, key):
-        self._change_experiment_tags(experiment_id, "REMOVE tags.#key", {}, key, require_tag=True)
+        update = Update().remove(("tags", key)).exists(("tags", key))
+        self._change_experiment_tags(experiment_id, update, key)
 
-    def _change_experiment_tags(
-        self, experiment_id, expression: str, values: dict, key: str, *, require_tag=False
-    ) -> None:
+    def _change_experiment_tags(self, experiment_id, update: Update, key: str) -> None:
         experiment_id = normalize_experiment_id(experiment_id or DEFAULT_EXPERIMENT_ID)
-        condition = "lifecycle_stage = :active"
-        if require_tag:
-            condition += " AND attribute_exists(tags.#key)"
+        update.equals("lifecycle_stage", _ACTIVE)
         try:
-            self.table.update(
-                *experiment_key(experiment_id),
-                expression,
-                condition=condition,
-                names={"#key": key},
-                values={**values, ":active": _ACTIVE},
-            )
+            self.table.update(*experiment_key(experiment_id), update)
         except ConditionFailed:
             item = self._experiment_item(experiment_id, ViewType.ALL)
-            if item["lifecycle_stage"] != _ACTIVE:
-                raise MlflowException(
-                    f"The experiment {experiment_id} must be in the 'active' state. "
-                    f"Current state is {item['lifecycle_stage']}.",
-                    INVALID_PARAMETER_VALUE,
-                ) from None
+            require_active("experiment", experiment_id, item["lifecycle_stage"])
             raise MlflowException(
                 f"No tag with name: {key} in experiment with id {experiment_id}",
                 error_code=RESOURCE_DOES_NOT_EXIST,

@@ -22,6 +22,7 @@ from mlflow.entities import (
     Experiment,
     ExperimentTag,
     InputTag,
+    LifecycleStage,
     LoggedModelInput,
     LoggedModelOutput,
     Metric,
@@ -33,10 +34,12 @@ from mlflow.entities import (
     RunOutputs,
     RunTag,
 )
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.utils.mlflow_tags import _get_run_name_from_tags
 from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
 
-from store.dynamo.table import float_from_dynamo, float_to_dynamo
+from store.dynamo.values import float_from_dynamo, float_to_dynamo
 from store.keys import experiment_pk
 
 EXPERIMENTS_GSI = "EXPS"
@@ -132,6 +135,15 @@ def history_item(run_id: str, point: MetricPoint) -> dict:
 
 
 # ---- experiments ------------------------------------------------------------------------------
+
+
+def require_active(kind: str, resource_id: str, stage: str) -> None:
+    """MLflow's refusal of a change to a deleted experiment or run (`kind`)."""
+    if stage != LifecycleStage.ACTIVE:
+        raise MlflowException(
+            f"The {kind} {resource_id} must be in the 'active' state. Current state is {stage}.",
+            INVALID_PARAMETER_VALUE,
+        )
 
 
 def experiment_to_entity(item: dict) -> Experiment:

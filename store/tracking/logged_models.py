@@ -33,33 +33,16 @@ from mlflow.utils.time import get_current_time_millis
 from mlflow.utils.uri import append_to_uri_path
 from mlflow.utils.validation import _validate_logged_model_name, _validate_tag
 
-from store.dynamo.table import ConditionFailed, ItemTooLarge
+from store.dynamo.errors import ConditionFailed
+from store.dynamo.expressions import Update
 from store.keys import logged_model_key
-from store.search.compare import NullsLast, compare
-from store.search.pagination import page_offset, seal_page_token
+from store.search.pagination import next_page_token, page_offset
+from store.tracking.items import require_active
+from store.tracking.logged_model_search import matches, model_order, parse_experiment_id
 
 EXP_LM_PREFIX = "EXPLM#"
 SEARCH_MAX_RESULTS_DEFAULT = 100
 _MAX_SQL_FLOAT = 1.7976931348623157e308
-# Attribute names a filter or order may use, after MLflow's aliases.
-_ALIASES = {
-    "creation_time": "creation_timestamp",
-    "creation_timestamp_ms": "creation_timestamp",
-    "last_updated_timestamp_ms": "last_updated_timestamp",
-}
-_ATTRIBUTES = {
-    "model_id",
-    "experiment_id",
-    "name",
-    "artifact_location",
-    "creation_timestamp",
-    "last_updated_timestamp",
-    "status",
-    "lifecycle_stage",
-    "model_type",
-    "source_run_id",
-    "status_message",
-}
 
 
 class LoggedModelsMixin:
@@ -81,12 +64,7 @@ class LoggedModelsMixin:
     ) -> LoggedModel:
         _validate_logged_model_name(name)
         experiment = self.get_experiment(experiment_id)
-        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise MlflowException(
-                f"The experiment {experiment.experiment_id} must be in the 'active' state. "
-                f"Current state is {experiment.lifecycle_stage}.",
-                INVALID_PARAMETER_VALUE,
-            )
+        require_active("experiment", experiment.experiment_id, experiment.lifecycle_stage)
         model_id = f"m-{uuid.uuid4().hex}"
         now = get_current_time_millis()
         pk, sk = logged_model_key(model_id)
@@ -135,43 +113,24 @@ class LoggedModelsMixin:
 
     # ---- updates (each one UpdateItem conditioned on the model existing) ----------------------
 
-    def _update_logged_model(
-        self, model_id: str, expression: str, names: dict, values: dict, *, touch: bool = True
-    ) -> dict:
+    def _update_logged_model(self, model_id: str, update: Update, *, touch: bool = True) -> dict:
         if touch:  # as MLflow's SQL store: status and lifecycle changes move the update time
-            values = {**values, ":now": get_current_time_millis()}
-            expression += ", last_updated_timestamp = :now"
-        try:
-            return self.table.update(
-                *logged_model_key(model_id),
-                expression,
-                condition="attribute_exists(pk)",
-                names=names or None,
-                values=values,
-            )
-        except ConditionFailed:
-            raise MlflowException(
+            update.set("last_updated_timestamp", get_current_time_millis())
+        return self.table.update_existing(
+            *logged_model_key(model_id),
+            update.exists("pk"),
+            missing=MlflowException(
                 f"Logged model with ID '{model_id}' not found.", RESOURCE_DOES_NOT_EXIST
-            ) from None
-        except ItemTooLarge:
-            raise MlflowException(
-                f"Logged model '{model_id}' would exceed the 400 KB item limit.",
-                INVALID_PARAMETER_VALUE,
-            ) from None
+            ),
+            what=f"Logged model '{model_id}'",
+        )
 
     def finalize_logged_model(self, model_id: str, status: LoggedModelStatus) -> LoggedModel:
-        item = self._update_logged_model(
-            model_id, "SET #status = :status", {"#status": "status"}, {":status": status.to_int()}
-        )
+        item = self._update_logged_model(model_id, Update().set("status", status.to_int()))
         return _model_from_item(item)
 
     def delete_logged_model(self, model_id: str) -> None:
-        self._update_logged_model(
-            model_id,
-            "SET lifecycle_stage = :deleted",
-            {},
-            {":deleted": LifecycleStage.DELETED},
-        )
+        self._update_logged_model(model_id, Update().set("lifecycle_stage", LifecycleStage.DELETED))
 
     def set_logged_model_tags(self, model_id: str, tags: list[LoggedModelTag]) -> None:
         if not tags:
@@ -182,12 +141,8 @@ class LoggedModelsMixin:
 
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
         try:
-            self.table.update(
-                *logged_model_key(model_id),
-                "REMOVE tags.#k",
-                condition="attribute_exists(tags.#k)",
-                names={"#k": key},
-            )
+            tag = ("tags", key)
+            self.table.update(*logged_model_key(model_id), Update().remove(tag).exists(tag))
         except ConditionFailed:
             self._logged_model_item(model_id)  # a missing model says so first
             raise MlflowException(
@@ -202,14 +157,10 @@ class LoggedModelsMixin:
         self._set_map_entries(model_id, "params", {p.key: p.value for p in params})
 
     def _set_map_entries(self, model_id: str, attribute: str, entries: dict[str, Any]) -> dict:
-        names, values, sets = {"#m": attribute}, {}, []
-        for i, (key, value) in enumerate(entries.items()):
-            names[f"#k{i}"] = key
-            values[f":v{i}"] = value
-            sets.append(f"#m.#k{i} = :v{i}")
-        return self._update_logged_model(
-            model_id, "SET " + ", ".join(sets), names, values, touch=False
-        )
+        update = Update()
+        for key, value in entries.items():
+            update.set((attribute, key), value)
+        return self._update_logged_model(model_id, update, touch=False)
 
     def _log_logged_model_metrics(
         self, run_id: str, experiment_id: str, metrics: Iterable[Metric]
@@ -251,12 +202,7 @@ class LoggedModelsMixin:
 
         def append(run: dict) -> bool:
             # Inside the run's optimistic read-modify-write: concurrent appends are all kept.
-            if run["lifecycle_stage"] != LifecycleStage.ACTIVE:
-                raise MlflowException(
-                    f"The run {run_id} must be in the 'active' state. "
-                    f"Current state is {run['lifecycle_stage']}.",
-                    INVALID_PARAMETER_VALUE,
-                )
+            require_active("run", run_id, run["lifecycle_stage"])
             tags = run.setdefault("tags", {})
             value = json.dumps(json.loads(tags.get(MLFLOW_LOGGED_MODELS, "[]")) + [entry])
             _validate_tag(MLFLOW_LOGGED_MODELS, value)
@@ -281,7 +227,7 @@ class LoggedModelsMixin:
                 "`dataset_name` in the `datasets` clause must be specified.",
                 INVALID_PARAMETER_VALUE,
             )
-        experiment_ids = [_parse_experiment_id(e) for e in experiment_ids or []]
+        experiment_ids = [parse_experiment_id(e) for e in experiment_ids or []]
         if not all(isinstance(o, dict) for o in order_by or []):
             raise MlflowException.invalid_parameter_value(
                 "`order_by` must be a list of dictionaries."
@@ -294,7 +240,7 @@ class LoggedModelsMixin:
         from mlflow.utils.search_logged_model_utils import parse_filter_string  # heavy: lazy
 
         comparisons = parse_filter_string(filter_string)
-        sort_key = _sort_key(order_by)
+        sort_key = model_order(order_by)
 
         items = [
             item
@@ -302,12 +248,10 @@ class LoggedModelsMixin:
             for item in self.table.query(f"{EXP_LM_PREFIX}{experiment_id}", index="gsi1")
             if item.get("lifecycle_stage") != LifecycleStage.DELETED
         ]
-        matching = [i for i in items if _matches(i, comparisons, datasets)]
+        matching = [i for i in items if matches(i, comparisons, datasets)]
         matching.sort(key=sort_key)
         page = matching[offset : offset + max_results]
-        token = None
-        if len(matching) > offset + max_results:
-            token = seal_page_token("logged_models", offset + max_results, search)
+        token = next_page_token("logged_models", offset, max_results, len(matching), search)
         return PagedList([_model_from_item(i) for i in page], token=token)
 
 
@@ -343,117 +287,3 @@ def _model_from_item(item: dict) -> LoggedModel:
         params=item.get("params") or None,
         metrics=metrics or None,
     )
-
-
-# ---- search semantics (those of MLflow's SQL store) -----------------------------------------
-
-
-def _parse_experiment_id(experiment_id: Any) -> str:
-    try:
-        return str(int(experiment_id))
-    except (TypeError, ValueError):
-        raise MlflowException.invalid_parameter_value(
-            f"Invalid experiment ID: {experiment_id!r}"
-        ) from None
-
-
-def _attribute(item: dict, key: str) -> Any:
-    key = _ALIASES.get(key, key)
-    if key not in _ATTRIBUTES:
-        raise MlflowException.invalid_parameter_value(
-            f"Invalid attribute key '{key}' for logged models.",
-        )
-    return item.get(key)
-
-
-def _on_datasets(metric: dict, datasets: list[dict] | None) -> bool:
-    if not datasets:
-        return True
-    return any(
-        metric.get("dataset_name") == d["dataset_name"]
-        and ("dataset_digest" not in d or metric.get("dataset_digest") == d["dataset_digest"])
-        for d in datasets
-    )
-
-
-def _matches(item: dict, comparisons, datasets) -> bool:
-    from mlflow.utils.search_logged_model_utils import EntityType
-
-    metrics = list(item.get("metrics", {}).values())
-    has_metric_filter = False
-    for comp in comparisons:
-        kind, key, op, value = comp.entity.type, comp.entity.key, comp.op, comp.value
-        if kind == EntityType.ATTRIBUTE:
-            if not compare(_attribute(item, key), op, value):
-                return False
-        elif kind == EntityType.METRIC:
-            has_metric_filter = True
-            if not any(
-                m["key"] == key and _on_datasets(m, datasets) and compare(m["value"], op, value)
-                for m in metrics
-            ):
-                return False
-        else:
-            entries = item.get("params" if kind == EntityType.PARAM else "tags", {})
-            if not compare(entries.get(key), op, value):
-                return False
-    if datasets and not has_metric_filter:
-        return any(_on_datasets(m, datasets) for m in metrics)
-    return True
-
-
-def _latest_metric(item: dict, name: str, dataset_name, dataset_digest) -> float | None:
-    candidates = [
-        m
-        for m in item.get("metrics", {}).values()
-        if m["key"] == name
-        and (not dataset_name or m.get("dataset_name") == dataset_name)
-        and (not dataset_digest or m.get("dataset_digest") == dataset_digest)
-    ]
-    if not candidates:
-        return None
-    # MLflow's SQL store: latest timestamp, then step, then the smallest run id.
-    candidates.sort(key=lambda m: m["run_id"])
-    candidates.sort(key=lambda m: (m["timestamp"], m["step"]), reverse=True)
-    return float(candidates[0]["value"])
-
-
-def _sort_key(order_by: list[dict[str, Any]] | None):
-    fields = []
-    seen_creation = seen_model_id = False
-    for clause in order_by or []:
-        field_name = clause.get("field_name")
-        ascending = clause.get("ascending", True)
-        if field_name is None:
-            raise MlflowException.invalid_parameter_value(
-                "`field_name` in the `order_by` clause must be specified."
-            )
-        if "." in field_name:
-            entity, name = field_name.split(".", 1)
-            if entity != "metrics":
-                raise MlflowException.invalid_parameter_value(
-                    f"Invalid order by field name: {field_name}. Only metrics are supported."
-                )
-            dataset_name, dataset_digest = clause.get("dataset_name"), clause.get("dataset_digest")
-            fields.append(
-                (
-                    lambda item, n=name, dn=dataset_name, dd=dataset_digest: _latest_metric(
-                        item, n, dn, dd
-                    ),
-                    ascending,
-                )
-            )
-            continue
-        name = _ALIASES.get(field_name, field_name)
-        if name not in _ATTRIBUTES:
-            raise MlflowException.invalid_parameter_value(
-                f"Invalid order by field name: {field_name}", error_class="ATTRIBUTE_NOT_FOUND"
-            )
-        seen_creation |= name == "creation_timestamp"
-        seen_model_id |= name == "model_id"
-        fields.append((lambda item, n=name: item.get(n), ascending))
-    if not seen_creation:
-        fields.append((lambda item: item.get("creation_timestamp"), False))
-    if not seen_model_id:
-        fields.append((lambda item: item.get("model_id"), True))
-    return lambda item: tuple(NullsLast(get(item), not asc) for get, asc in fields)

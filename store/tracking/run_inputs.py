@@ -13,6 +13,7 @@ from mlflow.utils.validation import (
     _validate_run_id,
 )
 
+from store.dynamo.expressions import Update
 from store.dynamo.table import DynamoTable
 from store.keys import experiment_pk
 from store.tracking.items import DATASET_SK_PREFIX, dataset_key
@@ -90,16 +91,11 @@ class RunInputsMixin:
             "profile": dataset.profile,
             "experiment_id": experiment_id,
         }
-        names = {f"#f{i}": field for i, field in enumerate(fields)}
-        values = {f":f{i}": value for i, value in enumerate(fields.values())}
-        sets = ", ".join(f"#f{i} = if_not_exists(#f{i}, :f{i})" for i in range(len(fields)))
-        values[":ctx"] = {_NO_CONTEXT if context is None else "+" + context}
-        self.table.update(
-            *dataset_key(experiment_id, dataset.name, dataset.digest),
-            f"SET {sets} ADD contexts :ctx",
-            names=names,
-            values=values,
-        )
+        update = Update()
+        for field, value in fields.items():
+            update.set_if_missing(field, value)
+        update.add("contexts", {_NO_CONTEXT if context is None else "+" + context})
+        self.table.update(*dataset_key(experiment_id, dataset.name, dataset.digest), update)
 
     def _search_datasets(self, experiment_ids):
         summaries = []

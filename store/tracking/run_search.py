@@ -25,9 +25,9 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_RUN_NAME
 from mlflow.utils.search_utils import SearchUtils
 from mlflow.utils.validation import _parse_experiment_ids
 
-from store.dynamo.table import GSI1
+from store.dynamo.schema import GSI1
+from store.search.compare import Clause, compare
 from store.search.pagination import next_page_token, page_offset
-from store.search.sql_semantics import compare
 from store.tracking.experiments import validate_max_results
 from store.tracking.items import (
     RUN_TIMED_PREFIX,
@@ -41,14 +41,6 @@ _ATTRIBUTE_ITEM_FIELDS = {"run_id": "run_id", "run_name": "name"}
 
 
 @dataclass(frozen=True)
-class _Clause:
-    kind: str
-    key: str
-    comparator: str
-    value: object
-
-
-@dataclass(frozen=True)
 class _Order:
     kind: str
     key: str
@@ -59,7 +51,7 @@ class _Order:
 class RunQuery:
     """A parsed filter and order: what to keep, in which order, and which attributes it reads."""
 
-    clauses: tuple[_Clause, ...]
+    clauses: tuple[Clause, ...]
     orders: tuple[_Order, ...]
 
     def matches(self, item: dict) -> bool:
@@ -114,7 +106,7 @@ def _attribute_path(kind: str, key: str, *, filtering: bool) -> tuple[str, ...]:
 # ---- filters ----------------------------------------------------------------------------------
 
 
-def _clause(parsed: dict) -> _Clause:
+def _clause(parsed: dict) -> Clause:
     kind = parsed["type"]
     key = SearchUtils.translate_key_alias(parsed["key"])
     comparator = parsed["comparator"].upper()
@@ -123,24 +115,24 @@ def _clause(parsed: dict) -> _Clause:
     if SearchUtils.is_string_attribute(kind, key, comparator) or SearchUtils.is_numeric_attribute(
         kind, key, comparator
     ):
-        return _Clause("attribute", key, comparator, value)
+        return Clause("attribute", key, comparator, value)
     if SearchUtils.is_metric(kind, comparator):
-        return _Clause("metric", key, comparator, float(value))
+        return Clause("metric", key, comparator, float(value))
     if (
         SearchUtils.is_param(kind, comparator)
         or SearchUtils.is_tag(kind, comparator)
         or SearchUtils.is_dataset(kind, comparator)
     ):
-        return _Clause(kind, key, comparator, value)
+        return Clause(kind, key, comparator, value)
     raise MlflowException(f"Invalid search expression type '{kind}'", INVALID_PARAMETER_VALUE)
 
 
-def _matches(item: dict, clause: _Clause) -> bool:
+def _matches(item: dict, clause: Clause) -> bool:
     kind, key, comparator, value = clause.kind, clause.key, clause.comparator, clause.value
     if kind == "attribute":
         if key == "run_name":
-            return compare(comparator, item.get("tags", {}).get(MLFLOW_RUN_NAME), value)
-        return compare(comparator, item.get(_ATTRIBUTE_ITEM_FIELDS.get(key, key)), value)
+            return compare(item.get("tags", {}).get(MLFLOW_RUN_NAME), comparator, value)
+        return compare(item.get(_ATTRIBUTE_ITEM_FIELDS.get(key, key)), comparator, value)
     if kind == "metric":
         attribute = item.get("metrics", {}).get(key)
         if attribute is None:
@@ -148,12 +140,12 @@ def _matches(item: dict, clause: _Clause) -> bool:
         point = MetricPoint.from_attribute(key, attribute)
         if point.is_nan:
             return comparator == "!="
-        return compare(comparator, point.rank, value)
+        return compare(point.rank, comparator, value)
     if kind in ("parameter", "tag"):
         current = item.get("params" if kind == "parameter" else "tags", {}).get(key)
         if comparator in ("IS NULL", "IS NOT NULL"):
             return (current is None) == (comparator == "IS NULL")
-        return compare(comparator, current, value)
+        return compare(current, comparator, value)
     return _matches_dataset(item, key, comparator, value)
 
 
@@ -161,9 +153,9 @@ def _matches_dataset(item: dict, key: str, comparator: str, value) -> bool:
     for ref in item.get("inputs", []):
         if key == "context":
             contexts = [v for k, v in ref.get("tags", []) if k == MLFLOW_DATASET_CONTEXT]
-            if any(compare(comparator, context, value) for context in contexts):
+            if any(compare(context, comparator, value) for context in contexts):
                 return True
-        elif compare(comparator, ref.get(key), value):
+        elif compare(ref.get(key), comparator, value):
             return True
     return False
 

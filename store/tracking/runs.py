@@ -35,13 +35,16 @@ from mlflow.utils.validation import (
     _validate_tag,
 )
 
-from store.dynamo.table import ConditionFailed, DynamoTable, ItemTooLarge
+from store.dynamo.errors import ConditionFailed, within_item_limit
+from store.dynamo.expressions import Update
+from store.dynamo.table import DynamoTable
 from store.handler.identity import current_principal
 from store.keys import run_key
 from store.tracking.items import (
     MetricPoint,
     dataset_refs,
     history_item,
+    require_active,
     run_index_key,
     run_name_from_tags,
     run_to_entity,
@@ -53,6 +56,10 @@ ARTIFACTS_FOLDER_NAME = "artifacts"
 _MAX_WRITE_ATTEMPTS = 60
 _ACTIVE = LifecycleStage.ACTIVE
 _DELETED = LifecycleStage.DELETED
+_ONE_ITEM = (
+    "A run's params, tags and latest metrics live in one item: log fewer or shorter params and "
+    "tags on this run."
+)
 
 
 class RunsMixin:
@@ -66,12 +73,7 @@ class RunsMixin:
         if start_time is None:  # MLflow's RunInfo refuses it; refuse before writing anything
             raise MlflowException("start_time cannot be None")
         experiment = self._experiment_item(experiment_id, ViewType.ALL)
-        if experiment["lifecycle_stage"] != _ACTIVE:
-            raise MlflowException(
-                f"The experiment {experiment['experiment_id']} must be in the 'active' state. "
-                f"Current state is {experiment['lifecycle_stage']}.",
-                INVALID_PARAMETER_VALUE,
-            )
+        require_active("experiment", experiment["experiment_id"], experiment["lifecycle_stage"])
         tags = list(tags or [])
         principal = current_principal()
         if principal is not None:  # attribute the run to the authenticated caller
@@ -156,12 +158,9 @@ class RunsMixin:
     def _set_run_stage(self, run_id: str, stage: str, now: int) -> None:
         """One blind UpdateItem (used for every run of a deleted or restored experiment)."""
         with contextlib.suppress(ConditionFailed):  # the run is gone
-            self.table.update(
-                *run_key(run_id),
-                "SET lifecycle_stage = :stage, deleted_time = :time ADD version :one",
-                condition="attribute_exists(pk)",
-                values={":stage": stage, ":time": now if stage == _DELETED else None, ":one": 1},
-            )
+            update = Update().set("lifecycle_stage", stage).add("version", 1).exists("pk")
+            update.set("deleted_time", now if stage == _DELETED else None)
+            self.table.update(*run_key(run_id), update)
 
     def set_tag(self, run_id, tag):
         (tag,) = _attributed([_validate_tag(tag.key, tag.value)])
@@ -259,15 +258,8 @@ class RunsMixin:
     def _put_run(self, item: dict, *, condition: str, values: dict | None = None) -> None:
         # Every put writes the index key, so the index order always follows the start time.
         item["gsi1sk"] = run_index_key(item.get("start_time"), item["run_id"])
-        try:
+        with within_item_limit(f"Run {item['run_id']}", _ONE_ITEM):
             self.table.put(item, condition=condition, values=values)
-        except ItemTooLarge:
-            raise MlflowException(
-                f"Run {item['run_id']} would exceed the 400 KB a DynamoDB item can hold "
-                "(params, tags and latest metrics of a run live in one item); nothing was "
-                "written. Log fewer or shorter params and tags on this run.",
-                INVALID_PARAMETER_VALUE,
-            ) from None
 
 
 def _attributed(tags: list) -> list:
@@ -279,12 +271,7 @@ def _attributed(tags: list) -> list:
 
 
 def check_active(item: dict) -> None:
-    if item["lifecycle_stage"] != _ACTIVE:
-        raise MlflowException(
-            f"The run {item['run_id']} must be in the 'active' state. "
-            f"Current state is {item['lifecycle_stage']}.",
-            INVALID_PARAMETER_VALUE,
-        )
+    require_active("run", item["run_id"], item["lifecycle_stage"])
 
 
 def _set_stage(item: dict, stage: str, deleted_time: int | None) -> bool:

@@ -14,16 +14,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.abstract_store import AbstractStore
 from moto import mock_aws
 
+from store.dynamo import client as dynamo_client
 from store.dynamo import table as dynamo
 from store.dynamo import values as dynamo_values
-from store.dynamo.table import (
-    ConditionFailed,
-    DynamoTable,
-    InvalidValue,
-    ItemTooLarge,
-    float_from_dynamo,
-)
+from store.dynamo.errors import ConditionFailed, InvalidValue, ItemTooLarge
+from store.dynamo.expressions import Update
+from store.dynamo.table import DynamoTable
 from store.dynamo.uri import DynamoUri, InvalidStoreUri, parse_dynamo_uri
+from store.dynamo.values import float_from_dynamo
 from store.search.pagination import page_offset, seal_page_token
 from store.unsupported import raise_not_implemented
 
@@ -75,8 +73,8 @@ def test_conditional_put_raises_condition_failed_and_writes_nothing(table):
 
 
 def test_update_returns_new_item_and_add_counts(table):
-    assert table.update("N", "1", "ADD n :one", values={":one": 1})["n"] == 1
-    assert table.update("N", "1", "ADD n :one", values={":one": 1})["n"] == 2
+    assert table.update("N", "1", Update().add("n", 1))["n"] == 1
+    assert table.update("N", "1", Update().add("n", 1))["n"] == 2
 
 
 def test_oversized_item_is_refused(table):
@@ -110,7 +108,7 @@ def test_batch_get_returns_existing_items_in_chunks_of_100(table):
 
 
 def test_throttling_is_retried_and_counted(table, monkeypatch):
-    monkeypatch.setattr(dynamo, "_BACKOFF_BASE_S", 0.0)
+    monkeypatch.setattr(dynamo_client, "_BACKOFF_BASE_S", 0.0)
     real = table._client.get_item
     failures = iter([True, True, False])
 
@@ -153,7 +151,7 @@ def test_a_key_dynamodb_cannot_hold_is_an_invalid_parameter(dynalite_endpoint):
     calls = [
         lambda: table.get(too_long, "sk"),
         lambda: table.put({"pk": too_long, "sk": "sk", "v": 1}),
-        lambda: table.update(too_long, "sk", "SET v = :v", values={":v": 1}),
+        lambda: table.update(too_long, "sk", Update().set("v", 1)),
         lambda: table.batch_get([(too_long, "sk")]),
         lambda: table.delete(too_long, "sk"),
     ]

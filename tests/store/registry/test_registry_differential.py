@@ -17,6 +17,7 @@ from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
 from mlflow.exceptions import MlflowException
 from mlflow.store.model_registry import sqlalchemy_store
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+from store_support import Clock
 
 import store.registry.core
 from store.registry import DynamoRegistryStore
@@ -32,17 +33,9 @@ STAGES = ["None", "Staging", "Production", "Archived", "staging", "bogus"]
 PATTERNS = ["%a%", "a%", "A%", "%_2", "beta%", "%", "_lpha", "%X", "%x", "pr%", "%1"]
 
 
-class SharedClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> SharedClock:
-    fake = SharedClock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
     monkeypatch.setattr(store.registry.core, "get_current_time_millis", fake)
     monkeypatch.setattr(sqlalchemy_store, "get_current_time_millis", fake)
     return fake
@@ -54,7 +47,7 @@ def oracle(tmp_path) -> SqlAlchemyStore:
 
 
 @pytest.fixture
-def ours(dynalite_endpoint: str, clock: SharedClock) -> DynamoRegistryStore:
+def ours(dynalite_endpoint: str, clock: Clock) -> DynamoRegistryStore:
     # dynalite, not moto: moto re-sorts the whole table on every Query.
     host = dynalite_endpoint.removeprefix("http://")
     return DynamoRegistryStore(f"dynamodb://{host}/differential-{uuid.uuid4().hex[:8]}")
@@ -308,23 +301,18 @@ def test_random_workload_matches_sqlalchemy_store(seed, ours, oracle, clock):
             lambda n=name: oracle.get_registered_model(n)
         )
 
-    for _ in range(40):
-        kwargs = {"filter_string": model_filter(rng), "order_by": model_order(rng)}
-        kwargs["max_results"] = rng.randint(1, 5)
-        expected = search_outcome(lambda k=kwargs: walk(oracle.search_registered_models, **k))
-        actual = search_outcome(
-            lambda k=kwargs: walk_counted(ours, ours.search_registered_models, **k)
-        )
-        assert actual == expected, kwargs
-
-    for _ in range(40):
-        kwargs = {"filter_string": version_filter(rng), "order_by": version_order(rng)}
-        kwargs["max_results"] = rng.randint(1, 6)
-        expected = search_outcome(lambda k=kwargs: walk(oracle.search_model_versions, **k))
-        actual = search_outcome(
-            lambda k=kwargs: walk_counted(ours, ours.search_model_versions, **k)
-        )
-        assert actual == expected, kwargs
+    searches = [
+        ("search_registered_models", model_filter, model_order, 5),
+        ("search_model_versions", version_filter, version_order, 6),
+    ]
+    for call, filters, orders, largest_page in searches:
+        for _ in range(40):
+            kwargs = {"filter_string": filters(rng), "order_by": orders(rng)}
+            kwargs["max_results"] = rng.randint(1, largest_page)
+            theirs, mine = getattr(oracle, call), getattr(ours, call)
+            expected = search_outcome(lambda k=kwargs, f=theirs: walk(f, **k))
+            actual = search_outcome(lambda k=kwargs, f=mine: walk_counted(ours, f, **k))
+            assert actual == expected, kwargs
 
 
 def test_prompt_searches_match_sqlalchemy_store(ours, oracle, clock):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import uuid
 
 import pytest
 from mlflow.entities.assessment import AssessmentSource, Expectation, Feedback
@@ -13,25 +12,11 @@ from mlflow.entities.trace_state import TraceState
 from mlflow.exceptions import MlflowException
 from mlflow.tracing.constant import TraceMetadataKey, TraceTagKey
 from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
-from moto import mock_aws
 from test_traces_support import new_trace_id, span, trace_info
 
 from store.traces.items import PART_BYTES
-from store.tracking import DynamoTrackingStore
 
 HUMAN = AssessmentSource(source_type="HUMAN", source_id="alice")
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield DynamoTrackingStore(f"dynamodb:///tr-{uuid.uuid4().hex[:12]}", str(tmp_path))
-
-
-@pytest.fixture
-def experiment_id(store):
-    return store.create_experiment("traces")
 
 
 def test_start_then_spans_gives_a_tracking_store_trace(store, experiment_id):

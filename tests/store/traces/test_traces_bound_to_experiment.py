@@ -10,6 +10,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from store_support import ARTIFACT_ROOT
 from test_traces_support import new_trace_id, span, trace_info
 
+from store.dynamo.expressions import Update
 from store.keys import trace_key
 
 RESERVED = ["mlflow.artifactLocation", "mlflow.trace.spansLocation", "mlflow.trace.archiveLocation"]
@@ -100,12 +101,8 @@ def test_the_artifact_location_of_an_older_trace_item_derives_from_its_experimen
     trace_id = new_trace_id()
     moto_store.start_trace(trace_info(trace_id, mine))
     # an item written before the location was kept apart, with a tag set by a client
-    moto_store.table.update(
-        *trace_key(trace_id),
-        "REMOVE artifact_location SET tags.#k = :v",
-        names={"#k": MLFLOW_ARTIFACT_LOCATION},
-        values={":v": "/etc"},
-    )
+    update = Update().remove("artifact_location").set(("tags", MLFLOW_ARTIFACT_LOCATION), "/etc")
+    moto_store.table.update(*trace_key(trace_id), update)
     location = own_location(mine, trace_id)
     assert moto_store.get_trace_info(trace_id).tags[MLFLOW_ARTIFACT_LOCATION] == location
     found, _ = moto_store.search_traces(locations=[mine])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 from mlflow.entities import (
@@ -15,21 +14,6 @@ from mlflow.entities import (
 )
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
-from moto import mock_aws
-
-from store.tracking import DynamoTrackingStore
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield DynamoTrackingStore(f"dynamodb:///lm-{uuid.uuid4().hex[:12]}", str(tmp_path))
-
-
-@pytest.fixture
-def experiment_id(store):
-    return store.create_experiment("models")
 
 
 def test_create_and_get_keep_every_field(store, experiment_id):
