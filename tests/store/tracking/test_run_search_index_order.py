@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
-from test_differential import Pair, search, walk_pages
+from run_differential import Pair, search, walk_pages
 
 from store.tracking.items import run_index_key
 
