@@ -21,7 +21,7 @@ from gateway.decide import Authorizer
 from gateway.entities import Bindings, build_entities, cached_entities
 from gateway.policy import load_policies
 from gateway.request_parse import ResourceRef, parse_request
-from store.identity import Principal
+from store.handler.identity import Principal
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 BUNDLE = load_policies(POLICIES)

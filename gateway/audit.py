@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from gateway.decide import Decision, RequestDecision
-from store.identity import Principal
+from store.handler.identity import Principal
 
 ANSWERED_EMPTY = "empty"
 _EMPTY_NOTE = "every experiment the search names is unreadable: answered empty, not forwarded"

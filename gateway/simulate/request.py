@@ -22,7 +22,7 @@ from gateway.request_parse import ParsedRequest, Refusal, parse_request
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
 from gateway.simulate.sources import BindingsSource
-from store.identity import Principal
+from store.handler.identity import Principal
 
 
 @dataclass(frozen=True)

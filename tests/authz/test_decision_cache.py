@@ -11,7 +11,7 @@ from gateway.decide import Authorizer, model_version_context
 from gateway.entities import Bindings
 from gateway.policy import load_policies
 from gateway.request_parse import ResourceRef
-from store.identity import Principal
+from store.handler.identity import Principal
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 RUN = ResourceRef("run", "r" * 32)

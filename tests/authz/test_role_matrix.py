@@ -21,7 +21,7 @@ from gateway.policy import load_policies
 from gateway.registry_facts import registry_context
 from gateway.request_parse import ResourceRef, parse_request
 from gateway.simulate.bindings import VersionFacts
-from store.identity import Principal
+from store.handler.identity import Principal
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 LEVEL = {"reader": 1, "editor": 2, "manager": 3}

@@ -18,7 +18,7 @@ from gw_support import MACHINE, SECRET
 from gateway.authn import EXPIRED_MESSAGE, INVALID_MESSAGE, MALFORMED_MESSAGE
 from gateway.devidp import DEV_CLIENT_ID, subject_for
 from gateway.errors import PermissionDenied
-from store.identity import IDENTITY_HEADER, verify_identity
+from store.handler.identity import IDENTITY_HEADER, verify_identity_claims
 
 API = "/api/2.0/mlflow/experiments/search"
 
@@ -45,9 +45,9 @@ def user_claims(idp, **changes) -> dict:
 def principal_seen_upstream(echo) -> dict:
     request = echo.received[-1]
     value = dict(request["headers"])[IDENTITY_HEADER.lower()]
-    principal = verify_identity(
+    principal = verify_identity_claims(
         value, request["method"], request["path"], SECRET, query=request["query"].decode()
-    )
+    ).principal
     return principal
 
 

@@ -18,8 +18,8 @@ from flask import Flask
 from gw_support import SECRET, free_port
 from mlflow.server.fastapi_app import _EfficientWSGIMiddleware
 
-from store.handler_app import IdentityMiddleware
-from store.identity import IDENTITY_HEADER, Principal, current_principal, sign_identity
+from store.handler.app import IdentityMiddleware
+from store.handler.identity import IDENTITY_HEADER, Principal, current_principal, sign_identity
 
 HERE = Path(__file__).parent
 ALICE = Principal(subject="sub-alice", username="alice", groups=("ds-team",))
@@ -237,7 +237,7 @@ def dynamodb_handler_tier(tmp_path_factory, dynalite_endpoint) -> Iterator[str]:
     env = handler_env(data, SECRET)
     store_uri = f"dynamodb://{dynalite_endpoint.removeprefix('http://')}/gateway-tests"
     env |= {"_MLFLOW_SERVER_FILE_STORE": store_uri, "_MLFLOW_SERVER_REGISTRY_STORE": store_uri}
-    argv = [sys.executable, "-m", "uvicorn", "store.handler_app:app", "--host", "127.0.0.1"]
+    argv = [sys.executable, "-m", "uvicorn", "store.handler.app:app", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", "1", "--log-level", "warning"]
     with served(argv, env, data, port) as url:
         yield url
