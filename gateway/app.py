@@ -26,14 +26,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.authn import Authenticator
+from gateway.authn.bearer import Authenticator
+from gateway.authn.browser import BrowserLogin, login_redirect, wants_html
+from gateway.authn.principal import ANONYMOUS, DEV_TAG, Authenticated
 from gateway.body_limit import BodyLimitMiddleware
 from gateway.config import USE_ACCESS, USE_ID, BrowserLoginConfig, GatewayConfig, IssuerConfig
-from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider, dev_provider_for
-from gateway.devidp_oauth import DevOAuthEndpoints
+from gateway.devidp.oauth import DevOAuthEndpoints
+from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider, dev_provider_for
 from gateway.errors import AuthenticationError, GatewayError, mlflow_error_response
-from gateway.login import BrowserLogin, login_redirect, wants_html
-from gateway.principal import ANONYMOUS, DEV_TAG, Authenticated
 from gateway.proxy import Forwarder
 
 _logger = logging.getLogger(__name__)

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.audit import AuditLog, Narrowing, recorded_decision
+from gateway.authn.principal import Authenticated
 from gateway.decide import Authorizer, Decision, RequestDecision, model_version_context
 from gateway.errors import PermissionDenied
 from gateway.filters import ResponseFilters, body_request
@@ -41,7 +42,6 @@ from gateway.graphql_check import check_graphql, graphql_request_refs, parse_gra
 from gateway.metrics import METRICS_ACTION, Metrics, metrics_request
 from gateway.permissions import PermissionsApi, is_permissions_path
 from gateway.policy import PolicyStore
-from gateway.principal import Authenticated
 from gateway.registry_facts import TableModelFacts, changes_registry, registry_context
 from gateway.request_parse import ParsedRequest, Refusal, ResourceRef, parse_request, reads_body
 from gateway.resolve import Resolver

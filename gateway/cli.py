@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "nobody could sign in (refused)",
     )
 
-    from gateway.login_command import add_login_command
+    from gateway.client.login_command import add_login_command
 
     add_login_command(commands)
 
@@ -256,7 +256,7 @@ def _run_token(args: argparse.Namespace) -> int:
             f"{issuers} (--issuer); get a token from that issuer"
         )
 
-    from gateway.devidp import DevIdentityProvider
+    from gateway.devidp.provider import DevIdentityProvider
 
     provider = DevIdentityProvider(data.devidp, info["issuer"])
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]

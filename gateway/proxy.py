@@ -19,9 +19,9 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.authn.session import LOGIN_COOKIE, SESSION_COOKIE
 from gateway.body_limit import body_limit
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
-from gateway.session import LOGIN_COOKIE, SESSION_COOKIE
 from store.identity import IDENTITY_HEADER, Principal, sign_identity
 
 _logger = logging.getLogger(__name__)

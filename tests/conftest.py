@@ -89,7 +89,7 @@ class StackProcess:
 
     def token(self, user: str, groups: Sequence[str] = (), **options) -> str:
         """A dev access token for `user` (options: machine_client_id, ttl)."""
-        from gateway.devidp import DevIdentityProvider
+        from gateway.devidp.provider import DevIdentityProvider
 
         provider = DevIdentityProvider(self.data_dir / "devidp", self.info["issuer"])
         return provider.mint(user, tuple(groups), **options)

@@ -22,7 +22,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig
-from gateway.devidp import DevIdentityProvider
+from gateway.devidp.provider import DevIdentityProvider
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings
 
 REPO = Path(__file__).resolve().parents[2]

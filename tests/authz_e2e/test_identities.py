@@ -23,7 +23,7 @@ from starlette.routing import Mount
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig, IssuerConfig, ServiceClient
-from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider, subject_for
+from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider, subject_for
 from gateway.permissions_cli import add_permission_commands
 
 MACHINE_CLIENT = "nightly-job-client"

@@ -19,8 +19,8 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from gateway.app import create_app
+from gateway.authn.oidc import random_token
 from gateway.config import GatewayConfig
-from gateway.oidc import random_token
 
 CREATE = "/ajax-api/2.0/mlflow/experiments/create"
 # Back on the UI's page (not the dev provider's, which the gateway serves on the same origin).

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig
-from gateway.devidp import DevIdentityProvider
+from gateway.devidp.provider import DevIdentityProvider
 
 
 @pytest.fixture

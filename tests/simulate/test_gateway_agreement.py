@@ -24,12 +24,12 @@ import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.authn.principal import DEV_TAG, principal_id
 from gateway.config import GatewayConfig
-from gateway.devidp import DevIdentityProvider, subject_for
+from gateway.devidp.provider import DevIdentityProvider, subject_for
 from gateway.entities import EXPERIMENT, REGISTERED_MODEL, Bindings
 from gateway.metrics import METRICS_ROUTE
 from gateway.policy import load_policies
-from gateway.principal import DEV_TAG, principal_id
 from gateway.simulate.bindings import BindingsData, VersionFacts
 from gateway.simulate.cells import COLUMNS, WORKSPACE, Column
 from gateway.simulate.matrix import build_matrix

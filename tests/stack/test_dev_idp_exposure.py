@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from gateway import cli
-from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider
-from gateway.oidc import pkce_challenge, random_token
+from gateway.authn.oidc import pkce_challenge, random_token
+from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider
 from gateway.stack.supervisor import StackConfig
 
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=10"

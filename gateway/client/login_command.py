@@ -23,7 +23,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import jwt
 
-from gateway.client_auth import (
+from gateway.authn.oidc import pkce_challenge, random_token
+from gateway.client.credentials import (
     ClientAuthError,
     ClientDiscovery,
     CredentialStore,
@@ -31,7 +32,6 @@ from gateway.client_auth import (
     discover,
     gateway_key,
 )
-from gateway.oidc import pkce_challenge, random_token
 
 CALLBACK_PATH = "/callback"
 DEFAULT_TIMEOUT_SECONDS = 300

@@ -21,10 +21,8 @@ import httpx
 import jwt
 from starlette.requests import Request
 
-from gateway.config import USE_ID, GatewayConfig, IssuerConfig
-from gateway.errors import AuthenticationError
-from gateway.jwks import JwksCache, UnknownSigningKey
-from gateway.principal import (
+from gateway.authn.jwks import JwksCache, UnknownSigningKey
+from gateway.authn.principal import (
     Authenticated,
     MissingPrincipalClaim,
     UnknownServiceClient,
@@ -32,6 +30,8 @@ from gateway.principal import (
     principal_from_claims,
     token_client_id,
 )
+from gateway.config import USE_ID, GatewayConfig, IssuerConfig
+from gateway.errors import AuthenticationError
 
 _logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking.request_auth.registry import _request_auth_provider_registry
 from mlflow_tier import sign_in_on_dev_page, sqlite_handler_tier
 
-from gateway import auth_plugin, login_command
-from gateway.auth_plugin import CedarflowAuthProvider
-from gateway.client_auth import CredentialStore, RefreshingToken, TokenGrant
-from gateway.login_command import add_login_command, login, run_login
+from gateway.client import auth_plugin, login_command
+from gateway.client.auth_plugin import CedarflowAuthProvider
+from gateway.client.credentials import CredentialStore, RefreshingToken, TokenGrant
+from gateway.client.login_command import add_login_command, login, run_login
 
 
 @pytest.fixture(scope="module")

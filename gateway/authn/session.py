@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gateway.principal import Authenticated, Principal
+from gateway.authn.principal import Authenticated, Principal
 
 SESSION_COOKIE = "cedarflow_session"
 LOGIN_COOKIE = "cedarflow_login"

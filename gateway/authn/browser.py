@@ -24,13 +24,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.authn import Authenticator
-from gateway.config import BrowserLoginConfig, GatewayConfig
-from gateway.csrf import SameOriginCheck
-from gateway.errors import AuthenticationError
-from gateway.oidc import OidcClient, OidcError, random_token
-from gateway.principal import Authenticated
-from gateway.session import (
+from gateway.authn.bearer import Authenticator
+from gateway.authn.csrf import SameOriginCheck
+from gateway.authn.oidc import OidcClient, OidcError, random_token
+from gateway.authn.principal import Authenticated
+from gateway.authn.session import (
     LOGIN_COOKIE,
     MAX_COOKIE_BYTES,
     SESSION_COOKIE,
@@ -39,6 +37,8 @@ from gateway.session import (
     LoginAttempt,
     Session,
 )
+from gateway.config import BrowserLoginConfig, GatewayConfig
+from gateway.errors import AuthenticationError
 
 _logger = logging.getLogger(__name__)
 

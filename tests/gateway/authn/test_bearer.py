@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from gw_support import MACHINE, SECRET
 
-from gateway.authn import EXPIRED_MESSAGE, INVALID_MESSAGE, MALFORMED_MESSAGE
-from gateway.devidp import DEV_CLIENT_ID, subject_for
+from gateway.authn.bearer import EXPIRED_MESSAGE, INVALID_MESSAGE, MALFORMED_MESSAGE
+from gateway.devidp.provider import DEV_CLIENT_ID, subject_for
 from gateway.errors import PermissionDenied
 from store.identity import IDENTITY_HEADER, verify_identity
 

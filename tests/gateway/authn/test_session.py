@@ -8,12 +8,12 @@ import time
 import pytest
 from starlette.requests import Request
 
+from gateway.authn.browser import BrowserLogin, SessionEnded
+from gateway.authn.oidc import OidcError
+from gateway.authn.principal import Authenticated, Principal
+from gateway.authn.session import CookieSealer, InvalidCookie, Session
 from gateway.config import BrowserLoginConfig, GatewayConfig
 from gateway.errors import PermissionDenied
-from gateway.login import BrowserLogin, SessionEnded
-from gateway.oidc import OidcError
-from gateway.principal import Authenticated, Principal
-from gateway.session import CookieSealer, InvalidCookie, Session
 
 ISSUER = "https://idp.example"
 PUBLIC = "http://127.0.0.1:8080"

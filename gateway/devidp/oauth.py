@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.devidp import DEV_CLIENT_ID, MACHINE_SCOPE, DevIdentityProvider
-from gateway.oidc import pkce_challenge
+from gateway.authn.oidc import pkce_challenge
+from gateway.devidp.provider import DEV_CLIENT_ID, MACHINE_SCOPE, DevIdentityProvider
 
 CODE_SECONDS = 60
 REFRESH_TOKEN_SECONDS = 30 * 86400

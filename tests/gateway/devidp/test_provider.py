@@ -7,7 +7,7 @@ import stat
 import jwt
 
 from gateway.config import IssuerConfig
-from gateway.devidp import DEV_CLIENT_ID, KEY_FILE, DevIdentityProvider, subject_for
+from gateway.devidp.provider import DEV_CLIENT_ID, KEY_FILE, DevIdentityProvider, subject_for
 
 ISSUER = "http://127.0.0.1:8080/devidp"
 

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.authn import Authenticator
+from gateway.authn.bearer import Authenticator
 from gateway.config import GatewayConfig, IssuerConfig, JwksSettings
 from gateway.errors import AuthenticationError
 

@@ -9,7 +9,7 @@ from gw_support import SECRET
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig, IssuerConfig
-from gateway.devidp import DEV_CLIENT_ID
+from gateway.devidp.provider import DEV_CLIENT_ID
 
 CHALLENGE = "x" * 43
 

@@ -17,7 +17,7 @@ import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking.request_auth.abstract_request_auth_provider import RequestAuthProvider
 
-from gateway.client_auth import (
+from gateway.client.credentials import (
     CLIENT_ID_ENV,
     CLIENT_SECRET_ENV,
     ClientAuthError,

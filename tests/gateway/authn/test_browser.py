@@ -10,12 +10,12 @@ import httpx
 import pytest
 from mlflow_tier import NAVIGATE, sign_in_on_dev_page, sqlite_handler_tier
 
+from gateway.authn.browser import BrowserLogin, safe_return_path
+from gateway.authn.oidc import random_token
+from gateway.authn.principal import Authenticated, Principal
+from gateway.authn.session import Session
 from gateway.config import BrowserLoginConfig, GatewayConfig
-from gateway.devidp import DEV_CLIENT_ID
-from gateway.login import BrowserLogin, safe_return_path
-from gateway.oidc import random_token
-from gateway.principal import Authenticated, Principal
-from gateway.session import Session
+from gateway.devidp.provider import DEV_CLIENT_ID
 
 SEARCH = "/ajax-api/2.0/mlflow/experiments/search?max_results=10"
 CREATE = "/ajax-api/2.0/mlflow/experiments/create"

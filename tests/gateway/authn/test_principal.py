@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import IssuerConfig, ServiceClient
-from gateway.principal import (
+from gateway.authn.principal import (
     DEV_TAG,
     MissingPrincipalClaim,
     check_issuer_tags,
     issuer_tag,
     principal_from_claims,
 )
+from gateway.config import IssuerConfig, ServiceClient
 
 POOL = IssuerConfig(
     "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf",
