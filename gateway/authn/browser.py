@@ -26,7 +26,8 @@ from starlette.routing import Route
 
 from gateway.authn.bearer import Authenticator
 from gateway.authn.csrf import SameOriginCheck
-from gateway.authn.oidc import OidcClient, OidcError, random_token
+from gateway.authn.oauth import IdentityProviderError, random_token
+from gateway.authn.oidc import OidcClient
 from gateway.authn.principal import Authenticated
 from gateway.authn.session import (
     LOGIN_COOKIE,
@@ -39,6 +40,7 @@ from gateway.authn.session import (
 )
 from gateway.config import BrowserLoginConfig, GatewayConfig
 from gateway.errors import AuthenticationError
+from gateway.pages import html_page
 
 _logger = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ class BrowserLogin:
         except AuthenticationError as exc:
             reason = f"refresh refused: {exc.reason}"
             raise SessionEnded(reason, self._clear_session_cookie()) from None
-        except OidcError as exc:
+        except IdentityProviderError as exc:
             if exc.error is None and time.time() < session.expires_at:
                 _logger.warning("Session refresh failed, keeping the session for now: %s", exc)
                 return SessionOutcome(session.caller)
@@ -142,12 +144,16 @@ class BrowserLogin:
     async def _refresh(self, session: Session) -> Session:
         tokens = await self.oidc.refresh(session.refresh_token or "")
         if tokens.id_token is None:
-            raise OidcError("the token endpoint returned no ID token", error="no_id_token")
+            raise IdentityProviderError(
+                "the token endpoint returned no ID token", error="no_id_token"
+            )
         caller, claims = await self._authenticator.verify_id_token(
             tokens.id_token, client_id=self.login.client_id, nonce=None
         )
         if caller.principal.subject != session.caller.principal.subject:
-            raise OidcError("the refreshed ID token names another user", error="wrong_subject")
+            raise IdentityProviderError(
+                "the refreshed ID token names another user", error="wrong_subject"
+            )
         return session.renewed(
             caller, float(claims["exp"]), float(claims["iat"]), tokens.refresh_token
         )
@@ -169,9 +175,11 @@ class BrowserLogin:
                 nonce=attempt.nonce,
                 code_verifier=attempt.code_verifier,
             )
-        except OidcError as exc:
+        except IdentityProviderError as exc:
             _logger.warning("Sign-in could not start: %s", exc)
-            return _page("Sign-in unavailable", "The identity provider is not reachable.", 502)
+            return html_page(
+                "Sign-in unavailable", "<p>The identity provider is not reachable.</p>", 502
+            )
         response = RedirectResponse(url, status_code=302)
         response.headers.append(
             "Set-Cookie",
@@ -201,11 +209,11 @@ class BrowserLogin:
                 params["code"], self.redirect_uri, attempt.code_verifier
             )
             if tokens.id_token is None:
-                raise OidcError("the token endpoint returned no ID token")
+                raise IdentityProviderError("the token endpoint returned no ID token")
             caller, claims = await self._authenticator.verify_id_token(
                 tokens.id_token, client_id=self.login.client_id, nonce=attempt.nonce
             )
-        except OidcError as exc:
+        except IdentityProviderError as exc:
             _logger.warning("Sign-in failed at the token endpoint: %s", exc)
             return _retry_page("The identity provider did not complete the sign-in.", 502)
         except AuthenticationError as exc:
@@ -229,20 +237,21 @@ class BrowserLogin:
         target = f"{self.public_url}{SIGNED_OUT_PATH}"
         try:
             idp_logout = await self.oidc.logout_url(target)
-        except OidcError:
+        except IdentityProviderError:
             idp_logout = None
         response = RedirectResponse(idp_logout or target, status_code=303)
         response.headers.append("Set-Cookie", self._clear_session_cookie())
         return response
 
     async def signed_out(self, request: Request) -> Response:
-        return _page("Signed out", f'You are signed out. <a href="{LOGIN_PATH}">Sign in</a>', 200)
+        body = f'<p>You are signed out. <a href="{LOGIN_PATH}">Sign in</a></p>'
+        return html_page("Signed out", body)
 
     async def client_discovery(self, request: Request) -> Response:
         """Where command-line clients and jobs get tokens for this gateway."""
         try:
             endpoints = await self.oidc.endpoints()
-        except OidcError as exc:
+        except IdentityProviderError as exc:
             _logger.warning("Client discovery failed: %s", exc)
             return JSONResponse(
                 {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "IdP unreachable."}, 502
@@ -332,14 +341,5 @@ def _failed(task: asyncio.Task) -> bool:
 
 
 def _retry_page(message: str, status: int) -> HTMLResponse:
-    body = f'{html.escape(message)} <a href="{LOGIN_PATH}">Try again</a>.'
-    return _page("Sign-in failed", body, status)
-
-
-def _page(title: str, body_html: str, status: int) -> HTMLResponse:
-    document = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title></head>"
-        f"<body><h1>{html.escape(title)}</h1><p>{body_html}</p></body></html>"
-    )
-    return HTMLResponse(document, status_code=status, headers={"Cache-Control": "no-store"})
+    body = f'<p>{html.escape(message)} <a href="{LOGIN_PATH}">Try again</a>.</p>'
+    return html_page("Sign-in failed", body, status)

@@ -74,9 +74,7 @@ class CedarflowAuth(requests.auth.AuthBase):
         if client_id and client_secret:
             token_endpoint = discover(gateway, self._http).token_endpoint
             return RefreshingToken(
-                lambda: client_credentials_grant(
-                    self._http, token_endpoint, client_id, client_secret
-                )
+                lambda: client_credentials_grant(token_endpoint, client_id, client_secret)
             )
         store = self._store or CredentialStore()
         login = store.load(gateway)
@@ -85,7 +83,7 @@ class CedarflowAuth(requests.auth.AuthBase):
                 f"not signed in to {gateway}: run `cedarflow login --url {gateway}`, or set "
                 f"{CLIENT_ID_ENV} and {CLIENT_SECRET_ENV} for a machine client"
             )
-        return RefreshingToken(lambda: refresh_grant(self._http, login))
+        return RefreshingToken(lambda: refresh_grant(login))
 
 
 _shared: CedarflowAuth | None = None

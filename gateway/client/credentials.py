@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 
+from gateway.authn.oauth import IdentityProviderError, OAuthClient, TokenResponse
+
 CLIENT_DISCOVERY_PATH = "/.well-known/cedarflow"
 CLIENT_ID_ENV = "CEDARFLOW_CLIENT_ID"
 CLIENT_SECRET_ENV = "CEDARFLOW_CLIENT_SECRET"  # noqa: S105 (a variable name)
@@ -164,33 +166,18 @@ class RefreshingToken:
         return self._clock() >= grant.expires_at - margin
 
 
-def refresh_grant(http: httpx.Client, login: StoredLogin) -> TokenGrant:
+def refresh_grant(login: StoredLogin) -> TokenGrant:
     """A new access token from the stored refresh token."""
-    document = _token_request(
-        http,
-        login.token_endpoint,
-        {
-            "grant_type": "refresh_token",
-            "refresh_token": login.refresh_token,
-            "client_id": login.client_id,
-        },
-        hint=f"run `cedarflow login --url {login.gateway}` again",
-    )
-    return grant_from_token(document["access_token"])
+    hint = f"run `cedarflow login --url {login.gateway}` again"
+    client = OAuthClient(login.client_id)
+    return _grant(lambda: client.refresh(login.token_endpoint, login.refresh_token), hint)
 
 
-def client_credentials_grant(
-    http: httpx.Client, token_endpoint: str, client_id: str, client_secret: str
-) -> TokenGrant:
+def client_credentials_grant(token_endpoint: str, client_id: str, client_secret: str) -> TokenGrant:
     """A machine token (client-credentials grant; the secret goes in HTTP Basic)."""
-    document = _token_request(
-        http,
-        token_endpoint,
-        {"grant_type": "client_credentials"},
-        auth=httpx.BasicAuth(client_id, client_secret),
-        hint=f"check {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}",
-    )
-    return grant_from_token(document["access_token"])
+    hint = f"check {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}"
+    client = OAuthClient(client_id, client_secret)
+    return _grant(lambda: client.client_credentials(token_endpoint), hint)
 
 
 def grant_from_token(access_token: str) -> TokenGrant:
@@ -204,15 +191,13 @@ def grant_from_token(access_token: str) -> TokenGrant:
     return TokenGrant(access_token, expires_at, issued_at)
 
 
-def _token_request(
-    http: httpx.Client, url: str, form: dict, *, hint: str, auth: httpx.Auth | None = None
-) -> dict:
+def _grant(request: Callable[[], TokenResponse], hint: str) -> TokenGrant:
     try:
-        response = http.post(url, data=form, auth=auth)
-        document = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise ClientAuthError(f"the token endpoint {url} failed: {exc}") from None
-    if response.status_code != 200 or not isinstance(document.get("access_token"), str):
-        error = document.get("error") if isinstance(document, dict) else None
-        raise ClientAuthError(f"the identity provider refused ({error}): {hint}")
-    return document
+        tokens = request()
+    except IdentityProviderError as exc:
+        if exc.error is None:  # not reached, or an answer that is no token response
+            raise ClientAuthError(str(exc)) from None
+        raise ClientAuthError(f"the identity provider refused ({exc.error}): {hint}") from None
+    if tokens.access_token is None:
+        raise ClientAuthError(f"the identity provider issued no access token: {hint}")
+    return grant_from_token(tokens.access_token)

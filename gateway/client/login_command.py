@@ -18,12 +18,12 @@ import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
 
-from gateway.authn.oidc import pkce_challenge, random_token
+from gateway.authn.oauth import IdentityProviderError, OAuthClient, random_token
 from gateway.client.credentials import (
     ClientAuthError,
     ClientDiscovery,
@@ -110,74 +110,50 @@ def login(
     """Run the whole sign-in and store its refresh token; `open_url` shows the IdP's page."""
     with httpx.Client(timeout=15.0) as http:
         discovery = discover(gateway_url, http)
-        if not discovery.client_id:
-            raise ClientAuthError(
-                "this gateway offers no public client for command-line sign-in; "
-                "use a machine client (CEDARFLOW_CLIENT_ID / CEDARFLOW_CLIENT_SECRET)"
-            )
-        with _LoopbackReceiver(discovery.redirect_port) as receiver:
-            redirect_uri = f"http://{discovery.redirect_host}:{receiver.port}{CALLBACK_PATH}"
-            state, nonce, verifier = random_token(), random_token(), random_token(48)
-            open_url(_authorization_url(discovery, redirect_uri, state, nonce, verifier))
-            answer = receiver.wait(timeout)
-        if answer is None:
-            raise ClientAuthError("no answer from the browser in time")
-        if "error" in answer:
-            raise ClientAuthError(f"the identity provider said: {answer['error']}")
-        if not hmac.compare_digest(answer.get("state", ""), state) or "code" not in answer:
-            raise ClientAuthError("the browser's answer does not match this sign-in")
-        tokens = _redeem(http, discovery, answer["code"], redirect_uri, verifier)
-    username = _check_id_token(tokens.get("id_token"), discovery, nonce)
-    refresh_token = tokens.get("refresh_token")
-    if not isinstance(refresh_token, str) or not refresh_token:
+    if not discovery.client_id:
+        raise ClientAuthError(
+            "this gateway offers no public client for command-line sign-in; "
+            "use a machine client (CEDARFLOW_CLIENT_ID / CEDARFLOW_CLIENT_SECRET)"
+        )
+    client = OAuthClient(discovery.client_id, timeout=15.0)
+    with _LoopbackReceiver(discovery.redirect_port) as receiver:
+        redirect_uri = f"http://{discovery.redirect_host}:{receiver.port}{CALLBACK_PATH}"
+        state, nonce, verifier = random_token(), random_token(), random_token(48)
+        url = client.authorization_url(
+            discovery.authorization_endpoint,
+            redirect_uri=redirect_uri,
+            scopes=discovery.scopes,
+            state=state,
+            nonce=nonce,
+            code_verifier=verifier,
+        )
+        open_url(url)
+        answer = receiver.wait(timeout)
+    if answer is None:
+        raise ClientAuthError("no answer from the browser in time")
+    if "error" in answer:
+        raise ClientAuthError(f"the identity provider said: {answer['error']}")
+    if not hmac.compare_digest(answer.get("state", ""), state) or "code" not in answer:
+        raise ClientAuthError("the browser's answer does not match this sign-in")
+    try:
+        tokens = client.redeem_code(
+            discovery.token_endpoint, answer["code"], redirect_uri, verifier
+        )
+    except IdentityProviderError as exc:
+        raise ClientAuthError(f"the code was not redeemed: {exc}") from None
+    username = _check_id_token(tokens.id_token, discovery, nonce)
+    if tokens.refresh_token is None:
         raise ClientAuthError("the identity provider issued no refresh token")
     stored = StoredLogin(
         gateway=gateway_key(gateway_url),
         issuer=discovery.issuer,
         token_endpoint=discovery.token_endpoint,
         client_id=discovery.client_id,
-        refresh_token=refresh_token,
+        refresh_token=tokens.refresh_token,
         username=username,
     )
     store.save(stored)
     return stored
-
-
-def _authorization_url(
-    discovery: ClientDiscovery, redirect_uri: str, state: str, nonce: str, verifier: str
-) -> str:
-    query = {
-        "response_type": "code",
-        "client_id": discovery.client_id,
-        "redirect_uri": redirect_uri,
-        "scope": " ".join(discovery.scopes),
-        "state": state,
-        "nonce": nonce,
-        "code_challenge": pkce_challenge(verifier),
-        "code_challenge_method": "S256",
-    }
-    return f"{discovery.authorization_endpoint}?{urlencode(query)}"
-
-
-def _redeem(
-    http: httpx.Client, discovery: ClientDiscovery, code: str, redirect_uri: str, verifier: str
-) -> dict:
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "code_verifier": verifier,
-        "client_id": discovery.client_id or "",
-    }
-    try:
-        response = http.post(discovery.token_endpoint, data=form)
-        document = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise ClientAuthError(f"the token endpoint failed: {exc}") from None
-    if response.status_code != 200 or not isinstance(document, dict):
-        error = document.get("error") if isinstance(document, dict) else None
-        raise ClientAuthError(f"the token endpoint refused the code ({error})")
-    return document
 
 
 def _check_id_token(id_token: object, discovery: ClientDiscovery, nonce: str) -> str | None:

@@ -22,13 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.fernet import Fernet, InvalidToken
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.authn.oidc import pkce_challenge
 from gateway.devidp.provider import DEV_CLIENT_ID, MACHINE_SCOPE, DevIdentityProvider
+from gateway.pages import html_page
 
 CODE_SECONDS = 60
 REFRESH_TOKEN_SECONDS = 30 * 86400
@@ -99,24 +100,24 @@ class DevOAuthEndpoints:
         params = dict(request.query_params)
         problem = self._check_client(params)
         if problem:
-            return _page("Cannot sign in", f"<p>{html.escape(problem)}</p>", 400)
+            return html_page("Cannot sign in", f"<p>{html.escape(problem)}</p>", 400)
         if params.get("response_type") != "code" or params.get("code_challenge_method") != "S256":
             return _redirect_error(params, "invalid_request", "code flow with PKCE S256 required")
         if not params.get("code_challenge"):
             return _redirect_error(params, "invalid_request", "code_challenge required")
-        return _page("Sign in (development)", _login_form(params), 200)
+        return html_page("Sign in (development)", _login_form(params), 200)
 
     async def authorize_submit(self, request: Request) -> Response:
         form = await _form(request)
         problem = self._check_client(form)
         if problem:
-            return _page("Cannot sign in", f"<p>{html.escape(problem)}</p>", 400)
+            return html_page("Cannot sign in", f"<p>{html.escape(problem)}</p>", 400)
         user = form.get("username", "").strip()
         groups = tuple(g.strip() for g in form.get("groups", "").split(",") if g.strip())
         email = form.get("email", "").strip() or None
         if not _NAME.match(user) or not all(_NAME.match(g) for g in groups):
             body = "<p>User and group names: letters, digits and . _ @ + - only.</p>"
-            return _page("Sign in (development)", body + _login_form(form), 400)
+            return html_page("Sign in (development)", body + _login_form(form), 400)
         if not form.get("code_challenge"):
             return _redirect_error(form, "invalid_request", "code_challenge required")
         self._forget_expired_codes()
@@ -180,7 +181,9 @@ class DevOAuthEndpoints:
         if form.get("redirect_uri") != grant.redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri does not match")
         verifier = form.get("code_verifier", "")
-        if not verifier or not hmac.compare_digest(pkce_challenge(verifier), grant.code_challenge):
+        if not verifier or not hmac.compare_digest(
+            create_s256_code_challenge(verifier), grant.code_challenge
+        ):
             raise OAuthError("invalid_grant", "PKCE verification failed")
         refresh = {"u": grant.user, "g": list(grant.groups), "e": grant.email, "c": client_id}
         return self._user_tokens(grant, client_id) | {
@@ -239,7 +242,7 @@ class DevOAuthEndpoints:
         target = request.query_params.get("post_logout_redirect_uri", "")
         if target.startswith(f"{self.gateway_url}/"):
             return RedirectResponse(target, status_code=303)
-        return _page("Signed out", "<p>You are signed out.</p>", 200)
+        return html_page("Signed out", "<p>You are signed out.</p>", 200)
 
 
 def _is_loopback_redirect(uri: str) -> bool:
@@ -306,16 +309,3 @@ def _redirect_error(params: dict, error: str, description: str) -> Response:
 
 def _with_query(url: str, query: dict) -> str:
     return f"{url}{'&' if '?' in url else '?'}{urlencode(query)}"
-
-
-def _page(title: str, body_html: str, status: int) -> HTMLResponse:
-    document = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title></head>"
-        f"<body><h1>{html.escape(title)}</h1>{body_html}</body></html>"
-    )
-    return HTMLResponse(
-        document,
-        status_code=status,
-        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
-    )

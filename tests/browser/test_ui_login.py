@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from gateway.app import create_app
-from gateway.authn.oidc import random_token
+from gateway.authn.oauth import random_token
 from gateway.config import GatewayConfig
 
 CREATE = "/ajax-api/2.0/mlflow/experiments/create"

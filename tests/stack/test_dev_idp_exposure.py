@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from gateway import cli
-from gateway.authn.oidc import pkce_challenge, random_token
+from gateway.authn.oauth import random_token
 from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider
 from gateway.stack.supervisor import StackConfig
 
@@ -78,7 +79,7 @@ def test_with_an_issuer_nobody_signs_in_through_the_dev_provider(stack_factory, 
                 data={
                     "client_id": DEV_CLIENT_ID,
                     "redirect_uri": f"{stack.url}/oauth2/callback",
-                    "code_challenge": pkce_challenge(verifier),
+                    "code_challenge": create_s256_code_challenge(verifier),
                     "username": "mallory",
                     "groups": "admins",
                 },

@@ -11,7 +11,7 @@ import pytest
 from mlflow_tier import NAVIGATE, sign_in_on_dev_page, sqlite_handler_tier
 
 from gateway.authn.browser import BrowserLogin, safe_return_path
-from gateway.authn.oidc import random_token
+from gateway.authn.oauth import random_token
 from gateway.authn.principal import Authenticated, Principal
 from gateway.authn.session import Session
 from gateway.config import BrowserLoginConfig, GatewayConfig

@@ -9,7 +9,7 @@ import pytest
 from starlette.requests import Request
 
 from gateway.authn.browser import BrowserLogin, SessionEnded
-from gateway.authn.oidc import OidcError
+from gateway.authn.oauth import IdentityProviderError
 from gateway.authn.principal import Authenticated, Principal
 from gateway.authn.session import CookieSealer, InvalidCookie, Session
 from gateway.config import BrowserLoginConfig, GatewayConfig
@@ -30,7 +30,7 @@ def make_session(*, expires_in: float, refresh_token: str | None = "rt") -> Sess
     )
 
 
-def browser_login(refresh_error: OidcError | None) -> BrowserLogin:
+def browser_login(refresh_error: IdentityProviderError | None) -> BrowserLogin:
     config = GatewayConfig(upstream_url="http://u", identity_secret=b"k" * 32, public_url=PUBLIC)
     login = BrowserLogin(config, BrowserLoginConfig(ISSUER, "web"), None, None)
 
@@ -60,7 +60,7 @@ def test_a_sealed_session_opens_unchanged_and_reveals_nothing():
 
 
 def test_a_refused_refresh_ends_the_session():
-    login = browser_login(OidcError("refused", error="invalid_grant"))
+    login = browser_login(IdentityProviderError("refused", error="invalid_grant"))
     request = request_with(login, make_session(expires_in=10))
     with pytest.raises(SessionEnded) as ended:
         asyncio.run(login.authenticate(request))
@@ -68,7 +68,7 @@ def test_a_refused_refresh_ends_the_session():
 
 
 def test_an_unreachable_idp_keeps_a_session_that_has_not_expired_yet():
-    login = browser_login(OidcError("connection refused"))
+    login = browser_login(IdentityProviderError("connection refused"))
     outcome = asyncio.run(login.authenticate(request_with(login, make_session(expires_in=10))))
     assert outcome.caller.principal.username == "alice"
     assert outcome.set_cookie is None
@@ -77,7 +77,7 @@ def test_an_unreachable_idp_keeps_a_session_that_has_not_expired_yet():
 
 
 def test_a_session_without_refresh_token_lasts_until_its_token_expires():
-    login = browser_login(OidcError("unused"))
+    login = browser_login(IdentityProviderError("unused"))
     alive = make_session(expires_in=10, refresh_token=None)
     assert asyncio.run(login.authenticate(request_with(login, alive))).caller == alive.caller
     with pytest.raises(SessionEnded):
@@ -86,7 +86,7 @@ def test_a_session_without_refresh_token_lasts_until_its_token_expires():
 
 
 def test_the_origin_is_checked_before_anything_else():
-    login = browser_login(OidcError("unused"))
+    login = browser_login(IdentityProviderError("unused"))
     request = request_with(login, make_session(expires_in=600), method="POST")
     request.scope["headers"] = [h for h in request.scope["headers"] if h[0] != b"origin"]
     with pytest.raises(PermissionDenied):
