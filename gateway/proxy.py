@@ -14,7 +14,6 @@ import logging
 
 import aiohttp
 import yarl
-from multidict import CIMultiDict
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -220,20 +219,19 @@ class Forwarder:
 
     def _upstream_headers(
         self, request: Request, principal: Principal, body_framed_here: bool
-    ) -> CIMultiDict:
-        headers = CIMultiDict(
-            forwardable_request_headers(request, body_framed_here=body_framed_here)
-        )
-        headers[IDENTITY_HEADER] = sign_identity(
+    ) -> list[tuple[str, str]]:
+        headers = forwardable_request_headers(request, body_framed_here=body_framed_here)
+        identity = sign_identity(
             principal,
             request.method,
             request.scope["path"],
             self._secret,
             query=request.scope.get("query_string", b"").decode("latin-1"),
         )
+        headers.append((IDENTITY_HEADER, identity))
         if request.client is not None:
-            headers["x-forwarded-for"] = request.client.host
-        headers["x-forwarded-proto"] = request.url.scheme
+            headers.append(("x-forwarded-for", request.client.host))
+        headers.append(("x-forwarded-proto", request.url.scheme))
         return headers
 
 
