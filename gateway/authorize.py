@@ -45,10 +45,10 @@ from gateway.policy import PolicyStore
 from gateway.registry_facts import TableModelFacts, changes_registry, registry_context
 from gateway.request_parse import ParsedRequest, Refusal, ResourceRef, parse_request, reads_body
 from gateway.resolve import Resolver
-from gateway.routes.model import EXPERIMENT, LOGGED_MODEL, REGISTERED_MODEL
 from store.bindings import BindingStore, remember_user
 from store.dynamo import DynamoTable, InvalidValue
 from store.identity import Principal
+from store.vocabulary import EXPERIMENT, LOGGED_MODEL, REGISTERED_MODEL
 
 _logger = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ class PolicyAuthorizer:
     async def _context(self, parsed: ParsedRequest) -> dict | None:
         """The facts registry policies read (registry_facts.py); fresh for registry changes."""
         if parsed.registry_call is not None and changes_registry(parsed.action):
-            facts = TableModelFacts(self.resolver.table)
+            facts = TableModelFacts(self.resolver.ownership)
             return await asyncio.to_thread(registry_context, parsed, facts)
         if parsed.model_version is None:
             return None
@@ -301,27 +301,14 @@ class PolicyAuthorizer:
                 return RequestDecision(overall, (decision,))
         return result
 
-    def _registered_versions(self, model_id: str, parsed: ParsedRequest) -> list[str]:
-        """Registered model names whose version really was registered from `model_id`."""
-        item = self.resolver.table.get(f"LM#{model_id}", "LM")
-        if item is None:
-            return []
-        owner = str(item.get("experiment_id"))
-        if parsed.artifact_path and parsed.artifact_path.split("/", 1)[0] != owner:
-            return []  # the path's experiment must be the logged model's own
-        try:
-            named = json.loads((item.get("tags") or {}).get("mlflow.modelVersions", "[]"))
-        except ValueError:
-            return []
-        names = []
-        for entry in named[:20] if isinstance(named, list) else []:
-            if not isinstance(entry, dict):
-                continue
-            name, version = str(entry.get("name", "")), str(entry.get("version", ""))
-            facts = self.resolver.model_version(name, version) if name else None
-            if facts is not None and facts.model_id == model_id and name not in names:
-                names.append(name)
-        return names
+    def _registered_versions(self, model_id: str, parsed: ParsedRequest) -> tuple[str, ...]:
+        """Registered model names whose live version really was registered from `model_id`."""
+        facts = self.resolver.ownership.logged_model(model_id)
+        if facts is None:
+            return ()
+        if parsed.artifact_path and parsed.artifact_path.split("/", 1)[0] != facts.experiment_id:
+            return ()  # the path's experiment must be the logged model's own
+        return facts.registered_as
 
     def _after_success(self, parsed: ParsedRequest) -> None:
         if parsed.action in _CREATES:

@@ -23,11 +23,10 @@ from typing import Protocol
 
 import cedarpy
 
-from gateway.entities import WORKSPACE_ID, Bindings, cached_entities
+from gateway.entities import Bindings, cached_entities
 from gateway.policy import PolicyBundle, PolicyStore
 from gateway.request_parse import ParsedRequest, ResourceRef
-
-WORKSPACE = "workspace"
+from store.vocabulary import DEFAULT_WORKSPACE, WORKSPACE
 
 
 class _Missing:
@@ -226,7 +225,7 @@ class _Plan:
 def _plan(ref: ResourceRef, action: str, lookup: BindingsLookup, revision: str) -> _Plan:
     action = ref.action or action
     if ref.kind == WORKSPACE:
-        return _Plan(ref, action, {"type": "Workspace", "id": WORKSPACE_ID})
+        return _Plan(ref, action, {"type": "Workspace", "id": DEFAULT_WORKSPACE})
     try:
         bindings = lookup(ref)
     except Exception as exc:  # a failed lookup is a denial, never an allow

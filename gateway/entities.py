@@ -17,10 +17,8 @@ from urllib.parse import quote
 
 import cedarpy
 
-ROLES = ("reader", "editor", "manager")  # each role includes the ones before it
-EXPERIMENT = "experiment"
-REGISTERED_MODEL = "registered_model"
-WORKSPACE_ID = "default"
+from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, ROLES
+
 ADMIN_ROLE = {"type": "AdminRole", "id": "admin"}
 _CEDAR_TYPE = {EXPERIMENT: "Experiment", REGISTERED_MODEL: "RegisteredModel"}
 
@@ -98,7 +96,9 @@ def build_entities(
     entities.append({"uid": {"type": "User", "id": subject}, "attrs": {}, "parents": user_parents})
     for name, parents in group_parents.items():
         entities.append({"uid": {"type": "Group", "id": name}, "attrs": {}, "parents": parents})
-    entities.append({"uid": {"type": "Workspace", "id": WORKSPACE_ID}, "attrs": {}, "parents": []})
+    entities.append(
+        {"uid": {"type": "Workspace", "id": DEFAULT_WORKSPACE}, "attrs": {}, "parents": []}
+    )
     entities.append({"uid": ADMIN_ROLE, "attrs": {}, "parents": []})
     return entities
 
@@ -127,7 +127,7 @@ def _resource_entities(target: Bindings, split: bool) -> list[dict]:
         {
             "uid": target.cedar_uid,
             "attrs": attrs,
-            "parents": [{"type": "Workspace", "id": WORKSPACE_ID}],
+            "parents": [{"type": "Workspace", "id": DEFAULT_WORKSPACE}],
         }
     )
     return out

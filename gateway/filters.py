@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.decide import Authorizer
 from gateway.request_parse import ParsedRequest, ResourceRef
-from gateway.routes.model import EXPERIMENT, REGISTERED_MODEL
 from store.identity import Principal
+from store.vocabulary import EXPERIMENT, REGISTERED_MODEL
 
 _MAX_REFILLS = 20  # upstream pages per client page at most (bounded work per request)
 

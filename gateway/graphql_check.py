@@ -39,7 +39,8 @@ from graphql.language import Visitor
 from gateway.decide import Authorizer, BindingsLookup, Decision, PrincipalLike
 from gateway.request_parse import ResourceRef
 from gateway.request_values import has_unpaired_surrogate
-from gateway.routes.model import EXPERIMENT, RUN, Refusal, bad_request, forbidden
+from gateway.routes.model import Refusal, bad_request, forbidden
+from store.vocabulary import EXPERIMENT, RUN
 
 # root field → (action, kind, input keys holding one id, input key holding a list of ids)
 ROOT_FIELDS = {

@@ -19,8 +19,9 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.request_parse import DEFAULT_WORKSPACE, ParsedRequest, ResourceRef
-from gateway.routes.model import NONE, WORKSPACE, RefSpec, Route, RouteMatch
+from gateway.request_parse import ParsedRequest, ResourceRef
+from gateway.routes.model import NONE, RefSpec, Route, RouteMatch
+from store.vocabulary import DEFAULT_WORKSPACE, WORKSPACE
 
 METRICS_PATH = "/metrics"
 METRICS_ACTION = "GetMetrics"

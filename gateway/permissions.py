@@ -48,17 +48,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.decide import Authorizer
-from gateway.entities import WORKSPACE_ID, Bindings
+from gateway.entities import Bindings
 from gateway.request_parse import ResourceRef
 from gateway.request_values import has_unpaired_surrogate
-from gateway.routes.model import EXPERIMENT, REGISTERED_MODEL, WORKSPACE
-from store.bindings import ROLES, BindingStore, UnknownResource, find_principals
+from store.bindings import BindingStore, UnknownResource, find_principals
 from store.identity import Principal
+from store.vocabulary import (
+    DEFAULT_WORKSPACE,
+    EXPERIMENT,
+    PERMISSION_OF_ROLE,
+    REGISTERED_MODEL,
+    ROLE_OF_PERMISSION,
+    ROLES,
+    WORKSPACE,
+)
 
 _MLFLOW = ("/api/3.0/mlflow/users/permissions/", "/ajax-api/3.0/mlflow/users/permissions/")
 _OWN = ("/api/3.0/cedarflow/permissions/", "/ajax-api/3.0/cedarflow/permissions/")
-PERMISSION_OF_ROLE = {"reader": "READ", "editor": "EDIT", "manager": "MANAGE"}
-ROLE_OF_PERMISSION = {v: k for k, v in PERMISSION_OF_ROLE.items()}
 _KINDS = {
     "experiment": EXPERIMENT,
     "registered_model": REGISTERED_MODEL,
@@ -185,7 +191,9 @@ class PermissionsApi:
         if not username or _names_caller(str(username), principal):
             return await self._decided_role(principal, kind, resource_id, show_policies=True)
         username = _text(params, "username")
-        if await self._allowed(principal, ASK_ABOUT_USERS, ResourceRef(WORKSPACE, WORKSPACE_ID)):
+        if await self._allowed(
+            principal, ASK_ABOUT_USERS, ResourceRef(WORKSPACE, DEFAULT_WORKSPACE)
+        ):
             other = await self._principal_of(username)
             return await self._decided_role(other, kind, resource_id, show_policies=False)
         await self._require(principal, _READ[kind], kind, resource_id)

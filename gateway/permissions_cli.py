@@ -18,7 +18,8 @@ import json
 import os
 import sys
 
-ROLES = ("reader", "editor", "manager")
+from store.vocabulary import ROLES
+
 _BASE = "/api/3.0/cedarflow/permissions"
 
 

@@ -26,7 +26,7 @@ from gateway.decide import model_version_context
 from gateway.request_parse import ParsedRequest
 
 if TYPE_CHECKING:  # boto3 stays out of the simulator's start-up
-    from store.dynamo import DynamoTable
+    from store.ownership import Ownership, RegisteredModelFacts
 
 PRODUCTION = "Production"
 _STAGES = {s.lower(): s for s in ("None", "Staging", PRODUCTION, "Archived")}
@@ -121,38 +121,33 @@ class StoredVersion:
 class TableModelFacts:
     """Facts read from the table, fresh (strongly consistent), for one request."""
 
-    def __init__(self, table: DynamoTable):
-        self.table = table
-        self._models: dict[str, dict | None] = {}
+    def __init__(self, ownership: Ownership):
+        self.ownership = ownership
+        self._models: dict[str, RegisteredModelFacts | None] = {}
 
     def version(self, name: str, version: str) -> StoredVersion | None:
         model = self._model(name)
         number = version_number(version)
         if model is None or number is None:
             return None
-        item = self.table.get(f"RM#{model['rid']}", f"MV#{number:010d}")
-        if item is None:
-            return None
-        aliases = tuple(str(a) for a, v in (model.get("aliases") or {}).items() if v == number)
-        return StoredVersion(item.get("stage", "None"), aliases)
+        found = self.ownership.model_version(name, number, model)
+        return None if found is None else StoredVersion(found.stage, found.aliases)
 
     def aliases(self, name: str) -> dict[str, str] | None:
         model = self._model(name)
         if model is None:
             return None
-        return {str(a): str(v) for a, v in (model.get("aliases") or {}).items()}
+        return {alias: str(version) for alias, version in model.aliases.items()}
 
     def versions_in_stage(self, name: str, stage: str) -> tuple[str, ...] | None:
         model = self._model(name)
         if model is None:
             return None
-        items = self.table.query(f"RM#{model['rid']}", sk_prefix="MV#", consistent=True)
-        return tuple(str(int(i["sk"][3:])) for i in items if i.get("stage") == stage)
+        return self.ownership.versions_in_stage(model, stage)
 
-    def _model(self, name: str) -> dict | None:
+    def _model(self, name: str) -> RegisteredModelFacts | None:
         if name not in self._models:
-            item = self.table.get(f"RMNAME#{name}", "RM")  # store/bindings.py item_key
-            self._models[name] = None if item is None or "renamed_from" in item else item
+            self._models[name] = self.ownership.registered_model(name)
         return self._models[name]
 
 

@@ -30,25 +30,27 @@ from gateway.request_values import (
 )
 from gateway.routes import match_route
 from gateway.routes.model import (
-    ARTIFACT_PATH,
-    EXPERIMENT,
     JSON,
-    LOGGED_MODEL,
     NONE,
     OTLP,
     PROTO,
     QUERY,
-    REGISTERED_MODEL,
-    RUN,
-    WORKSPACE,
     RefSpec,
     Refusal,
     Route,
     RouteMatch,
     bad_request,
 )
+from store.vocabulary import (
+    ARTIFACT_PATH,
+    DEFAULT_WORKSPACE,
+    EXPERIMENT,
+    LOGGED_MODEL,
+    REGISTERED_MODEL,
+    RUN,
+    WORKSPACE,
+)
 
-DEFAULT_WORKSPACE = "default"
 # headers that would make some servers treat the request as another method or workspace
 _REFUSED_HEADERS = {
     "x-http-method-override": "method-override headers are not accepted",

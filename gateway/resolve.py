@@ -25,17 +25,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gateway.decide import MISSING
-from gateway.entities import EXPERIMENT, REGISTERED_MODEL, Bindings
+from gateway.entities import Bindings
 from gateway.request_parse import ResourceRef
-from gateway.routes.model import DATASET, EXPERIMENT_NAME, LOGGED_MODEL, RUN, TRACE
-from store.bindings import bindings_of_item, item_key
 from store.dynamo import DynamoTable
+from store.ownership import Ownership
+from store.vocabulary import (
+    DATASET,
+    EXPERIMENT,
+    EXPERIMENT_NAME,
+    LOGGED_MODEL,
+    REGISTERED_MODEL,
+    RUN,
+    TRACE,
+)
 
 _logger = logging.getLogger(__name__)
-_OWNER_KEYS = {
-    RUN: lambda i: (f"RUN#{i}", "RUN"),
-    TRACE: lambda i: (f"TR#{i}", "INFO"),
-    LOGGED_MODEL: lambda i: (f"LM#{i}", "LM"),
+# The store's answer to "which experiment owns it", per kind of reference.
+_OWNERS: dict[str, Callable[[Ownership, str], str | None]] = {
+    RUN: Ownership.experiment_of_run,
+    TRACE: Ownership.experiment_of_trace,
+    LOGGED_MODEL: Ownership.experiment_of_logged_model,
 }
 _MAX_ENTRIES = 100_000  # per cache; an overflowing cache is cleared (never grows unbounded)
 
@@ -62,12 +71,17 @@ class Resolver:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.table = table
+        self.ownership = Ownership(table)
         self.ttl = ttl
         self.clock = clock
         self._owners: dict[tuple[str, str], str | None] = {}  # (kind, id) → experiment id
         self._fresh: dict[tuple[str, str], tuple[float, object]] = {}  # TTL entries
         self._lock = threading.Lock()
-        self.reads = 0  # DynamoDB reads made by this resolver (tests and the bench count them)
+
+    @property
+    def reads(self) -> int:
+        """DynamoDB reads made by this resolver (tests and the bench count them)."""
+        return self.ownership.reads
 
     # ---- the decision step's view ------------------------------------------------------
 
@@ -165,7 +179,7 @@ class Resolver:
             return self._get_fresh(("bindings", ref.kind, ref.id)) is _UNKNOWN
         target = self._target_cached(ref)
         if target is _UNKNOWN:
-            return ref.kind in (*_OWNER_KEYS, EXPERIMENT_NAME)
+            return ref.kind in (*_OWNERS, EXPERIMENT_NAME)
         if isinstance(target, tuple):
             return self._get_fresh(("bindings", *target)) is _UNKNOWN
         return False
@@ -173,7 +187,7 @@ class Resolver:
     def _target_cached(self, ref: ResourceRef):
         if ref.kind in (EXPERIMENT, REGISTERED_MODEL):
             return (ref.kind, ref.id)
-        if ref.kind in _OWNER_KEYS:
+        if ref.kind in _OWNERS:
             with self._lock:
                 if (ref.kind, ref.id) in self._owners:
                     owner = self._owners[(ref.kind, ref.id)]
@@ -190,9 +204,8 @@ class Resolver:
         cached = self._target_cached(ref)
         if cached is not _UNKNOWN or ref.kind == DATASET:
             return cached
-        if ref.kind in _OWNER_KEYS:
-            item = self._get(*_OWNER_KEYS[ref.kind](ref.id))
-            owner = str(item["experiment_id"]) if item and "experiment_id" in item else None
+        if ref.kind in _OWNERS:
+            owner = _OWNERS[ref.kind](self.ownership, ref.id)
             if owner is not None:  # an id that does not exist yet may exist later: not kept
                 with self._lock:
                     if len(self._owners) > _MAX_ENTRIES:
@@ -200,8 +213,7 @@ class Resolver:
                     self._owners[(ref.kind, ref.id)] = owner
             return (EXPERIMENT, owner) if owner is not None else MISSING
         if ref.kind == EXPERIMENT_NAME:
-            item = self._get(f"EXPNAME#{ref.id}", "EXPNAME")
-            owner = str(item["experiment_id"]) if item else None
+            owner = self.ownership.experiment_id_by_name(ref.id)
             self._put_fresh(("name", ref.id), owner)
             return (EXPERIMENT, owner) if owner is not None else MISSING
         return _UNKNOWN
@@ -211,36 +223,23 @@ class Resolver:
         found = self._get_fresh(key)
         if found is not _UNKNOWN:
             return found
-        item = self._get(*item_key(kind, resource_id))
-        if item is None or "renamed_from" in item:
+        data = self.ownership.bindings(kind, resource_id)
+        if data is None:
             value: object = MISSING
         else:
-            data = bindings_of_item(item)
             value = Bindings.from_data(kind, resource_id, data.as_dict())
         self._put_fresh(key, value)
         return value
 
     def _read_version(self, name: str, version: str) -> ModelVersionFacts | None:
-        model = self._get(*item_key(REGISTERED_MODEL, name))
-        if model is None or not str(version).isdigit():
+        if not str(version).isdigit():
             return None
-        item = self._get(f"RM#{model['rid']}", f"MV#{int(version):010d}")
-        if item is None:
+        facts = self.ownership.model_version(name, int(version))
+        if facts is None:
             return None
-        aliases = tuple(
-            a for a, v in (model.get("aliases") or {}).items() if str(v) == str(version)
-        )
         return ModelVersionFacts(
-            str(version),
-            item.get("stage", "None"),
-            aliases,
-            item.get("model_id"),
-            item.get("source"),
+            str(version), facts.stage, facts.aliases, facts.model_id, facts.source
         )
-
-    def _get(self, pk: str, sk: str) -> dict | None:
-        self.reads += 1
-        return self.table.get(pk, sk)
 
     def _get_fresh(self, key: tuple):
         with self._lock:

@@ -34,10 +34,15 @@ from dataclasses import dataclass
 
 from store.dynamo import ConditionFailed, DynamoTable
 from store.identity import Principal, current_principal
+from store.keys import (
+    USER_PRINCIPAL_PREFIX,
+    experiment_key,
+    registered_model_key,
+    user_key,
+    users_pk,
+)
+from store.vocabulary import EXPERIMENT, REGISTERED_MODEL, ROLES
 
-ROLES = ("reader", "editor", "manager")
-EXPERIMENT = "experiment"
-REGISTERED_MODEL = "registered_model"
 USERS = "acl_users"
 GROUPS = "acl_groups"
 PRIVATE = "acl_private"
@@ -131,9 +136,9 @@ def bindings_of_item(item: Mapping) -> BindingData:
 
 def item_key(kind: str, resource_id: str) -> tuple[str, str]:
     if kind == EXPERIMENT:
-        return f"EXP#{resource_id}", "EXP"
+        return experiment_key(resource_id)
     if kind == REGISTERED_MODEL:
-        return f"RMNAME#{resource_id}", "RM"
+        return registered_model_key(resource_id)
     raise ValueError(f"bindings are on experiments or registered models, not {kind}")
 
 
@@ -247,13 +252,6 @@ class DirectoryEntry:
         return f"{self.name}@{self.issuer_tag}"
 
 
-def user_key(name: str, principal: str) -> tuple[str, str]:
-    return f"USER#{name}", f"{_PRINCIPAL_PREFIX}{principal}"
-
-
-_PRINCIPAL_PREFIX = "P#"
-
-
 def remember_user(table: DynamoTable, principal: Principal) -> None:
     """Record that `principal` signs in as `principal.username` (idempotent).
 
@@ -275,7 +273,7 @@ def remember_user(table: DynamoTable, principal: Principal) -> None:
 
 def principals_named(table: DynamoTable, name: str) -> tuple[DirectoryEntry, ...]:
     """Every principal that has signed in as `name` (one Query)."""
-    items = table.query(f"USER#{name}", sk_prefix=_PRINCIPAL_PREFIX, consistent=True)
+    items = table.query(users_pk(name), sk_prefix=USER_PRINCIPAL_PREFIX, consistent=True)
     return tuple(
         DirectoryEntry(
             principal=str(item["principal"]),

@@ -23,19 +23,19 @@ from mlflow.utils.validation import (
     _validate_experiment_tag,
 )
 
-from store.bindings import EXPERIMENT, creation_bindings
+from store.bindings import creation_bindings
 from store.dynamo import GSI1, ConditionFailed, DynamoTable
 from store.experiment_search import experiment_matcher, sort_experiments
+from store.keys import experiment_key, name_claim_key
 from store.pagination import next_page_token, page_offset
 from store.tracking_items import (
     EXPERIMENT_COUNTER,
     EXPERIMENTS_GSI,
-    experiment_key,
     experiment_to_entity,
-    name_claim_key,
     padded_experiment_id,
     runs_of_experiment,
 )
+from store.vocabulary import EXPERIMENT
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = Experiment.DEFAULT_EXPERIMENT_NAME

@@ -34,11 +34,10 @@ from mlflow.utils.uri import append_to_uri_path
 from mlflow.utils.validation import _validate_logged_model_name, _validate_tag
 
 from store.dynamo import ConditionFailed, ItemTooLarge
+from store.keys import logged_model_key
 from store.pagination import page_offset, seal_page_token
 from store.traces_match import NullsLast, compare
 
-LM_PREFIX = "LM#"
-LM_SK = "LM"
 EXP_LM_PREFIX = "EXPLM#"
 SEARCH_MAX_RESULTS_DEFAULT = 100
 _MAX_SQL_FLOAT = 1.7976931348623157e308
@@ -61,10 +60,6 @@ _ATTRIBUTES = {
     "source_run_id",
     "status_message",
 }
-
-
-def model_key(model_id: str) -> tuple[str, str]:
-    return f"{LM_PREFIX}{model_id}", LM_SK
 
 
 class LoggedModelsMixin:
@@ -94,7 +89,7 @@ class LoggedModelsMixin:
             )
         model_id = f"m-{uuid.uuid4().hex}"
         now = get_current_time_millis()
-        pk, sk = model_key(model_id)
+        pk, sk = logged_model_key(model_id)
         item = {
             "pk": pk,
             "sk": sk,
@@ -129,7 +124,7 @@ class LoggedModelsMixin:
         return _model_from_item(item)
 
     def _logged_model_item(self, model_id: str, *, allow_deleted: bool = True) -> dict:
-        item = self.table.get(*model_key(model_id))
+        item = self.table.get(*logged_model_key(model_id))
         if item is None or (
             not allow_deleted and item.get("lifecycle_stage") == LifecycleStage.DELETED
         ):
@@ -148,7 +143,7 @@ class LoggedModelsMixin:
             expression += ", last_updated_timestamp = :now"
         try:
             return self.table.update(
-                *model_key(model_id),
+                *logged_model_key(model_id),
                 expression,
                 condition="attribute_exists(pk)",
                 names=names or None,
@@ -188,7 +183,7 @@ class LoggedModelsMixin:
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
         try:
             self.table.update(
-                *model_key(model_id),
+                *logged_model_key(model_id),
                 "REMOVE tags.#k",
                 condition="attribute_exists(tags.#k)",
                 names={"#k": key},

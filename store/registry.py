@@ -28,8 +28,10 @@ from mlflow.utils.validation import (
     _validate_tag_name,
 )
 
-from store.bindings import REGISTERED_MODEL, creation_bindings
+from store.bindings import creation_bindings
 from store.dynamo import GSI1, ConditionFailed, DynamoTable
+from store.keys import registered_model_key
+from store.ownership import runs_source
 from store.pagination import page_offset
 from store.registry_core import STALE_RENAME_MS, model_not_found, now_ms, within_item_limit
 from store.registry_items import (
@@ -38,9 +40,9 @@ from store.registry_items import (
     is_live,
     latest_version_items,
     model_entity,
-    model_key,
     new_model_item,
     run_index_prefix,
+    run_version_item,
     version_entity,
 )
 from store.registry_search import (
@@ -58,6 +60,7 @@ from store.registry_search import (
 )
 from store.registry_versions import VersionsMixin
 from store.unsupported import raise_not_implemented
+from store.vocabulary import REGISTERED_MODEL
 
 _RENAME_ATTEMPTS = 5
 # A version search pinned to at most this many run ids reads only their versions.
@@ -96,7 +99,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
                     self._table.put(item, condition="attribute_not_exists(pk)")
                 return model_entity(item, [])
             except ConditionFailed:
-                existing = self._table.get(*model_key(name))
+                existing = self._table.get(*registered_model_key(name))
                 if existing is not None and not self._drop_abandoned_rename(existing, now):
                     handle_resource_already_exist_error(
                         name, has_prompt_tag(existing.get("tags", {})), has_prompt_tag(tags)
@@ -142,6 +145,8 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
                 )
             except ConditionFailed:
                 continue  # deleted with its model meanwhile
+        if new_name != name:  # the entries under runs name the model: rewrite them
+            self._table.batch_write(puts=_run_version_items(model["name"], versions))
         return model_entity(model, latest_version_items(versions))
 
     def _move_model(self, model: dict, new_name: str, now: int) -> dict:
@@ -152,13 +157,13 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
             self._claim_name(model, new_name, now)
             try:
                 self._table.delete(
-                    *model_key(old_name),
+                    *registered_model_key(old_name),
                     condition="rev = :rev AND attribute_not_exists(renamed_from)",
                     values={":rev": model["rev"]},
                 )
                 break
             except ConditionFailed:
-                fresh = self._table.get(*model_key(old_name))
+                fresh = self._table.get(*registered_model_key(old_name))
                 if fresh is None or fresh.get("rid") != model["rid"]:
                     self._release_claim(new_name, model)
                     raise model_not_found(old_name) from None
@@ -170,7 +175,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
                 INVALID_PARAMETER_VALUE,
             )
         return self._table.update(
-            *model_key(new_name),
+            *registered_model_key(new_name),
             "REMOVE renamed_from, rename_started "
             "SET gsi1pk = :g, gsi1sk = :n, updated = :now ADD rev :one",
             condition="rid = :rid",
@@ -184,7 +189,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         )
 
     def _claim_name(self, model: dict, new_name: str, now: int) -> None:
-        pk, sk = model_key(new_name)
+        pk, sk = registered_model_key(new_name)
         copy = {k: v for k, v in model.items() if k not in ("gsi1pk", "gsi1sk")}
         copy.update(pk=pk, sk=sk, name=new_name, renamed_from=model["name"], rename_started=now)
         for _ in range(2):
@@ -205,7 +210,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
         # Failing means it was already released, or another rename owns the name now.
         with contextlib.suppress(ConditionFailed):
             self._table.delete(
-                *model_key(new_name),
+                *registered_model_key(new_name),
                 condition="attribute_exists(renamed_from) AND rid = :rid",
                 values={":rid": model["rid"]},
             )
@@ -225,7 +230,7 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
             model = self._load_model(name)
             try:
                 self._table.delete(
-                    *model_key(name),
+                    *registered_model_key(name),
                     condition="rid = :rid AND attribute_not_exists(renamed_from)",
                     values={":rid": model["rid"]},
                 )
@@ -236,7 +241,10 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
             raise model_not_found(name)
         # Versions whose model item is gone are invisible; removing them is cleanup.
         versions = self._version_items(model["rid"])
-        self._table.batch_write(deletes=[(item["pk"], item["sk"]) for item in versions])
+        entries = _run_version_items(name, versions)
+        self._table.batch_write(
+            deletes=[(item["pk"], item["sk"]) for item in [*versions, *entries]]
+        )
 
     def set_registered_model_tag(self, name, tag):
         """1 round trip: UpdateItem model."""
@@ -390,3 +398,13 @@ def _already_exists(name: str) -> MlflowException:
     return MlflowException(
         f"Registered Model (name={name}) already exists.", RESOURCE_ALREADY_EXISTS
     )
+
+
+def _run_version_items(name: str, version_items: list[dict]) -> list[dict]:
+    """The entries under runs of the live versions registered from `runs:/` sources."""
+    entries = []
+    for item in version_items:
+        registered_from = runs_source(str(item.get("source", "")))
+        if registered_from is not None and is_live(item):
+            entries.append(run_version_item(registered_from[0], name, item))
+    return entries

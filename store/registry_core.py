@@ -12,16 +12,13 @@ from mlflow.utils.time import get_current_time_millis
 from mlflow.utils.validation import _validate_model_name
 
 from store.dynamo import ConditionFailed, DynamoTable, ItemTooLarge
+from store.keys import VERSION_SK_PREFIX, registered_model_key, version_key, versions_pk
 from store.registry_items import (
     MODELS_GSI_PK,
-    VERSION_SK_PREFIX,
     is_live,
     latest_summary,
     latest_version_items,
-    model_key,
     summary_holds,
-    version_key,
-    versions_pk,
 )
 
 # A rename or a version write that started this long ago and never finished is abandoned.
@@ -74,19 +71,19 @@ class RegistryCore:
 
     def _find_model(self, name: str) -> dict | None:
         """The model item for `name` (1 GetItem), or None."""
-        item = self._table.get(*model_key(name))
+        item = self._table.get(*registered_model_key(name))
         if item is not None and "renamed_from" in item:
             item = self._settle_rename(item)
         return item
 
     def _settle_rename(self, item: dict) -> dict | None:
         """A rename target: None while its source still exists, else the finished model."""
-        source = self._table.get(*model_key(item["renamed_from"]))
+        source = self._table.get(*registered_model_key(item["renamed_from"]))
         if source is not None and source.get("rid") == item["rid"]:
             return None
         try:
             return self._table.update(
-                *model_key(item["name"]),
+                *registered_model_key(item["name"]),
                 "REMOVE renamed_from, rename_started SET gsi1pk = :g, gsi1sk = :n",
                 condition="rid = :rid",
                 values={":g": MODELS_GSI_PK, ":n": item["name"], ":rid": item["rid"]},
@@ -109,7 +106,7 @@ class RegistryCore:
             try:
                 with within_item_limit("registered model"):
                     return self._table.update(
-                        *model_key(name),
+                        *registered_model_key(name),
                         expression,
                         condition=MODEL_IS_SETTLED,
                         names=names,
@@ -182,14 +179,14 @@ class RegistryCore:
                 values[":now"] = touched
             try:
                 self._table.update(
-                    *model_key(name),
+                    *registered_model_key(name),
                     expression + " ADD rev :one",
                     condition=f"rev = :rev AND rid = :rid AND {MODEL_IS_SETTLED}",
                     values=values,
                 )
                 return latest
             except ConditionFailed:
-                fresh = self._table.get(*model_key(name))
+                fresh = self._table.get(*registered_model_key(name))
                 if fresh is None or fresh.get("rid") != model["rid"] or "renamed_from" in fresh:
                     return latest  # deleted or being renamed: the next reader rebuilds it
                 model, items = fresh, None

@@ -19,27 +19,11 @@ from mlflow.entities.model_registry import (
 from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL, STAGE_NONE
 from mlflow.entities.model_registry.model_version_status import ModelVersionStatus
 
-MODEL_SK = "RM"
+from store.keys import registered_model_key, run_version_key, version_key
+
 MODELS_GSI_PK = "RMS"  # every registered model, sorted by name
 VERSIONS_GSI_PK = "MVS"  # every model version of every model
-VERSION_SK_PREFIX = "MV#"
 READY = ModelVersionStatus.to_string(ModelVersionStatus.READY)
-
-
-def model_key(name: str) -> tuple[str, str]:
-    return f"RMNAME#{name}", MODEL_SK
-
-
-def versions_pk(rid: str) -> str:
-    return f"RM#{rid}"
-
-
-def version_sk(version: int) -> str:
-    return f"{VERSION_SK_PREFIX}{version:010d}"
-
-
-def version_key(rid: str, version: int) -> tuple[str, str]:
-    return versions_pk(rid), version_sk(version)
 
 
 def _without_none(item: dict) -> dict:
@@ -49,7 +33,7 @@ def _without_none(item: dict) -> dict:
 def new_model_item(
     name: str, rid: str, now: int, description: str | None, tags: dict[str, str]
 ) -> dict:
-    pk, sk = model_key(name)
+    pk, sk = registered_model_key(name)
     return _without_none(
         {
             "pk": pk,
@@ -113,6 +97,21 @@ def new_version_item(
 def version_index_key(run_id: str | None, rid: str, version: int) -> str:
     """Versions sort by run id in the index, so the versions of one run are one key range."""
     return f"{run_id or ''}#{rid}#{version:010d}"
+
+
+def run_version_item(run_id: str, name: str, version_item: dict) -> dict:
+    """The entry naming a version among those registered from `runs:/<run_id>/...`: what lets
+    the gateway find them without a scan (store/ownership.py checks it against the version)."""
+    rid, version = version_item["rid"], int(version_item["version"])
+    pk, sk = run_version_key(run_id, rid, version)
+    return {
+        "pk": pk,
+        "sk": sk,
+        "name": name,
+        "rid": rid,
+        "version": version,
+        "storage_location": version_item.get("storage_location"),
+    }
 
 
 def run_index_prefix(run_id: str) -> str:

@@ -27,11 +27,13 @@ from mlflow.utils.validation import (
 )
 
 from store.identity import current_principal
+from store.ownership import runs_source
 from store.registry_core import RegistryCore, now_ms, version_not_found, within_item_limit
 from store.registry_items import (
     aliases_for,
     is_live,
     new_version_item,
+    run_version_item,
     version_entity,
 )
 from store.registry_search import is_prompt_tagged
@@ -51,7 +53,8 @@ class VersionsMixin(RegistryCore):
         local_model_path=None,
         model_id=None,
     ):
-        """2 round trips: UpdateItem model (number the version) + PutItem version."""
+        """2 round trips: UpdateItem model (number the version) + PutItem version; a
+        `runs:/` source adds the PutItem of its entry under the run."""
         _validate_model_name(name)
         tag_dict = {}
         for tag in tags or []:
@@ -83,6 +86,9 @@ class VersionsMixin(RegistryCore):
         )
         with within_item_limit("model version"):
             self._table.put(item)  # too large: the number stays unused, as after a crash
+        if (registered_from := runs_source(source)) is not None:
+            # After the version: an entry is only ever written for a version that exists.
+            self._table.put(run_version_item(registered_from[0], model["name"], item))
         return version_entity(name, item)
 
     def _resolve_source(self, source, run_id, model_id):

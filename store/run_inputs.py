@@ -14,6 +14,7 @@ from mlflow.utils.validation import (
 )
 
 from store.dynamo import DynamoTable
+from store.keys import experiment_pk
 from store.runs import check_active
 from store.tracking_items import DATASET_SK_PREFIX, dataset_key
 
@@ -103,7 +104,7 @@ class RunInputsMixin:
     def _search_datasets(self, experiment_ids):
         summaries = []
         for experiment_id in dict.fromkeys(map(str, _parse_experiment_ids(experiment_ids))):
-            for item in self.table.query(f"EXP#{experiment_id}", sk_prefix=DATASET_SK_PREFIX):
+            for item in self.table.query(experiment_pk(experiment_id), sk_prefix=DATASET_SK_PREFIX):
                 for context in sorted(item.get("contexts", ())):
                     summaries.append(
                         _DatasetSummary(

@@ -37,12 +37,12 @@ from mlflow.utils.validation import (
 
 from store.dynamo import ConditionFailed, DynamoTable, ItemTooLarge
 from store.identity import current_principal
+from store.keys import run_key
 from store.tracking_items import (
     MetricPoint,
     dataset_refs,
     history_item,
     run_index_key,
-    run_key,
     run_name_from_tags,
     run_to_entity,
     run_to_info,

@@ -24,13 +24,12 @@ from mlflow.tracing.constant import (
 from mlflow.utils.validation import _validate_trace_tag
 
 from store.dynamo import GSI1, ConditionFailed, ItemTooLarge
+from store.keys import TRACE_INFO_SK, trace_key, trace_pk
 from store.pagination import page_offset, seal_page_token
 from store.traces_assessments import AssessmentsMixin
 from store.traces_items import (
     EMPTY_MAPS,
     EXP_TRACES_PREFIX,
-    INFO_SK,
-    TRACE_PREFIX,
     assessment_columns,
     client_tags,
     effective_fields,
@@ -45,7 +44,6 @@ from store.traces_items import (
     too_large,
     trace_artifact_location,
     trace_info_from_item,
-    trace_key,
     validate_trace_id,
 )
 from store.traces_search import (
@@ -362,10 +360,10 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
                 if max_traces is not None and len(doomed) >= max_traces:
                     break
         for trace_id in doomed:
-            items = list(self.table.query(f"{TRACE_PREFIX}{trace_id}"))
-            spans = [(i["pk"], i["sk"]) for i in items if i["sk"] != INFO_SK]
+            items = list(self.table.query(trace_pk(trace_id)))
+            spans = [(i["pk"], i["sk"]) for i in items if i["sk"] != TRACE_INFO_SK]
             # the info item becomes a tombstone: the id stays bound to its experiment
-            leftover = [tombstone(i) for i in items if i["sk"] == INFO_SK and is_live(i)]
+            leftover = [tombstone(i) for i in items if i["sk"] == TRACE_INFO_SK and is_live(i)]
             self.table.batch_write(puts=leftover, deletes=spans)
         return len(doomed)
 

@@ -13,12 +13,8 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_
 from mlflow.utils.time import get_current_time_millis
 
 from store.dynamo import ConditionFailed
-from store.traces_items import (
-    assessment_columns,
-    assessment_from_columns,
-    is_live,
-    trace_key,
-)
+from store.keys import trace_key
+from store.traces_items import assessment_columns, assessment_from_columns, is_live
 from store.traces_update import Update
 
 

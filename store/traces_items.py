@@ -37,8 +37,8 @@ from mlflow.tracing.constant import SpansLocation, TraceTagKey
 from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from mlflow.utils.uri import append_to_uri_path
 
-TRACE_PREFIX = "TR#"
-INFO_SK = "INFO"
+from store.keys import trace_key, trace_pk
+
 SPAN_PREFIX = "SPAN#"
 EXP_TRACES_PREFIX = "EXPTR#"
 TRACES_FOLDER_NAME = "traces"
@@ -109,10 +109,6 @@ def validate_trace_id(trace_id: str) -> str:
             INVALID_PARAMETER_VALUE,
         )
     return trace_id
-
-
-def trace_key(trace_id: str) -> tuple[str, str]:
-    return f"{TRACE_PREFIX}{trace_id}", INFO_SK
 
 
 def gsi_sort_key(request_time: int, trace_id: str) -> str:
@@ -280,7 +276,7 @@ def span_items(trace_id: str, span_id: str, content: str) -> list[dict]:
     else:
         blob = data if isinstance(data, bytes) else raw
         chunks = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)]
-    pk = f"{TRACE_PREFIX}{trace_id}"
+    pk = trace_pk(trace_id)
     return [
         {
             "pk": pk,

@@ -31,6 +31,7 @@ from mlflow.utils.validation import _validate_trace_tag
 
 from store.dynamo import ConditionFailed, ItemTooLarge
 from store.experiments import normalize_experiment_id
+from store.keys import trace_key, trace_pk
 from store.traces_items import (
     EMPTY_MAPS,
     EXP_TRACES_PREFIX,
@@ -38,7 +39,6 @@ from store.traces_items import (
     RESERVED_TRACE_TAGS,
     SPAN_PREFIX,
     START,
-    TRACE_PREFIX,
     gsi_sort_key,
     is_live,
     json_value,
@@ -49,7 +49,6 @@ from store.traces_items import (
     span_items,
     trace_artifact_location,
     trace_info_from_item,
-    trace_key,
     validate_trace_id,
 )
 from store.traces_update import Update
@@ -174,7 +173,7 @@ class SpansMixin:
 
     def get_trace(self, trace_id: str, *, allow_partial: bool = False) -> Trace:
         for attempt in range(_GET_TRACE_RETRIES):
-            items = list(self.table.query(f"{TRACE_PREFIX}{trace_id}", consistent=True))
+            items = list(self.table.query(trace_pk(trace_id), consistent=True))
             info = next((i for i in items if i["sk"] == "INFO"), None)
             if not is_live(info):
                 raise MlflowException(
@@ -231,7 +230,7 @@ class SpansMixin:
             item["artifact_location"] = location
 
     def _span_items(self, trace_id: str) -> list[dict]:
-        return list(self.table.query(f"{TRACE_PREFIX}{trace_id}", sk_prefix=SPAN_PREFIX))
+        return list(self.table.query(trace_pk(trace_id), sk_prefix=SPAN_PREFIX))
 
 
 # ---- helpers -------------------------------------------------------------------------------

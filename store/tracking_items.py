@@ -37,11 +37,9 @@ from mlflow.utils.mlflow_tags import _get_run_name_from_tags
 from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
 
 from store.dynamo import float_from_dynamo, float_to_dynamo
+from store.keys import experiment_pk
 
-EXPERIMENT_SK = "EXP"
 EXPERIMENTS_GSI = "EXPS"
-NAME_CLAIM_SK = "EXPNAME"
-RUN_SK = "RUN"
 DATASET_SK_PREFIX = "DS#"
 EXPERIMENT_COUNTER = ("COUNTER#experiment", "COUNTER")
 _ID_WIDTH = 20
@@ -52,18 +50,6 @@ RUN_TIMED_PREFIX = "T#"
 RUN_UNTIMED_PREFIX = "U#"  # after every timed run, as SQL puts NULL start times last
 # SQL stores ±inf as ±max double and NaN as 0 with a flag; filters and ordering see those values.
 _MAX_DOUBLE = 1.7976931348623157e308
-
-
-def experiment_key(experiment_id: str) -> tuple[str, str]:
-    return f"EXP#{experiment_id}", EXPERIMENT_SK
-
-
-def name_claim_key(name: str) -> tuple[str, str]:
-    return f"EXPNAME#{name}", NAME_CLAIM_SK
-
-
-def run_key(run_id: str) -> tuple[str, str]:
-    return f"RUN#{run_id}", RUN_SK
 
 
 def runs_of_experiment(experiment_id: str) -> str:
@@ -88,7 +74,7 @@ def padded_experiment_id(experiment_id: str) -> str:
 
 def dataset_key(experiment_id: str, name: str, digest: str) -> tuple[str, str]:
     fingerprint = hashlib.sha256(f"{name}\x00{digest}".encode()).hexdigest()
-    return f"EXP#{experiment_id}", DATASET_SK_PREFIX + fingerprint
+    return experiment_pk(experiment_id), DATASET_SK_PREFIX + fingerprint
 
 
 # ---- metric values --------------------------------------------------------------------------
@@ -189,7 +175,7 @@ def run_to_entity(
     item: dict, datasets: dict[tuple[str, str], dict], *, with_model_inputs: bool = True
 ) -> Run:
     """A Run from its item; `datasets` maps dataset keys (pk, sk) to dataset items."""
-    experiment_pk = f"EXP#{item['experiment_id']}"
+    partition = experiment_pk(item["experiment_id"])
     data = RunData(
         metrics=[point.to_entity() for point in latest_metrics(item)],
         params=[Param(k, v) for k, v in item.get("params", {}).items()],
@@ -197,11 +183,11 @@ def run_to_entity(
     )
     dataset_inputs = [
         DatasetInput(
-            dataset=dataset_to_entity(datasets[(experiment_pk, ref["ds"])]),
+            dataset=dataset_to_entity(datasets[(partition, ref["ds"])]),
             tags=[InputTag(k, v) for k, v in ref.get("tags", [])],
         )
         for ref in item.get("inputs", [])
-        if (experiment_pk, ref["ds"]) in datasets
+        if (partition, ref["ds"]) in datasets
     ]
     model_inputs = (
         [LoggedModelInput(model_id) for model_id in item.get("model_inputs", [])]
@@ -219,7 +205,9 @@ def run_to_entity(
 
 def dataset_refs(items: list[dict]) -> set[tuple[str, str]]:
     """Keys of the dataset items the given runs refer to."""
-    return {(f"EXP#{i['experiment_id']}", ref["ds"]) for i in items for ref in i.get("inputs", [])}
+    return {
+        (experiment_pk(i["experiment_id"]), ref["ds"]) for i in items for ref in i.get("inputs", [])
+    }
 
 
 def dataset_to_entity(item: dict) -> Dataset:

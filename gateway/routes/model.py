@@ -11,17 +11,6 @@ JSON = "json"  # request.json only (Content-Type must be JSON)
 NONE = "none"  # no parameters: path and headers only
 OTLP = "otlp"  # an OTLP span export body (protobuf or JSON), read for its trace ids
 
-# Resource kinds a request can name before resolution.
-WORKSPACE = "workspace"  # calls without a single target (create, global search, UI)
-EXPERIMENT = "experiment"
-EXPERIMENT_NAME = "experiment_name"
-RUN = "run"
-REGISTERED_MODEL = "registered_model"
-TRACE = "trace"
-LOGGED_MODEL = "logged_model"
-DATASET = "dataset"
-ARTIFACT_PATH = "artifact_path"  # an mlflow-artifacts path: "<experiment id>/..."
-
 
 @dataclass(frozen=True)
 class RefSpec:

@@ -9,7 +9,8 @@ own stubs. Their rows exist so that a new MLflow route is never silently forward
 from __future__ import annotations
 
 from gateway.routes.build import ajax, api, ref, refused, rows
-from gateway.routes.model import NONE, WORKSPACE, Route
+from gateway.routes.model import NONE, Route
+from store.vocabulary import WORKSPACE
 
 EVERYONE = ref(WORKSPACE)
 

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from gateway.routes.build import api, ref, rows
-from gateway.routes.model import (
-    ARTIFACT_PATH,
-    LOGGED_MODEL,
-    QUERY,
-    REGISTERED_MODEL,
-    RUN,
-    WORKSPACE,
-    Route,
-)
+from gateway.routes.model import QUERY, Route
+from store.vocabulary import ARTIFACT_PATH, LOGGED_MODEL, REGISTERED_MODEL, RUN, WORKSPACE
 
 MODEL = ref(REGISTERED_MODEL, "name")
 EVERYONE = ref(WORKSPACE)

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 from gateway.routes.build import ajax, api, ref, rows
-from gateway.routes.model import (
-    DATASET,
-    EXPERIMENT,
-    OTLP,
-    QUERY,
-    REGISTERED_MODEL,
-    RUN,
-    TRACE,
-    Route,
-)
+from gateway.routes.model import OTLP, QUERY, Route
 from gateway.routes.table_tracking import EXP_ID, EXP_IDS, EXP_IDS_NARROWED, RUN_ID
+from store.vocabulary import DATASET, EXPERIMENT, REGISTERED_MODEL, RUN, TRACE
 
 PATH_TRACE_V2 = ref(TRACE, "{request_id}")
 PATH_TRACE = ref(TRACE, "{trace_id}")

@@ -7,17 +7,14 @@ touches, read from the same place the handler reads it (see RefSpec.source).
 from __future__ import annotations
 
 from gateway.routes.build import ajax, api, ref, rows
-from gateway.routes.model import (
+from gateway.routes.model import JSON, NONE, QUERY, Route
+from store.vocabulary import (
     ARTIFACT_PATH,
     EXPERIMENT,
     EXPERIMENT_NAME,
-    JSON,
     LOGGED_MODEL,
-    NONE,
-    QUERY,
     RUN,
     WORKSPACE,
-    Route,
 )
 
 RUN_ID_OR_UUID = ref(RUN, "run_id|run_uuid")

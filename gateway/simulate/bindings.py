@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.decide import MISSING
-from gateway.entities import EXPERIMENT, REGISTERED_MODEL, ROLES, Bindings
+from gateway.entities import Bindings
 from gateway.request_parse import ResourceRef
 from gateway.simulate.inputs import (
     InputError,
@@ -41,6 +41,7 @@ from gateway.simulate.inputs import (
     located,
     read_document,
 )
+from store.vocabulary import EXPERIMENT, REGISTERED_MODEL, ROLES
 
 _CHILDREN = {"runs": "run", "logged_models": "logged_model", "traces": "trace"}
 _RESOLVABLE = {EXPERIMENT, REGISTERED_MODEL, "experiment_name", *_CHILDREN.values()}

@@ -32,7 +32,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.entities import REGISTERED_MODEL
 from gateway.policy import SCHEMA_FILE, PolicyBundle
 from gateway.simulate.bindings import BindingsData, bindings_from_data, load_bindings
 from gateway.simulate.check import parse_resource, run_check, version_context
@@ -46,6 +45,7 @@ from gateway.simulate.inputs import (
 )
 from gateway.simulate.request import simulate_request
 from gateway.simulate.sources import FileSource
+from store.vocabulary import REGISTERED_MODEL
 
 _TOP_KEYS = {"policies", "admin_groups", "bindings", "cases"}
 _CASE_KEYS = {"name", "user", "groups", "action", "resource", "request", "body", "version"}

@@ -12,12 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gateway.decide import Decision, decide, model_version_context
-from gateway.entities import EXPERIMENT, REGISTERED_MODEL, ROLES, Bindings
+from gateway.entities import Bindings
 from gateway.policy import PolicyBundle
-from gateway.request_parse import DEFAULT_WORKSPACE, ResourceRef
+from gateway.request_parse import ResourceRef
 from store.identity import Principal
+from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, ROLES, WORKSPACE
 
-WORKSPACE = "workspace"
 SUBJECT = "simulated-user"
 GROUP = "simulated-group"
 SAMPLE_ID = {EXPERIMENT: "1", REGISTERED_MODEL: "model", WORKSPACE: DEFAULT_WORKSPACE}

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from gateway.decide import Decision, decide, model_version_context
 from gateway.entities import Bindings
 from gateway.policy import PolicyBundle
-from gateway.request_parse import DEFAULT_WORKSPACE, ResourceRef
+from gateway.request_parse import ResourceRef
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
 from store.identity import Principal
+from store.vocabulary import DEFAULT_WORKSPACE
 
 # `--resource` prefixes → the gateway's resource kinds
 RESOURCE_KINDS = {

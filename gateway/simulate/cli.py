@@ -265,8 +265,8 @@ def _source(args: argparse.Namespace):
 
 @_guarded
 def _run_check(args: argparse.Namespace) -> int:
-    from gateway.entities import REGISTERED_MODEL
     from gateway.simulate.check import parse_resource, render_check, run_check, version_context
+    from store.vocabulary import REGISTERED_MODEL
 
     bundle = _load(args.policies)
     try:

@@ -9,10 +9,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gateway.decide import Decision
-from gateway.entities import EXPERIMENT, ROLES, Bindings
+from gateway.entities import Bindings
 from gateway.policy import PolicyBundle
 from gateway.simulate.catalog import TYPE_LABELS
 from gateway.simulate.cells import ADMIN, Column, decide_on, sample
+from store.vocabulary import EXPERIMENT, ROLES
 
 _PLURAL = {"reader": "readers", "editor": "editors", "manager": "managers"}
 

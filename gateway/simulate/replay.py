@@ -20,14 +20,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.entities import EXPERIMENT, REGISTERED_MODEL
 from gateway.policy import PolicyBundle
-from gateway.request_parse import DEFAULT_WORKSPACE, ResourceRef
+from gateway.request_parse import ResourceRef
 from gateway.simulate.catalog import Catalog, catalog, describe_policy
 from gateway.simulate.cells import IN_PRODUCTION, NOT_IN_PRODUCTION
 from gateway.simulate.check import run_check
 from gateway.simulate.inputs import InputError, Location
 from gateway.simulate.sources import BindingsSource
+from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL
 
 _KIND_OF_TYPE = {"Experiment": EXPERIMENT, "RegisteredModel": REGISTERED_MODEL}
 _KIND_OF_TYPE |= {"Workspace": "workspace"}

@@ -60,10 +60,10 @@ class TableSource:
 
         self.table = DynamoTable.from_uri(uri)
         self.resolver = Resolver(self.table, ttl=3600.0)
-        self.model_facts = TableModelFacts(self.table)
+        self.model_facts = TableModelFacts(self.resolver.ownership)
         self.description = f"bindings from {uri}"
         try:  # fail now, not as a denial per lookup: the table must answer
-            self.table.get("USER#-", "USER")
+            self.resolver.ownership.check_readable()
         except Exception as exc:
             raise InputError(Location(uri), f"cannot read the table: {exc}") from None
 

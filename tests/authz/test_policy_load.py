@@ -17,8 +17,8 @@ from gateway.metrics import METRICS_ROUTE
 from gateway.policy import PolicyLoadError, PolicyStore, load_policies
 from gateway.request_parse import ResourceRef
 from gateway.routes import offered_actions, route_table
-from gateway.routes.model import REGISTERED_MODEL, WORKSPACE
 from store.identity import Principal
+from store.vocabulary import REGISTERED_MODEL, WORKSPACE
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

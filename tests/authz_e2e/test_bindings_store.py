@@ -7,8 +7,6 @@ import uuid
 import pytest
 
 from store.bindings import (
-    EXPERIMENT,
-    REGISTERED_MODEL,
     BindingStore,
     DefaultBindingRules,
     UnknownResource,
@@ -19,6 +17,7 @@ from store.bindings import (
 from store.identity import Principal, bind_principal
 from store.registry import DynamoRegistryStore
 from store.tracking import DynamoTrackingStore
+from store.vocabulary import EXPERIMENT, REGISTERED_MODEL
 
 ALICE = Principal("sub-alice", "alice", groups=("admins", "vision", "ml"))
 

@@ -16,21 +16,17 @@ from urllib.parse import quote, urlencode
 from gateway.request_parse import Refusal, parse_request
 from gateway.request_values import RAW_QUERY_REQUIRED
 from gateway.routes import all_routes
-from gateway.routes.model import (
+from gateway.routes.model import JSON, NONE, OTLP, QUERY, Route
+from store.vocabulary import (
     ARTIFACT_PATH,
     DATASET,
     EXPERIMENT,
     EXPERIMENT_NAME,
-    JSON,
     LOGGED_MODEL,
-    NONE,
-    OTLP,
-    QUERY,
     REGISTERED_MODEL,
     RUN,
     TRACE,
     WORKSPACE,
-    Route,
 )
 
 _ALIAS_ACTIONS = {"SetRegisteredModelAlias", "DeleteRegisteredModelAlias", "GetModelVersionByAlias"}

@@ -27,17 +27,18 @@ from gateway.app import create_app
 from gateway.authn.principal import DEV_TAG, principal_id
 from gateway.config import GatewayConfig
 from gateway.devidp.provider import DevIdentityProvider, subject_for
-from gateway.entities import EXPERIMENT, REGISTERED_MODEL, Bindings
+from gateway.entities import Bindings
 from gateway.metrics import METRICS_ROUTE
 from gateway.policy import load_policies
 from gateway.simulate.bindings import BindingsData, VersionFacts
-from gateway.simulate.cells import COLUMNS, WORKSPACE, Column
+from gateway.simulate.cells import COLUMNS, Column
 from gateway.simulate.matrix import build_matrix
 from gateway.simulate.request import simulate_request
 from gateway.simulate.sources import FileSource
 from store.bindings import remember_user
 from store.dynamo import DynamoTable
 from store.identity import Principal
+from store.vocabulary import EXPERIMENT, REGISTERED_MODEL, WORKSPACE
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))

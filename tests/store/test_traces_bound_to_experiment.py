@@ -10,7 +10,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from store_support import ARTIFACT_ROOT
 from test_traces_support import new_trace_id, span, trace_info
 
-from store.traces_items import trace_key
+from store.keys import trace_key
 
 RESERVED = ["mlflow.artifactLocation", "mlflow.trace.spansLocation", "mlflow.trace.archiveLocation"]
 

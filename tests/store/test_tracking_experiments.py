@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlflow.entities import ExperimentTag, ViewType
 from store_support import ARTIFACT_ROOT, error_code
 
-from store.tracking_items import name_claim_key
+from store.keys import name_claim_key
 
 
 def test_default_experiment_exists_after_first_start(moto_store):

@@ -1,0 +1,85 @@
+"""Where each item lives in the table: the one definition of every primary key.
+
+The stores write items under these keys and `store/ownership.py` reads them to answer the
+gateway; nothing else builds a key. MLflow-free, so the gateway can import it.
+"""
+
+from __future__ import annotations
+
+EXPERIMENT_SK = "EXP"
+NAME_CLAIM_SK = "EXPNAME"
+RUN_SK = "RUN"
+TRACE_INFO_SK = "INFO"
+LOGGED_MODEL_SK = "LM"
+REGISTERED_MODEL_SK = "RM"
+VERSION_SK_PREFIX = "MV#"
+RUN_VERSION_SK_PREFIX = "MV#"
+USER_PRINCIPAL_PREFIX = "P#"
+
+
+def experiment_pk(experiment_id: str) -> str:
+    """The experiment's partition (its datasets share it)."""
+    return f"EXP#{experiment_id}"
+
+
+def experiment_key(experiment_id: str) -> tuple[str, str]:
+    return experiment_pk(experiment_id), EXPERIMENT_SK
+
+
+def name_claim_key(name: str) -> tuple[str, str]:
+    """The item that holds an experiment name for its experiment."""
+    return f"EXPNAME#{name}", NAME_CLAIM_SK
+
+
+def run_key(run_id: str) -> tuple[str, str]:
+    return f"RUN#{run_id}", RUN_SK
+
+
+def trace_pk(trace_id: str) -> str:
+    """The trace's partition: its info item and its spans."""
+    return f"TR#{trace_id}"
+
+
+def trace_key(trace_id: str) -> tuple[str, str]:
+    """The trace's info item."""
+    return trace_pk(trace_id), TRACE_INFO_SK
+
+
+def logged_model_key(model_id: str) -> tuple[str, str]:
+    return f"LM#{model_id}", LOGGED_MODEL_SK
+
+
+def registered_model_key(name: str) -> tuple[str, str]:
+    """A registered model is keyed by its name: the item is the name's claim."""
+    return f"RMNAME#{name}", REGISTERED_MODEL_SK
+
+
+def versions_pk(rid: str) -> str:
+    """The partition of a model's versions, keyed by the model's immutable id."""
+    return f"RM#{rid}"
+
+
+def version_sk(version: int) -> str:
+    return f"{VERSION_SK_PREFIX}{version:010d}"
+
+
+def version_key(rid: str, version: int) -> tuple[str, str]:
+    return versions_pk(rid), version_sk(version)
+
+
+def run_versions_pk(run_id: str) -> str:
+    """The partition naming the model versions whose files are a folder of this run's."""
+    return f"RUNMV#{run_id}"
+
+
+def run_version_key(run_id: str, rid: str, version: int) -> tuple[str, str]:
+    return run_versions_pk(run_id), f"{RUN_VERSION_SK_PREFIX}{rid}#{version:010d}"
+
+
+def users_pk(name: str) -> str:
+    """The user directory's partition of one user name (one item per principal)."""
+    return f"USER#{name}"
+
+
+def user_key(name: str, principal: str) -> tuple[str, str]:
+    return users_pk(name), f"{USER_PRINCIPAL_PREFIX}{principal}"
