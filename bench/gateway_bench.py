@@ -178,10 +178,10 @@ def _run(url: str, handler_url: str, secret: bytes, token: str, admin: str, args
 
 def _decisions_per_second(count: int = 2000) -> float:
     """Parse + Cedar decision of one LogMetric with warm bindings, in this process."""
-    from gateway.decide import Authorizer
-    from gateway.entities import Bindings
-    from gateway.policy import PolicyStore
-    from gateway.request_parse import parse_request
+    from gateway.authz.decide import Authorizer
+    from gateway.authz.entities import Bindings
+    from gateway.authz.policies import PolicyStore
+    from gateway.routing.parse import parse_request
 
     authz = Authorizer(PolicyStore(REPO / "policies"))
     bindings = Bindings.from_data("experiment", "1", {"users": {"u": "editor"}})

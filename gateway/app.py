@@ -75,7 +75,7 @@ def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -
         BrowserLogin(config, login_config, authenticator, jwks_client) if login_config else None
     )
     if authorizer is None and config.policies_dir is not None:  # Cedar policies + role bindings
-        from gateway.authorize import PolicyAuthorizer
+        from gateway.pipeline import PolicyAuthorizer
 
         authorizer = PolicyAuthorizer.from_config(config)
     gateway = MlflowGateway(

@@ -23,8 +23,8 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import MIB, BodyLimits
-from gateway.routes import match_route
-from gateway.routes.model import Refusal
+from gateway.routing import match_route
+from gateway.routing.model import Refusal
 
 # The scope key under which the middleware leaves the request's limit (None: streamed).
 LIMIT_KEY = "cedarflow.body_limit"

@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_command(commands)
 
-    from gateway.permissions_cli import add_permission_commands
+    from gateway.client.permissions_cli import add_permission_commands
 
     add_permission_commands(commands)
     return parser

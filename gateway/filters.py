@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.decide import Authorizer
-from gateway.request_parse import ParsedRequest, ResourceRef
+from gateway.authz.decide import Authorizer
+from gateway.routing.parse import ParsedRequest, ResourceRef
 from store.identity import Principal
 from store.vocabulary import EXPERIMENT, REGISTERED_MODEL
 

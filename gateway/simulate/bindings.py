@@ -30,9 +30,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.decide import MISSING
-from gateway.entities import Bindings
-from gateway.request_parse import ResourceRef
+from gateway.authz.decide import MISSING
+from gateway.authz.entities import Bindings
+from gateway.routing.parse import ResourceRef
 from gateway.simulate.inputs import (
     InputError,
     Location,

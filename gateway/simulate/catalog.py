@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.policy import SCHEMA_FILE, PolicyBundle, PolicySource
+from gateway.authz.policies import SCHEMA_FILE, PolicyBundle, PolicySource
 
 # Cedar entity type → the simulator's resource type names (as in `--resource`)
 RESOURCE_TYPES = {"Workspace": "workspace", "Experiment": "experiment"}

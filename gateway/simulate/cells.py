@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.decide import Decision, decide, model_version_context
-from gateway.entities import Bindings
-from gateway.policy import PolicyBundle
-from gateway.request_parse import ResourceRef
+from gateway.authz.decide import Decision, decide, model_version_context
+from gateway.authz.entities import Bindings
+from gateway.authz.policies import PolicyBundle
+from gateway.routing.parse import ResourceRef
 from store.identity import Principal
 from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, ROLES, WORKSPACE
 

@@ -214,7 +214,7 @@ def default_policies() -> Path:
 
 
 def _load(directory: Path | None):
-    from gateway.policy import load_policies
+    from gateway.authz.policies import load_policies
 
     return load_policies(directory or default_policies())
 
@@ -223,7 +223,7 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
     """Policy errors exit 3 and input errors 4, each located as FILE:LINE:COLUMN."""
 
     def wrapper(args: argparse.Namespace) -> int:
-        from gateway.policy import PolicyLoadError
+        from gateway.authz.policies import PolicyLoadError
 
         try:
             return run(args)
@@ -350,7 +350,7 @@ def _run_matrix(args: argparse.Namespace) -> int:
 
 @_guarded
 def _run_test(args: argparse.Namespace) -> int:
-    from gateway.policy import load_policies
+    from gateway.authz.policies import load_policies
     from gateway.simulate.casefile import (
         default_policies_for,
         load_case_file,
@@ -376,7 +376,7 @@ def _run_test(args: argparse.Namespace) -> int:
 
 @_guarded
 def _run_diff(args: argparse.Namespace) -> int:
-    from gateway.policy import load_policies
+    from gateway.authz.policies import load_policies
     from gateway.simulate.catalog import Catalog, catalog
     from gateway.simulate.diff import diff_matrices, render_diff
     from gateway.simulate.matrix import build_matrix

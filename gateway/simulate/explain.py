@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.decide import Decision
-from gateway.entities import Bindings
-from gateway.policy import PolicyBundle
+from gateway.authz.decide import Decision
+from gateway.authz.entities import Bindings
+from gateway.authz.policies import PolicyBundle
 from gateway.simulate.catalog import TYPE_LABELS
 from gateway.simulate.cells import ADMIN, Column, decide_on, sample
 from store.vocabulary import EXPERIMENT, ROLES

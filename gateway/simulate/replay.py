@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.policy import PolicyBundle
-from gateway.request_parse import ResourceRef
+from gateway.authz.policies import PolicyBundle
+from gateway.routing.parse import ResourceRef
 from gateway.simulate.catalog import Catalog, catalog, describe_policy
 from gateway.simulate.cells import IN_PRODUCTION, NOT_IN_PRODUCTION
 from gateway.simulate.check import run_check

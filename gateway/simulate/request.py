@@ -12,13 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gateway.audit import recorded_decision
-from gateway.decide import Authorizer, Decision, RequestDecision
-from gateway.graphql_check import check_graphql, graphql_request_refs, parse_graphql_request
-from gateway.metrics import metrics_request
-from gateway.policy import PolicyBundle
-from gateway.registry_facts import registry_context
-from gateway.request_parse import ParsedRequest, Refusal, parse_request
+from gateway.authz.decide import Authorizer, Decision, RequestDecision
+from gateway.authz.policies import PolicyBundle
+from gateway.authz.registry_facts import registry_context
+from gateway.observe.audit import recorded_decision
+from gateway.observe.metrics import metrics_request
+from gateway.routing.graphql import check_graphql, graphql_request_refs, parse_graphql_request
+from gateway.routing.parse import ParsedRequest, Refusal, parse_request
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
 from gateway.simulate.sources import BindingsSource

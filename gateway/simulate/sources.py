@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.request_parse import ResourceRef
+from gateway.routing.parse import ResourceRef
 from gateway.simulate.bindings import BindingsData, VersionFacts, load_bindings
 from gateway.simulate.inputs import InputError, Location
 
@@ -54,8 +54,8 @@ class TableSource:
     """The gateway's own resolver on the table the deployment uses."""
 
     def __init__(self, uri: str):
-        from gateway.registry_facts import TableModelFacts
-        from gateway.resolve import Resolver
+        from gateway.authz.registry_facts import TableModelFacts
+        from gateway.authz.resolver import Resolver
         from store.dynamo import DynamoTable
 
         self.table = DynamoTable.from_uri(uri)

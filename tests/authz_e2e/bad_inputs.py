@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import quote, urlencode
 
-from gateway.routes import all_routes
-from gateway.routes.model import JSON, NONE, PROTO, QUERY, Route
+from gateway.routing import all_routes
+from gateway.routing.model import JSON, NONE, PROTO, QUERY, Route
 
 _PROTO_MODULES = (
     "service_pb2",

@@ -41,7 +41,7 @@ class AuthzStack:
     audit_path: Path
     identity_secret: bytes
     dev_idp: DevIdentityProvider
-    authorizer: object  # gateway.authorize.PolicyAuthorizer
+    authorizer: object  # gateway.pipeline.PolicyAuthorizer
 
     def token(self, user: str, groups: Sequence[str] = ()) -> str:
         return self.dev_idp.mint(user, tuple(groups))

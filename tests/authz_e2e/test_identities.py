@@ -22,9 +22,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from gateway.app import create_app
+from gateway.client.permissions_cli import add_permission_commands
 from gateway.config import GatewayConfig, IssuerConfig, ServiceClient
 from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider, subject_for
-from gateway.permissions_cli import add_permission_commands
 
 MACHINE_CLIENT = "nightly-job-client"
 BASE = "/api/3.0/cedarflow/permissions"

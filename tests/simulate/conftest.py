@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sim_support import POLICIES
 
-from gateway.policy import load_policies
+from gateway.authz.policies import load_policies
 
 BINDINGS_YAML = """\
 experiments:

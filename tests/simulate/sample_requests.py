@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from gateway.request_parse import Refusal, parse_request
-from gateway.request_values import RAW_QUERY_REQUIRED
-from gateway.routes import all_routes
-from gateway.routes.model import JSON, NONE, OTLP, QUERY, Route
+from gateway.routing import all_routes
+from gateway.routing.model import JSON, NONE, OTLP, QUERY, Route
+from gateway.routing.parse import Refusal, parse_request
+from gateway.routing.values import RAW_QUERY_REQUIRED
 from store.vocabulary import (
     ARTIFACT_PATH,
     DATASET,

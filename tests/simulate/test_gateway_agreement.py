@@ -25,11 +25,11 @@ import pytest
 
 from gateway.app import create_app
 from gateway.authn.principal import DEV_TAG, principal_id
+from gateway.authz.entities import Bindings
+from gateway.authz.policies import load_policies
 from gateway.config import GatewayConfig
 from gateway.devidp.provider import DevIdentityProvider, subject_for
-from gateway.entities import Bindings
-from gateway.metrics import METRICS_ROUTE
-from gateway.policy import load_policies
+from gateway.observe.metrics import METRICS_ROUTE
 from gateway.simulate.bindings import BindingsData, VersionFacts
 from gateway.simulate.cells import COLUMNS, Column
 from gateway.simulate.matrix import build_matrix
@@ -379,7 +379,7 @@ def test_a_private_group_member_is_denied_by_the_gateway_and_the_simulator(world
     sample = build(
         next(
             r
-            for r in __import__("gateway.routes", fromlist=["all_routes"]).all_routes()
+            for r in __import__("gateway.routing", fromlist=["all_routes"]).all_routes()
             if r.path == "/api/2.0/mlflow/runs/get" and r.method == "GET"
         ),
         _ids(index),
@@ -478,7 +478,7 @@ def test_check_and_request_read_bindings_from_the_live_table(world, capsys):
 
 def _graphql_samples(reader: Ids) -> list[Sample]:
     """GraphQL calls naming the reader's resources, the open ones, unknown ones, or refused."""
-    from gateway.routes import all_routes
+    from gateway.routing import all_routes
 
     post = next(r for r in all_routes() if r.method == "POST" and r.path == "/graphql")
     get = next(r for r in all_routes() if r.method == "GET" and r.path == "/graphql")
@@ -564,7 +564,7 @@ def test_a_search_narrowed_to_nothing_is_audited_as_a_deny_and_replayed(world, t
     unreadable = [str(by_key["none"][0]), str(by_key["reader"][0])]
     route = next(
         r
-        for r in __import__("gateway.routes", fromlist=["all_routes"]).all_routes()
+        for r in __import__("gateway.routing", fromlist=["all_routes"]).all_routes()
         if r.method == "POST" and r.path == "/api/2.0/mlflow/runs/search"
     )
     headers = {"content-type": "application/json"}
@@ -653,7 +653,7 @@ def _guarded_model(world) -> BindingsData:
 
 
 def _registry_call(method: str, path: str, body: dict) -> Sample:
-    from gateway.routes import all_routes
+    from gateway.routing import all_routes
 
     route = next(r for r in all_routes() if r.method == method and r.path == path)
     headers = {"content-type": "application/json"}

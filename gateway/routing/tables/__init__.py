@@ -1,0 +1,1 @@
+"""The route rows of MLflow's server, one module per family of calls."""
