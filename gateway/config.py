@@ -146,8 +146,8 @@ class GatewayConfig:
     browser_login: BrowserLoginConfig | None = None  # None = the dev provider's, when it is on
     session: SessionSettings = field(default_factory=SessionSettings)
     dev_token_ttl_seconds: int = 3600  # lifetime of the dev provider's access and ID tokens
-    # Authorization (gateway/authorize.py): Cedar policies from `policies_dir`, role bindings
-    # from the handler tier's table `store_uri`; None = every authenticated caller passes.
+    # Authorization (gateway/pipeline.py): Cedar policies from `policies_dir`, role bindings
+    # from the handler tier's table `store_uri`; both required (the gateway refuses to start).
     policies_dir: Path | None = None
     store_uri: str | None = None  # dynamodb://...
     bindings_ttl_seconds: float = 5.0  # how long the gateway trusts cached role bindings

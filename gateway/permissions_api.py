@@ -43,15 +43,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.authz.decide import Authorizer
 from gateway.authz.entities import Bindings
+from gateway.errors import GatewayError, bad_request, not_found, permission_denied
 from gateway.routing.parse import ResourceRef
+from gateway.routing.tables.gateway import MLFLOW_PERMISSIONS
 from gateway.routing.values import has_unpaired_surrogate
-from store.bindings import BindingStore, UnknownResource, find_principals
+from store.bindings import BindingStore, UnknownResource, find_principals, remember_user
 from store.identity import Principal
 from store.vocabulary import (
     DEFAULT_WORKSPACE,
@@ -63,8 +66,7 @@ from store.vocabulary import (
     WORKSPACE,
 )
 
-_MLFLOW = ("/api/3.0/mlflow/users/permissions/", "/ajax-api/3.0/mlflow/users/permissions/")
-_OWN = ("/api/3.0/cedarflow/permissions/", "/ajax-api/3.0/cedarflow/permissions/")
+_logger = logging.getLogger(__name__)
 _KINDS = {
     "experiment": EXPERIMENT,
     "registered_model": REGISTERED_MODEL,
@@ -91,46 +93,45 @@ PROBES = {
 }
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def is_permissions_path(path: str) -> bool:
-    return path.startswith(_MLFLOW) or path.startswith(_OWN)
-
-
 class PermissionsApi:
     def __init__(self, authorizer: Authorizer, resolver, bindings: BindingStore, audit):
         self.authz = authorizer
         self.resolver = resolver
         self.bindings = bindings
         self.audit = audit
+        self._known_users: set[tuple] = set()
+
+    async def remember(self, principal: Principal) -> None:
+        """Record user name → principal once per process, so that grants can name users."""
+        key = (principal.username, principal.subject, principal.groups)
+        if key in self._known_users or principal.kind == "anonymous":
+            return
+        try:
+            await asyncio.to_thread(remember_user, self.bindings.table, principal)
+        except Exception:  # the directory is a convenience; a failure must not block calls
+            _logger.warning("could not record user %s (will retry)", principal.username)
+            return
+        self._known_users.add(key)
 
     async def handle(self, request: Request, principal: Principal, request_id: str) -> Response:
         path = request.scope["path"]
-        mlflow_shape = path.startswith(_MLFLOW)
+        mlflow_shape = MLFLOW_PERMISSIONS in path  # routed here by routing/tables/gateway.py
         call = path.rsplit("/", 1)[-1]
         method = "GET" if call in ("get", "list", "effective") else "POST"
-        try:
-            if request.method != method:
-                raise ApiError(405, "BAD_REQUEST", f"Use {method} for {call}.")
-            params = await _params(request)
-            handler = {
-                "grant": self._grant,
-                "revoke": self._revoke,
-                "get": self._get,
-                "list": self._list,
-                "effective": self._effective,
-                "private": self._private,
-            }.get(call)
-            if handler is None or (mlflow_shape and call not in ("grant", "revoke", "get")):
-                raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No permissions call named '{call}'.")
-            body = await handler(principal, params, request_id, mlflow_shape)
-        except ApiError as error:
-            return JSONResponse({"error_code": error.code, "message": error.message}, error.status)
-        return JSONResponse(body)
+        if request.method != method:
+            raise GatewayError(405, "BAD_REQUEST", f"Use {method} for {call}.")
+        params = await _params(request)
+        handler = {
+            "grant": self._grant,
+            "revoke": self._revoke,
+            "get": self._get,
+            "list": self._list,
+            "effective": self._effective,
+            "private": self._private,
+        }.get(call)
+        if handler is None or (mlflow_shape and call not in ("grant", "revoke", "get")):
+            raise not_found(f"No permissions call named '{call}'.")
+        return JSONResponse(await handler(principal, params, request_id, mlflow_shape))
 
     # ---- calls --------------------------------------------------------------------------
 
@@ -163,7 +164,7 @@ class PermissionsApi:
         experiment_id = _text(params, "experiment_id")
         private = params.get("private")
         if not isinstance(private, bool):
-            raise ApiError(400, "INVALID_PARAMETER_VALUE", "'private' must be true or false.")
+            raise bad_request("'private' must be true or false.")
         await self._require(principal, _CHANGE[EXPERIMENT], EXPERIMENT, experiment_id)
         data = await self._change(_set_private(self.bindings), EXPERIMENT, experiment_id, private)
         self.audit.binding_change(
@@ -178,7 +179,7 @@ class PermissionsApi:
         try:
             data = await asyncio.to_thread(self.bindings.read, kind, resource_id)
         except UnknownResource as exc:
-            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", str(exc)) from None
+            raise GatewayError(404, "RESOURCE_DOES_NOT_EXIST", str(exc)) from None
         return {"bindings": data.as_dict()}
 
     async def _get(self, principal, params, request_id, mlflow_shape) -> dict:
@@ -245,8 +246,7 @@ class PermissionsApi:
         self, principal: Principal, action: str, kind: str, resource_id: str
     ) -> None:
         if not await self._allowed(principal, action, ResourceRef(kind, resource_id)):
-            what = f"{kind.replace('_', ' ')} '{resource_id}'"
-            raise ApiError(403, "PERMISSION_DENIED", f"Permission denied: {action} on {what}.")
+            raise permission_denied(action, f"{kind.replace('_', ' ')} '{resource_id}'")
 
     async def _allowed(self, principal: Principal, action: str, ref: ResourceRef) -> bool:
         """Decide (and audit) one call of the permissions API."""
@@ -261,9 +261,9 @@ class PermissionsApi:
         try:
             data = await asyncio.to_thread(change, kind, resource_id, *args, **kwargs)
         except UnknownResource as exc:
-            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", str(exc)) from None
+            raise GatewayError(404, "RESOURCE_DOES_NOT_EXIST", str(exc)) from None
         except ValueError as exc:
-            raise ApiError(400, "INVALID_PARAMETER_VALUE", str(exc)) from None
+            raise bad_request(str(exc)) from None
         finally:
             self.resolver.invalidate(kind, resource_id)
         return data
@@ -274,13 +274,9 @@ class PermissionsApi:
         subject = None if mlflow_shape else params.get("subject")
         username = params.get("username")
         if sum(bool(x) for x in (group, subject, username)) != 1:
-            raise ApiError(
-                400, "INVALID_PARAMETER_VALUE", "Name one of username, subject or group."
-            )
+            raise bad_request("Name one of username, subject or group.")
         if subject and not _is_principal_id(subject):
-            raise ApiError(
-                400,
-                "INVALID_PARAMETER_VALUE",
+            raise bad_request(
                 f"'{subject}' is not a principal id ('<issuer tag>:<subject>' or "
                 "'service:<name>'); the permissions listing shows them.",
             )
@@ -291,7 +287,7 @@ class PermissionsApi:
     async def _principal_of(self, username: str) -> Principal:
         named = await asyncio.to_thread(find_principals, self.bindings.table, username)
         if not named:
-            raise ApiError(
+            raise GatewayError(
                 404,
                 "RESOURCE_DOES_NOT_EXIST",
                 f"User '{username}' has not signed in yet; grant by 'subject' instead.",
@@ -304,15 +300,13 @@ class PermissionsApi:
         )
 
 
-def _ambiguous(username: str, entries) -> ApiError:
+def _ambiguous(username: str, entries) -> GatewayError:
     options = "; ".join(
         f"'{e.qualified_name}' (principal id '{e.principal}'"
         + (", a machine client)" if e.kind == "service" else ")")
         for e in sorted(entries, key=lambda e: e.principal)
     )
-    return ApiError(
-        400,
-        "INVALID_PARAMETER_VALUE",
+    return bad_request(
         f"User name '{username}' is ambiguous: {len(entries)} principals signed in with it: "
         f"{options}. Name one of them (`cedarflow grant --user NAME@TAG` or "
         "`--principal ID`; 'username' or 'subject' in the API).",
@@ -342,29 +336,25 @@ async def _params(request: Request) -> dict:
     try:
         value = json.loads(body or b"{}")
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
-        raise ApiError(
-            400, "INVALID_PARAMETER_VALUE", "The request body is not valid JSON."
-        ) from None
+        raise bad_request("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
-        raise ApiError(400, "INVALID_PARAMETER_VALUE", "The request body must be a JSON object.")
+        raise bad_request("The request body must be a JSON object.")
     if has_unpaired_surrogate(value, body):  # it could be neither stored nor answered
-        raise ApiError(400, "INVALID_PARAMETER_VALUE", "The request body is not valid Unicode.")
+        raise bad_request("The request body is not valid Unicode.")
     return value
 
 
 def _text(params: dict, name: str) -> str:
     value = params.get(name)
     if not isinstance(value, str) or not value:
-        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Missing value for parameter '{name}'.")
+        raise bad_request(f"Missing value for parameter '{name}'.")
     return value
 
 
 def _resource(params: dict) -> tuple[str, str]:
     kind = _KINDS.get(str(params.get("resource_type", "")))
     if kind is None:
-        raise ApiError(
-            400,
-            "INVALID_PARAMETER_VALUE",
+        raise bad_request(
             "resource_type must be experiment, registered_model or prompt.",
         )
     return kind, _text(params, "resource_id")
@@ -373,5 +363,5 @@ def _resource(params: dict) -> tuple[str, str]:
 def _role(params: dict) -> str:
     role = params.get("role") or ROLE_OF_PERMISSION.get(str(params.get("permission", "")).upper())
     if role not in ROLES:
-        raise ApiError(400, "INVALID_PARAMETER_VALUE", "permission must be READ, EDIT or MANAGE.")
+        raise bad_request("permission must be READ, EDIT or MANAGE.")
     return role

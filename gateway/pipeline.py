@@ -1,396 +1,125 @@
-"""The authorization step of the request path, for every MLflow call after authentication:
+"""One request path, written once. A call to the gateway goes, top to bottom:
 
-    parse (gateway/request_parse.py) ─▶ resolve (resolve.py) ─▶ decide (decide.py)
-      ─▶ narrow a search's experiment ids ─▶ forward ─▶ filter the response (filters.py)
-      ─▶ audit (audit.py) + metrics (metrics.py)
+    route         routing/: one route table matches (method, path) to a row, MLflow's or ours
+    authenticate  authn/: a bearer token or the browser session (rows answered without
+                  credentials stop before: probes, sign-in, the dev identity provider, UI files)
+    parse         routing/parse.py: read the request as MLflow's handler will, name its resources
+    resolve       the facts source: each resource's experiment or registered model and its role
+                  bindings, the registry's facts (authz/resolver.py over store/ownership.py)
+    decide        authz/decide.py (Cedar on policies/), then the model-reader rule
+                  (authz/model_readers.py) and a GraphQL query per root field
+    narrow        a search's unreadable experiment ids are dropped (all of them: answered empty)
+    forward       proxy.py, to MLflow's handler tier, with the caller's identity signed
+    filter        filters.py: list and search answers keep only what the caller may read
+    audit         observe/: one audit line per decision, metrics
 
-GraphQL is decided per root field (graphql_check.py) for everyone but administrators.
-`GET /metrics` is decided here too, as `GetMetrics` on the workspace (metrics.py), after the
-same authentication as every MLflow call.
-Refusals of unreadable requests are MLflow JSON 400s; denials are 403 `PERMISSION_DENIED`
-naming the action and the resource the caller named, never the policies or others' data
-(403, not 404, for what the caller may not see). The permissions API (permissions.py) is
-answered here too: it is authenticated like every MLflow call.
-
-Readers of a registered model may download the artifacts of the logged models its versions
-were registered from (so `mlflow.pyfunc.load_model("models:/name@alias")` works for them):
-when reading a logged model's artifacts is denied on its experiment, the call is decided
-again as `GetModelVersionArtifact` on each registered model the logged model's
-`mlflow.modelVersions` tag names, each checked against the registry's own record of that
-version (its `model_id`), so a forged tag gains nothing.
+`Pipeline.decide` (parse → resolve → decide → narrow → audit) is also what `tools/simulate`
+runs, with its own facts source (a bindings file or the table) and no forwarding, so the
+simulator and the gateway cannot disagree. `Gateway.handle` is the whole path over HTTP.
+Denials are 403 `PERMISSION_DENIED` naming the action and what the caller named (403, not 404,
+for what the caller may not see); anything that cannot be read is refused before a decision.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.authn.principal import Authenticated
-from gateway.authz.decide import Authorizer, Decision, RequestDecision, model_version_context
-from gateway.authz.policies import PolicyStore
-from gateway.authz.registry_facts import TableModelFacts, changes_registry, registry_context
-from gateway.authz.resolver import Resolver
-from gateway.errors import PermissionDenied
-from gateway.filters import ResponseFilters, body_request
+from gateway.authn.bearer import Authenticator
+from gateway.authn.browser import BrowserLogin, login_redirect, wants_html
+from gateway.authn.principal import ANONYMOUS, Authenticated
+from gateway.authz.decide import Authorizer, BindingsLookup, Decision, RequestDecision
+from gateway.authz.model_readers import ArtifactRead, artifact_read, as_model_reader, model_refs
+from gateway.errors import AuthenticationError, GatewayError, permission_denied
+from gateway.filters import GRAPHQL, ResponseFilters, narrowed_request
 from gateway.observe.audit import AuditLog, Narrowing, recorded_decision
-from gateway.observe.metrics import METRICS_ACTION, Metrics, metrics_request
-from gateway.permissions_api import PermissionsApi, is_permissions_path
-from gateway.routing.graphql import check_graphql, graphql_request_refs, parse_graphql_request
-from gateway.routing.parse import ParsedRequest, Refusal, ResourceRef, parse_request, reads_body
-from store.bindings import BindingStore, remember_user
-from store.dynamo import DynamoTable, InvalidValue
+from gateway.observe.metrics import Metrics
+from gateway.permissions_api import PermissionsApi
+from gateway.proxy import Forwarder
+from gateway.routing import match_route
+from gateway.routing.graphql import graphql_request_refs, parse_graphql_request
+from gateway.routing.model import ANSWER, OPEN, PERMISSIONS, Endpoint, Route
+from gateway.routing.parse import ParsedRequest, ResourceRef, parse_request, reads_body
 from store.identity import Principal
-from store.vocabulary import EXPERIMENT, LOGGED_MODEL, REGISTERED_MODEL
+from store.vocabulary import EXPERIMENT
 
 _logger = logging.getLogger(__name__)
 
-_MODEL_ARTIFACT_ACTIONS = frozenset(
-    {
-        "DownloadArtifact",
-        "ListArtifacts",
-        "GetLoggedModel",
-        "ListLoggedModelArtifacts",
-        "GetLoggedModelArtifact",
-    }
-)
-# calls after which cached bindings or names of their resource are stale
-_CHANGES_BINDINGS = frozenset(
-    {
-        "DeleteExperiment",
-        "RestoreExperiment",
-        "UpdateExperiment",
-        "RenameRegisteredModel",
-        "DeleteRegisteredModel",
-    }
-)
-_CREATES = frozenset({"CreateExperiment", "CreateRegisteredModel"})
+
+@dataclass(frozen=True)
+class Call:
+    """What a decision reads of one HTTP request."""
+
+    method: str
+    raw_path: str  # still percent-encoded, as the client sent it
+    query: bytes | str = b""
+    headers: Iterable[tuple] | Mapping[str, str] = ()
+    body: bytes = b""  # read only for rows whose parameters or resources are in it
+
+
+class Facts(Protocol):
+    """Where a decision's facts come from: the table (gateway, simulator) or a bindings file."""
+
+    async def prefetch(self, refs: Iterable[ResourceRef]) -> BindingsLookup:
+        """Bindings (or MISSING, or None: unresolvable) of each reference's experiment/model."""
+
+    async def registry_context(self, parsed: ParsedRequest) -> dict | None:
+        """The Cedar context of a registry call (authz/registry_facts.py)."""
+
+    async def models_registered_from(self, read: ArtifactRead) -> tuple[str, ...]:
+        """Registered models with a version whose files `read` reads (authz/model_readers.py)."""
 
 
 @dataclass(frozen=True)
-class AuthorizationSettings:
-    """What the authorization step needs besides the gateway's own configuration."""
+class Verdict:
+    """One request decided (or refused), with what the decision was made on."""
 
-    policies_dir: Path
-    store_uri: str  # dynamodb://... (the handler tier's table)
-    admin_groups: tuple[str, ...] = ("admins",)
-    bindings_ttl_seconds: float = 5.0
-    audit_path: Path | None = None  # None = audit lines to stdout
+    parsed: ParsedRequest | None = None
+    refusal: GatewayError | None = None  # refused before a decision, or a query not readable
+    result: RequestDecision | None = None
+    context: dict | None = None  # the registry facts the policies read
+    graphql: tuple[Decision, ...] = ()  # a non-administrator's query, per root field
+    lookup: BindingsLookup | None = field(default=None, compare=False)
+    undecided: Route | None = None  # a row the gateway answers without this decision
 
-
-class PolicyAuthorizer:
-    """Implements the gateway's authorization seam with Cedar policies and role bindings."""
-
-    def __init__(
-        self,
-        authorizer: Authorizer,
-        resolver: Resolver,
-        bindings: BindingStore,
-        audit: AuditLog,
-        metrics: Metrics | None = None,
-    ):
-        self.authz = authorizer
-        self.resolver = resolver
-        self.bindings = bindings
-        self.audit = audit
-        self.metrics = metrics or Metrics()
-        self.filters = ResponseFilters(authorizer, resolver)
-        self.permissions = PermissionsApi(authorizer, resolver, bindings, audit)
-        self._known_users: set[tuple] = set()
-
-    @classmethod
-    def from_settings(cls, settings: AuthorizationSettings) -> PolicyAuthorizer:
-        store = PolicyStore(settings.policies_dir)
-        store.start()  # PolicyLoadError: a broken set never starts
-        table = DynamoTable.from_uri(settings.store_uri)
-        return cls(
-            Authorizer(store, admin_groups=settings.admin_groups),
-            Resolver(table, ttl=settings.bindings_ttl_seconds),
-            BindingStore(table),
-            AuditLog(settings.audit_path),
-        )
-
-    @classmethod
-    def from_config(cls, config) -> PolicyAuthorizer:
-        """From the gateway's configuration (`policies_dir`, `store_uri`, `audit_path`)."""
-        if config.store_uri is None:
-            raise ValueError("policies_dir needs store_uri: role bindings live in DynamoDB")
-        return cls.from_settings(
-            AuthorizationSettings(
-                policies_dir=Path(config.policies_dir),
-                store_uri=config.store_uri,
-                admin_groups=tuple(config.admin_groups),
-                bindings_ttl_seconds=config.bindings_ttl_seconds,
-                audit_path=config.audit_path,
-            )
-        )
-
-    # ---- the seam ----------------------------------------------------------------------
-
-    async def authorize(self, request: Request, caller: Authenticated) -> None:
-        """Decide only (for a gateway that forwards by itself): calls whose response must be
-        filtered or narrowed are refused here, since nothing would filter them."""
-        outcome = await self._decide(request, caller.principal)
-        if isinstance(outcome, Response):
-            raise PermissionDenied(json.loads(outcome.body)["message"])
-        parsed, result = outcome
-        if parsed.filter or result.dropped:
-            raise PermissionDenied(f"{parsed.action} needs the response filters.")
-
-    async def handle(self, request: Request, caller: Authenticated, forwarder) -> Response:
-        """Decide, forward and filter one MLflow call."""
-        principal = caller.principal
-        await self._remember(principal)
-        if is_permissions_path(request.scope["path"]):
-            return await self.permissions.handle(request, principal, _request_id(request))
-        outcome = await self._decide(request, principal)
-        if isinstance(outcome, Response):
-            return outcome
-        parsed, result = outcome
-        if parsed.action == METRICS_ACTION:
-            return await self.metrics.endpoint(request)
-        if parsed.filter == "graphql":
-            refused = await self._check_graphql(request, principal)
-            if refused is not None:
-                return refused
-        if result.narrowed_to_nothing:
-            return JSONResponse({})  # what MLflow answers for a search with no readable rows
-        if result.dropped:
-            request = narrowed_request(request, parsed, result.kept)
-        started = time.perf_counter()
-        response = await forwarder.forward(request, principal)
-        self.metrics.observe_upstream(time.perf_counter() - started)
-        if response.status_code == 200:
-            self._after_success(parsed)
-            if parsed.filter and parsed.filter != "graphql":  # GraphQL was checked per field
-                response = await self.filters.apply(request, parsed, principal, response, forwarder)
-        return response
-
-    # ---- steps -------------------------------------------------------------------------
-
-    async def _decide(
-        self, request: Request, principal: Principal
-    ) -> tuple[ParsedRequest, RequestDecision] | Response:
-        started = time.perf_counter()
-        method = request.method
-        raw_path = (request.scope.get("raw_path") or request.scope["path"].encode()).decode(
-            "latin-1"
-        )
-        try:
-            parsed = metrics_request(method, raw_path)  # the gateway's own call, not MLflow's
-            if parsed is None:
-                body = await request.body() if reads_body(method, raw_path) else b""
-                parsed = parse_request(
-                    method, raw_path, request.scope["query_string"], request.headers.raw, body
-                )
-        except Refusal as refusal:
-            return self._refused(request, principal, raw_path, refusal)
-        lookup = await self.resolver.prefetch(parsed.resources)
-        context = await self._context(parsed)
-        result = self.authz.authorize(principal, parsed, lookup, context)
-        if not result.allowed and parsed.action in _MODEL_ARTIFACT_ACTIONS:
-            result = await self._as_model_reader(principal, parsed, result)
-        elapsed = time.perf_counter() - started
-        self.metrics.observe_decide(elapsed)
-        self.metrics.dynamodb_reads = self.resolver.reads
-        recorded = recorded_decision(result)  # a search answered empty is recorded as a deny
-        self.metrics.count_decision(parsed.action, "allow" if recorded.allowed else "deny")
-        self.audit.decision(
-            _request_id(request),
-            principal,
-            recorded,
-            method=method,
-            path=raw_path,
-            latency_ms=elapsed * 1000,
-            narrowing=Narrowing.of(result),
-        )
-        if not result.allowed:
-            ref = result.decision.resource
-            return _denied(parsed.action, _describe(ref))
-        return parsed, result
-
-    async def _check_graphql(self, request: Request, principal: Principal) -> Response | None:
-        """Every resource a GraphQL query reads, decided with its REST action (graphql_check).
-
-        Administrators' queries are only checked to be readable (MLflow fails on the rest).
-        """
-        path = request.scope["path"]
-        try:
-            body = await request.body() if request.method == "POST" else b""
-            if self._is_admin(principal):
-                parse_graphql_request(request.method, body)
-                return None
-            refs = graphql_request_refs(request.method, body)
-        except Refusal as refusal:
-            return self._refused(request, principal, path, refusal)
-        lookup = await self.resolver.prefetch(refs)
-        check = check_graphql(self.authz, principal, refs, lookup)
-        for decision in check.decisions:
-            self.audit.decision(
-                _request_id(request), principal, decision, method=request.method, path=path,
-                latency_ms=0.0,
-            )  # fmt: skip
-            self.metrics.count_decision(decision.action, "allow" if decision.allowed else "deny")
-        denied = check.denied
-        if denied is not None:
-            return _denied(denied.action, _describe(denied.resource))
-        return None
-
-    def _refused(
-        self, request: Request, principal: Principal, path: str, refusal: Refusal
-    ) -> Response:
-        """A request refused before (or instead of) a decision: audited, answered in JSON."""
-        self.metrics.count_decision("-", "refused")
-        self.audit.write(
-            {
-                "type": "refusal",
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "request_id": _request_id(request),
-                "principal": principal.subject,
-                "username": principal.username,
-                "method": request.method,
-                "path": path,
-                "status": refusal.status,
-                "message": refusal.message,
-            }
-        )
-        return JSONResponse(refusal.to_json(), refusal.status)
-
-    async def _context(self, parsed: ParsedRequest) -> dict | None:
-        """The facts registry policies read (registry_facts.py); fresh for registry changes."""
-        if parsed.registry_call is not None and changes_registry(parsed.action):
-            facts = TableModelFacts(self.resolver.ownership)
-            return await asyncio.to_thread(registry_context, parsed, facts)
-        if parsed.model_version is None:
+    @property
+    def denial(self) -> Decision | None:
+        """The deciding denial: the request's, or the first GraphQL root field's."""
+        if self.result is None:
             return None
-        name, version = parsed.model_version
-        facts = self.resolver.cached_model_version(name, version)
-        if facts is None:
-            try:
-                facts = await asyncio.to_thread(self.resolver.model_version, name, version)
-            except InvalidValue:  # a name no item can have (too long a key): denied later
-                return None
-        if facts is None:
-            return None
-        return model_version_context(facts.version, facts.stage, facts.aliases)
+        if not self.result.allowed:
+            return self.result.decision
+        return next((d for d in self.graphql if not d.allowed), None)
 
-    async def _as_model_reader(
-        self, principal: Principal, parsed: ParsedRequest, result: RequestDecision
-    ) -> RequestDecision:
-        """A logged model's artifacts, decided on the registered models it was registered as."""
-        model_id = _logged_model_of(parsed)
-        if model_id is None:
-            return result
-        try:
-            versions = await asyncio.to_thread(self._registered_versions, model_id, parsed)
-        except InvalidValue:  # an id no item can have (too long a key)
-            return result
-        for name in versions:
-            ref = ResourceRef(REGISTERED_MODEL, name, "GetModelVersionArtifact")
-            lookup = await self.resolver.prefetch([ref])
-            decision = self.authz.decide(principal, "GetModelVersionArtifact", [ref], lookup)
-            if decision.allowed:
-                overall = replace(decision, action=parsed.action)
-                return RequestDecision(overall, (decision,))
-        return result
+    @property
+    def answered_empty(self) -> bool:
+        """Every experiment a search names is unreadable: answered empty, never forwarded."""
+        return self.refusal is None and bool(self.result and self.result.narrowed_to_nothing)
 
-    def _registered_versions(self, model_id: str, parsed: ParsedRequest) -> tuple[str, ...]:
-        """Registered model names whose live version really was registered from `model_id`."""
-        facts = self.resolver.ownership.logged_model(model_id)
-        if facts is None:
-            return ()
-        if parsed.artifact_path and parsed.artifact_path.split("/", 1)[0] != facts.experiment_id:
-            return ()  # the path's experiment must be the logged model's own
-        return facts.registered_as
+    @property
+    def allowed(self) -> bool:
+        """As the audit line records it (a search answered empty is a denial)."""
+        ok = self.refusal is None and self.result is not None and self.denial is None
+        return ok and not self.answered_empty
 
-    def _after_success(self, parsed: ParsedRequest) -> None:
-        if parsed.action in _CREATES:
-            self.resolver.forget_missing()
-        elif parsed.action in _CHANGES_BINDINGS:
-            for ref in parsed.resources:
-                if ref.kind in (EXPERIMENT, REGISTERED_MODEL):
-                    self.resolver.invalidate(ref.kind, ref.id)
-
-    async def _remember(self, principal: Principal) -> None:
-        """Record user name → subject once per process, so grants can name users."""
-        key = (principal.username, principal.subject, principal.groups)
-        if key in self._known_users or principal.kind == "anonymous":
-            return
-        try:
-            await asyncio.to_thread(remember_user, self.resolver.table, principal)
-        except Exception:  # the directory is a convenience; a failure must not block calls
-            _logger.warning("could not record user %s (will retry)", principal.username)
-            return
-        self._known_users.add(key)
-
-    def _is_admin(self, principal: Principal) -> bool:
-        return bool(set(principal.groups) & set(self.authz.admin_groups))
+    def error(self) -> GatewayError | None:
+        """What the caller is answered instead of the call, if anything."""
+        if self.refusal is not None:
+            return self.refusal
+        denial = self.denial
+        return None if denial is None else permission_denied(denial.action, describe(denial))
 
 
-def narrowed_request(request: Request, parsed: ParsedRequest, kept: tuple[ResourceRef, ...]):
-    """The same request with only the readable experiment ids of a search."""
-    keep = {r.id for r in kept}
-    specs = [s for s in parsed.route.refs if s.narrow]
-    if "params:query" in parsed.flags:
-        from urllib.parse import parse_qsl, urlencode
-
-        names = {s.source.removesuffix("[]") for s in specs}
-        pairs = parse_qsl(request.scope["query_string"].decode("ascii"), keep_blank_values=True)
-        pairs = [(k, v) for k, v in pairs if k not in names or v in keep]
-        return body_request(request, query=urlencode(pairs).encode("ascii"))
-    params = json.loads(request._body or b"{}")  # read (and parsed) by _decide
-    if isinstance(params, str):
-        params = json.loads(params)
-    for spec in specs:
-        _narrow_field(params, spec.source, keep)
-    return body_request(request, body=json.dumps(params).encode())
-
-
-def _narrow_field(params: dict, source: str, keep: set[str]) -> None:
-    head, _, rest = source.partition(".")
-    name = head.removesuffix("[]")
-    key = name if name in params else _camel(name)
-    if key not in params:
-        return
-    if not rest:  # experiment_ids[]
-        params[key] = [v for v in params[key] if v in keep]
-        return
-    # locations[].mlflow_experiment.experiment_id: keep the list entries whose id is kept
-    params[key] = [e for e in params[key] if _nested(e, rest) in keep]
-
-
-def _nested(obj: object, path: str) -> object:
-    for part in path.split("."):
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part, obj.get(_camel(part)))
-    return obj
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def _logged_model_of(parsed: ParsedRequest) -> str | None:
-    for ref in parsed.resources:
-        if ref.kind == LOGGED_MODEL:
-            return ref.id
-    path = parsed.artifact_path or ""
-    parts = path.split("/")
-    if len(parts) >= 3 and parts[1] == "models":  # <experiment>/models/<model id>/...
-        return parts[2]
-    return None
-
-
-def _describe(ref: ResourceRef | None) -> str:
+def describe(decision: Decision) -> str:
+    """What a denial names: the resource as the caller named it, never whose it is."""
+    ref = decision.resource
     if ref is None:
         return "this resource"
     if ref.kind == EXPERIMENT and ref.id == "0":  # where a script without set_experiment logs
@@ -401,19 +130,221 @@ def _describe(ref: ResourceRef | None) -> str:
     return f"{ref.kind.replace('_', ' ')} '{ref.id}'"
 
 
-def _denied(action: str, what: str, reason: str | None = None) -> JSONResponse:
-    message = f"Permission denied: {action} on {what}."
-    if reason:
-        message = f"Permission denied: {action}: {reason}."
-    return JSONResponse({"error_code": "PERMISSION_DENIED", "message": message}, status_code=403)
+class Pipeline:
+    """parse → resolve → decide → narrow → audit, for the gateway and the simulator alike."""
+
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        facts: Facts,
+        *,
+        audit: AuditLog | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.authorizer = authorizer
+        self.facts = facts
+        self.audit = audit
+        self.metrics = metrics
+
+    async def decide(self, call: Call, principal: Principal, request_id: str = "-") -> Verdict:
+        started = time.perf_counter()
+        try:
+            route = match_route(call.method, call.raw_path).route
+            if not route.decided:
+                return Verdict(undecided=route)
+            parsed = parse_request(call.method, call.raw_path, call.query, call.headers, call.body)
+        except GatewayError as refusal:
+            self._record_refusal(call, principal, request_id, refusal)
+            return Verdict(refusal=refusal)
+        lookup = await self.facts.prefetch(parsed.resources)
+        context = await self.facts.registry_context(parsed)
+        result = self.authorizer.authorize(principal, parsed, lookup, context)
+        if not result.allowed:
+            result, lookup = await self._as_model_reader(principal, parsed, result, lookup)
+        self._record(call, principal, request_id, result, time.perf_counter() - started)
+        verdict = Verdict(parsed, result=result, context=context, lookup=lookup)
+        if result.allowed and parsed.filter == GRAPHQL:
+            return await self._decide_graphql(call, principal, request_id, verdict)
+        return verdict
+
+    async def _as_model_reader(
+        self,
+        principal: Principal,
+        parsed: ParsedRequest,
+        result: RequestDecision,
+        lookup: BindingsLookup,
+    ) -> tuple[RequestDecision, BindingsLookup]:
+        read = artifact_read(parsed)
+        models = await self.facts.models_registered_from(read) if read else ()
+        if not models:
+            return result, lookup
+        found = await self.facts.prefetch(model_refs(models))
+        decided = as_model_reader(self.authorizer, principal, parsed, result, models, found)
+        return decided, _either(lookup, found)
+
+    async def _decide_graphql(
+        self, call: Call, principal: Principal, request_id: str, verdict: Verdict
+    ) -> Verdict:
+        """Each resource a query reads, decided with its root field's REST action, up to the
+        first denial. An administrator's query is only read (MLflow answers the rest)."""
+        try:
+            if set(principal.groups) & set(self.authorizer.admin_groups):
+                parse_graphql_request(call.method, call.body)
+                return verdict
+            refs = graphql_request_refs(call.method, call.body)
+        except GatewayError as refusal:
+            self._record_refusal(call, principal, request_id, refusal)
+            return replace(verdict, refusal=refusal)
+        lookup = await self.facts.prefetch(refs)
+        decisions: list[Decision] = []
+        for decision in self.authorizer.decide_each(principal, "GraphQL", refs, lookup):
+            decisions.append(decision)
+            self._audit(call, principal, request_id, decision, 0.0)
+            if not decision.allowed:
+                break
+        return replace(verdict, graphql=tuple(decisions), lookup=_either(verdict.lookup, lookup))
+
+    def _record(self, call, principal, request_id, result: RequestDecision, elapsed: float):
+        recorded = recorded_decision(result)  # a search answered empty is recorded as a deny
+        if self.metrics is not None:
+            self.metrics.observe_decide(elapsed)
+        self._audit(call, principal, request_id, recorded, elapsed, Narrowing.of(result))
+
+    def _audit(self, call, principal, request_id, decision, elapsed, narrowing=None) -> None:
+        if self.metrics is not None:
+            self.metrics.count_decision(decision.action, "allow" if decision.allowed else "deny")
+        if self.audit is not None:
+            self.audit.decision(
+                request_id, principal, decision, method=call.method, path=call.raw_path,
+                latency_ms=elapsed * 1000, narrowing=narrowing,
+            )  # fmt: skip
+
+    def _record_refusal(self, call, principal, request_id, refusal: GatewayError) -> None:
+        if self.metrics is not None:
+            self.metrics.count_decision("-", "refused")
+        if self.audit is not None:
+            self.audit.refusal(request_id, principal, call.method, call.raw_path, refusal)
 
 
-def _request_id(request: Request) -> str:
-    rid = getattr(request.state, "request_id", None)
-    if rid is None:
-        rid = uuid.uuid4().hex
-        request.state.request_id = rid
-    return rid
+def _either(first: BindingsLookup | None, second: BindingsLookup) -> BindingsLookup:
+    """A lookup answering from `first`, else from `second`."""
+    if first is None:
+        return second
+
+    def lookup(ref: ResourceRef) -> object:
+        found = first(ref)
+        return found if found is not None else second(ref)
+
+    return lookup
 
 
-__all__ = ["AuthorizationSettings", "Decision", "PolicyAuthorizer", "narrowed_request"]
+@dataclass
+class Gateway:
+    """The whole request path over HTTP, one collaborator per step."""
+
+    authenticator: Authenticator
+    pipeline: Pipeline
+    forwarder: Forwarder
+    filters: ResponseFilters
+    permissions: PermissionsApi
+    answers: Mapping[str, Endpoint]  # the gateway's own calls, by the action of their row
+    browser: BrowserLogin | None = None
+    after_success: Callable[[ParsedRequest], None] = lambda parsed: None
+
+    async def handle(self, request: Request) -> Response:
+        route = _route_of(request)  # None: refused after authentication, like any call
+        if route is not None and route.serve == OPEN:
+            return await self._answer(route, request)
+        if route is not None and route.anonymous and not self._signs_in_first(request):
+            return await self.forwarder.forward(request, ANONYMOUS)
+        try:
+            caller, set_cookie = await self._authenticate(request)
+        except AuthenticationError as exc:
+            return self._unauthenticated(request, exc)
+        await self.permissions.remember(caller.principal)
+        if route is not None and route.serve == PERMISSIONS:
+            response = await self.permissions.handle(request, caller.principal, request_id(request))
+        else:
+            response = await self._decided(request, caller.principal)
+        if set_cookie is not None:
+            response.raw_headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+        return response
+
+    async def _decided(self, request: Request, principal: Principal) -> Response:
+        call = await call_of(request)
+        verdict = await self.pipeline.decide(call, principal, request_id(request))
+        error = verdict.error()
+        if error is not None:
+            raise error
+        if verdict.answered_empty:
+            return JSONResponse({})  # what MLflow answers for a search with no readable rows
+        parsed, result = verdict.parsed, verdict.result
+        if parsed.route.serve == ANSWER:
+            return await self._answer(parsed.route, request)
+        if result.dropped:
+            request = narrowed_request(request, call, parsed, result.kept)
+        response = await self.forwarder.forward(request, principal)
+        if response.status_code == 200:
+            self.after_success(parsed)
+            if parsed.filter and parsed.filter != GRAPHQL:  # GraphQL was decided per field
+                response = await self.filters.apply(request, call, parsed, principal, response)
+        return response
+
+    async def _answer(self, route: Route, request: Request) -> Response:
+        endpoint = self.answers.get(route.action or "")
+        if endpoint is None:  # a part that is off here (the dev identity provider, sign-in)
+            raise GatewayError(404, "ENDPOINT_NOT_FOUND", f"{route.action} is not offered here.")
+        return await endpoint(request)
+
+    async def _authenticate(self, request: Request) -> tuple[Authenticated, str | None]:
+        """A bearer token when one is sent (never CSRF-prone), else the browser's session."""
+        browser = self.browser
+        if browser is None or "authorization" in request.headers:
+            return await self.authenticator.authenticate(request), None
+        if not browser.has_session_cookie(request):
+            return await self.authenticator.authenticate(request), None
+        outcome = await browser.authenticate(request)
+        return outcome.caller, outcome.set_cookie
+
+    def _unauthenticated(self, request: Request, exc: AuthenticationError) -> Response:
+        client = request.client.host if request.client else "-"
+        _logger.info("401 %s %s from %s: %s", request.method, request.url.path, client, exc.reason)
+        if self.browser is None or not wants_html(request):
+            return exc.to_response()
+        redirect = login_redirect(request)  # a browser navigating: sent to sign in
+        if "Set-Cookie" in exc.headers:
+            redirect.headers.append("Set-Cookie", exc.headers["Set-Cookie"])
+        return redirect
+
+    def _signs_in_first(self, request: Request) -> bool:
+        # With browser sign-in on, the UI's page itself sends a stranger to sign in.
+        return self.browser is not None and request.scope["path"] == "/"
+
+
+def _route_of(request: Request) -> Route | None:
+    try:
+        return match_route(request.method, _raw_path(request)).route
+    except GatewayError:
+        return None
+
+
+async def call_of(request: Request) -> Call:
+    """The request as the decision reads it; its body is read when the row needs it."""
+    raw_path = _raw_path(request)
+    try:
+        needs_body = reads_body(request.method, raw_path)
+    except GatewayError:  # refused by the decision, which reads no body
+        needs_body = False
+    body = await request.body() if needs_body else b""
+    return Call(request.method, raw_path, request.scope["query_string"], request.headers.raw, body)
+
+
+def request_id(request: Request) -> str:
+    found = getattr(request.state, "request_id", None)
+    if found is None:
+        found = request.state.request_id = uuid.uuid4().hex
+    return found
+
+
+def _raw_path(request: Request) -> str:
+    return (request.scope.get("raw_path") or request.scope["path"].encode()).decode("latin-1")

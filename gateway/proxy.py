@@ -11,6 +11,8 @@ calling only from the signed identity header added here.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import aiohttp
 import yarl
@@ -20,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.authn.session import LOGIN_COOKIE, SESSION_COOKIE
 from gateway.body_limit import body_limit
-from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import upstream_timeout, upstream_unavailable
 from store.identity import IDENTITY_HEADER, Principal, sign_identity
 
 _logger = logging.getLogger(__name__)
@@ -140,8 +142,10 @@ class Forwarder:
         timeout_seconds: float,
         connect_timeout_seconds: float = 5.0,
         max_connections: int = 200,
+        observe: Callable[[float], None] = lambda seconds: None,
     ):
         self.upstream = upstream_url.rstrip("/")
+        self._observe = observe  # time to the handler tier's response headers
         self._secret = identity_secret
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout_seconds, sock_read=timeout_seconds
@@ -157,6 +161,7 @@ class Forwarder:
         """
         body = await _request_body(request)
         headers = self._upstream_headers(request, principal, isinstance(body, bytes))
+        started = time.perf_counter()
         try:
             response = await self._session_now().request(
                 request.method,
@@ -167,10 +172,11 @@ class Forwarder:
             )
         except (TimeoutError, aiohttp.ServerTimeoutError):
             _logger.warning("Upstream timed out: %s %s", request.method, request.url.path)
-            raise UpstreamTimeout("The MLflow server did not answer in time.") from None
+            raise upstream_timeout("The MLflow server did not answer in time.") from None
         except aiohttp.ClientError as exc:
             _logger.warning("Upstream unreachable: %s", exc)
-            raise UpstreamUnavailable("The MLflow server is not reachable.") from None
+            raise upstream_unavailable("The MLflow server is not reachable.") from None
+        self._observe(time.perf_counter() - started)
         # Raw pairs keep repeated headers (Set-Cookie) and the upstream's exact values.
         headers = _response_headers(response)
         if response.content_length is not None and response.content_length <= _READ_WHOLE:
@@ -178,7 +184,7 @@ class Forwarder:
                 body = await response.read()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 _logger.warning("Upstream failed mid-body on %s: %s", request.url.path, exc)
-                raise UpstreamUnavailable("The MLflow server's answer was cut short.") from None
+                raise upstream_unavailable("The MLflow server's answer was cut short.") from None
             finally:
                 response.release()
             whole = Response(body, status_code=response.status)
@@ -191,6 +197,16 @@ class Forwarder:
         )
         streamed.raw_headers = headers
         return streamed
+
+    async def healthy(self) -> bool:
+        """Whether the handler tier answers its health check (the readiness probe's question)."""
+        try:
+            async with self._session_now().get(
+                f"{self.upstream}/health", timeout=aiohttp.ClientTimeout(total=3.0)
+            ) as response:
+                return response.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return False
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -22,7 +22,6 @@ from urllib.parse import quote
 import httpx
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from gateway.authn.bearer import Authenticator
 from gateway.authn.csrf import SameOriginCheck
@@ -41,14 +40,15 @@ from gateway.authn.session import (
 from gateway.config import BrowserLoginConfig, GatewayConfig
 from gateway.errors import AuthenticationError
 from gateway.pages import html_page
+from gateway.routing.model import Endpoint
+from gateway.routing.tables.gateway import (
+    CALLBACK_PATH,
+    LOGIN_PATH,
+    SIGNED_OUT_PATH,
+)
 
 _logger = logging.getLogger(__name__)
 
-LOGIN_PATH = "/oauth2/login"
-CALLBACK_PATH = "/oauth2/callback"
-SIGNED_OUT_PATH = "/oauth2/signed-out"
-LOGOUT_PATH = "/logout"
-CLIENT_DISCOVERY_PATH = "/.well-known/cedarflow"
 LOGIN_STATE_SECONDS = 600  # time allowed on the IdP's page
 _REFRESH_REUSE_SECONDS = 30.0  # parallel calls with the old cookie share one refresh
 SESSION_ENDED_MESSAGE = "Your session has ended: sign in again."
@@ -93,14 +93,15 @@ class BrowserLogin:
         self._sealer = CookieSealer(self.settings.secret or config.identity_secret)
         self._refreshes = _RefreshCoalescer()
 
-    def routes(self) -> list[Route]:
-        return [
-            Route(LOGIN_PATH, self.start, methods=["GET"]),
-            Route(CALLBACK_PATH, self.callback, methods=["GET"]),
-            Route(LOGOUT_PATH, self.logout, methods=["GET", "POST"]),
-            Route(SIGNED_OUT_PATH, self.signed_out, methods=["GET"]),
-            Route(CLIENT_DISCOVERY_PATH, self.client_discovery, methods=["GET"]),
-        ]
+    def endpoints(self) -> dict[str, Endpoint]:
+        """The sign-in calls, by the action of their row (routing/tables/gateway.py)."""
+        return {
+            "SignIn": self.start,
+            "SignInCallback": self.callback,
+            "SignOut": self.logout,
+            "SignedOut": self.signed_out,
+            "ClientDiscovery": self.client_discovery,
+        }
 
     # --- the session on every request -----------------------------------------------------
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from gateway.errors import PermissionDenied
+from gateway.errors import forbidden
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CROSS_SITE_MESSAGE = (
@@ -46,12 +46,12 @@ class SameOriginCheck:
             return
         fetch_site = request.headers.get("sec-fetch-site")
         if fetch_site is not None and fetch_site != "same-origin":
-            raise PermissionDenied(CROSS_SITE_MESSAGE)
+            raise forbidden(CROSS_SITE_MESSAGE)
         origin = request.headers.get("origin")
         if origin is not None:
             if origin == "null" or origin_of(origin) != self.origin:
-                raise PermissionDenied(CROSS_SITE_MESSAGE)
+                raise forbidden(CROSS_SITE_MESSAGE)
             return
         referer = request.headers.get("referer")
         if not referer or origin_of(referer) != self.origin:
-            raise PermissionDenied(CROSS_SITE_MESSAGE)
+            raise forbidden(CROSS_SITE_MESSAGE)

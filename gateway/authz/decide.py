@@ -3,6 +3,7 @@
     authorizer = Authorizer(PolicyStore("policies"), admin_groups=("admins",))
     result = authorizer.authorize(principal, parse_request(...), lookup)   # whole request
     decision = authorizer.decide(principal, "GetRun", [ResourceRef("run", id)], lookup)
+    decisions = authorizer.decide_each(principal, "GetRun", refs, lookup)  # one per reference
 
 `lookup(ref)` returns the role bindings of the experiment or registered model a reference
 belongs to (a run's experiment, a model version's model), MISSING when it does not exist,
@@ -79,86 +80,6 @@ class RequestDecision:
 def model_version_context(version: str, stage: str, aliases: Iterable[str] = ()) -> dict:
     """Context for registry calls on one version (read by the Production guard)."""
     return {"modelVersion": {"version": str(version), "stage": stage, "aliases": list(aliases)}}
-
-
-def decide(
-    principal: PrincipalLike,
-    action: str,
-    resources: Sequence[ResourceRef],
-    bindings_lookup: BindingsLookup,
-    *,
-    policies: PolicyBundle,
-    admin_groups: Iterable[str] = ("admins",),
-    context: Mapping | None = None,
-) -> Decision:
-    """One decision for the whole request: allowed only if every reference is allowed."""
-    if not resources:
-        return Decision(
-            False, action, None, (), ("the request names no resource",), policies.revision
-        )
-    allowed: list[Decision] = []
-    for decision in decide_each(
-        principal,
-        action,
-        resources,
-        bindings_lookup,
-        policies=policies,
-        admin_groups=admin_groups,
-        context=context,
-    ):
-        if not decision.allowed:
-            return decision
-        allowed.append(decision)
-    ids = tuple(dict.fromkeys(i for d in allowed for i in d.policy_ids))
-    last = allowed[-1]
-    note = "; ".join(d.note for d in allowed if d.note)
-    return Decision(True, action, last.resource, ids, (), policies.revision, last.target, note)
-
-
-def decide_each(
-    principal: PrincipalLike,
-    action: str,
-    resources: Sequence[ResourceRef],
-    bindings_lookup: BindingsLookup,
-    *,
-    policies: PolicyBundle,
-    admin_groups: Iterable[str] = ("admins",),
-    context: Mapping | None = None,
-) -> tuple[Decision, ...]:
-    """One decision per reference, in order (for narrowing searches and filtering lists)."""
-    plans = [_plan(ref, action, bindings_lookup, policies.revision) for ref in resources]
-    targets = tuple(dict.fromkeys(p.bindings for p in plans if p.bindings is not None))
-    subject, groups, admin_groups = principal.subject, tuple(principal.groups), tuple(admin_groups)
-    context_key = json.dumps(context, sort_keys=True, default=repr) if context else ""
-    keys = {
-        i: (policies.revision, subject, groups, admin_groups, targets, p.action,
-            p.uid["type"], p.uid["id"], context_key if p.uid["type"] == "RegisteredModel" else "")
-        for i, p in enumerate(plans)
-        if p.outcome is None
-    }  # fmt: skip
-    verdicts = {i: _VERDICTS.get(key) for i, key in keys.items()}
-    todo = [i for i, verdict in verdicts.items() if verdict is None]
-    if todo:
-        entities = cached_entities(subject, groups, targets, admin_groups)
-        requests = [
-            {
-                "principal": {"type": "User", "id": subject},
-                "action": {"type": "Action", "id": plans[i].action},
-                "resource": plans[i].uid,
-                # only registry calls declare a context (the model version's facts)
-                "context": dict(context or {}) if plans[i].uid["type"] == "RegisteredModel" else {},
-            }
-            for i in todo
-        ]
-        results = cedarpy.is_authorized_batch(
-            requests, policies.policy_set, entities, policies.schema
-        )
-        for i, result in zip(todo, results, strict=True):
-            verdicts[i] = _verdict(result)
-            _VERDICTS.put(keys[i], verdicts[i])
-    return tuple(
-        p.outcome or _decision(verdicts[i], p, policies.revision) for i, p in enumerate(plans)
-    )
 
 
 @dataclass(frozen=True)
@@ -255,7 +176,8 @@ def _decision(verdict: _Verdict, plan: _Plan, revision: str) -> Decision:
 
 
 class Authorizer:
-    """Decisions against the policy set currently in force (hot-reloaded by the store)."""
+    """Decisions against the policy set in force (a PolicyStore hot-reloads it; a PolicyBundle
+    is one fixed set, as the simulator uses)."""
 
     def __init__(
         self, store: PolicyStore | PolicyBundle, admin_groups: Iterable[str] = ("admins",)
@@ -275,15 +197,14 @@ class Authorizer:
         bindings_lookup: BindingsLookup,
         context: Mapping | None = None,
     ) -> Decision:
-        return decide(
-            principal,
-            action,
-            resources,
-            bindings_lookup,
-            policies=self.policies,
-            admin_groups=self.admin_groups,
-            context=context,
-        )
+        """One decision for the whole request: allowed only if every reference is allowed."""
+        policies = self.policies
+        if not resources:
+            problem = ("the request names no resource",)
+            return Decision(False, action, None, (), problem, policies.revision)
+        decisions = self.decide_each(principal, action, resources, bindings_lookup, context)
+        denied = next((d for d in decisions if not d.allowed), None)
+        return denied or _allowed(action, decisions, decisions[-1])
 
     def authorize(
         self,
@@ -304,19 +225,8 @@ class Authorizer:
         if denied is not None:
             return RequestDecision(denied, decisions, kept, dropped)
         allowed = [d for d in decisions if d.allowed]
-        ids = tuple(dict.fromkeys(i for d in allowed for i in d.policy_ids))
         last = (strict or allowed or list(decisions))[-1]
-        overall = Decision(
-            True,
-            parsed.action,
-            last.resource,
-            ids,
-            (),
-            last.revision,
-            last.target,
-            "; ".join(d.note for d in allowed if d.note),
-        )
-        return RequestDecision(overall, decisions, kept, dropped)
+        return RequestDecision(_allowed(parsed.action, allowed, last), decisions, kept, dropped)
 
     def decide_each(
         self,
@@ -326,12 +236,50 @@ class Authorizer:
         bindings_lookup: BindingsLookup,
         context: Mapping | None = None,
     ) -> tuple[Decision, ...]:
-        return decide_each(
-            principal,
-            action,
-            resources,
-            bindings_lookup,
-            policies=self.policies,
-            admin_groups=self.admin_groups,
-            context=context,
+        """One decision per reference, in order (for narrowing searches and filtering lists)."""
+        policies, admin_groups = self.policies, self.admin_groups
+        plans = [_plan(ref, action, bindings_lookup, policies.revision) for ref in resources]
+        targets = tuple(dict.fromkeys(p.bindings for p in plans if p.bindings is not None))
+        subject, groups = principal.subject, tuple(principal.groups)
+        context_key = json.dumps(context, sort_keys=True, default=repr) if context else ""
+        keys = {
+            i: (policies.revision, subject, groups, admin_groups, targets, p.action,
+                p.uid["type"], p.uid["id"], context_key if _is_model(p) else "")
+            for i, p in enumerate(plans)
+            if p.outcome is None
+        }  # fmt: skip
+        verdicts = {i: _VERDICTS.get(key) for i, key in keys.items()}
+        todo = [i for i, verdict in verdicts.items() if verdict is None]
+        if todo:
+            entities = cached_entities(subject, groups, targets, admin_groups)
+            requests = [_cedar_request(subject, plans[i], context) for i in todo]
+            results = cedarpy.is_authorized_batch(
+                requests, policies.policy_set, entities, policies.schema
+            )
+            for i, result in zip(todo, results, strict=True):
+                verdicts[i] = _verdict(result)
+                _VERDICTS.put(keys[i], verdicts[i])
+        return tuple(
+            p.outcome or _decision(verdicts[i], p, policies.revision) for i, p in enumerate(plans)
         )
+
+
+def _allowed(action: str, allowed: Sequence[Decision], last: Decision) -> Decision:
+    """The allow of a request whose references were all allowed: every policy that permitted."""
+    ids = tuple(dict.fromkeys(i for d in allowed for i in d.policy_ids))
+    note = "; ".join(d.note for d in allowed if d.note)
+    return Decision(True, action, last.resource, ids, (), last.revision, last.target, note)
+
+
+def _cedar_request(subject: str, plan: _Plan, context: Mapping | None) -> dict:
+    return {
+        "principal": {"type": "User", "id": subject},
+        "action": {"type": "Action", "id": plan.action},
+        "resource": plan.uid,
+        # only registry calls declare a context (the model version's facts)
+        "context": dict(context or {}) if _is_model(plan) else {},
+    }
+
+
+def _is_model(plan: _Plan) -> bool:
+    return plan.uid["type"] == "RegisteredModel"

@@ -1,5 +1,7 @@
-"""Resolution: which experiment or registered model a referenced resource belongs to, and
-its role bindings, read from DynamoDB with two caches.
+"""The gateway's facts source (gateway/pipeline.py `Facts`), read through store/ownership.py:
+which experiment or registered model a referenced resource belongs to and its role bindings,
+the registry's facts the policies read, and the versions registered from a logged model's or a
+run's files. Two caches:
 
 - owners (run, trace, logged model → experiment) never change: cached for the process.
   Run and logged-model ids are the store's own; a trace id is the client's, so the store
@@ -12,7 +14,8 @@ its role bindings, read from DynamoDB with two caches.
 `lookup(ref)` is what the decision step calls; it only reads the caches filled by
 `prefetch(refs)`, which does the DynamoDB reads (in a worker thread: boto3 blocks) for
 whatever is not cached. A training loop's `LogMetric` on a known run therefore makes no
-DynamoDB read in the gateway once the run is known and its bindings are fresh.
+DynamoDB read in the gateway once the run is known and its bindings are fresh. Registry
+changes read their facts fresh (authz/registry_facts.py); reads use the cache.
 """
 
 from __future__ import annotations
@@ -22,13 +25,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from gateway.authz.decide import MISSING
 from gateway.authz.entities import Bindings
-from gateway.routing.parse import ResourceRef
-from store.dynamo import DynamoTable
-from store.ownership import Ownership
+from gateway.authz.model_readers import ArtifactRead
+from gateway.authz.registry_facts import (
+    TableModelFacts,
+    changes_registry,
+    registry_context,
+    version_number,
+)
+from gateway.routing.parse import ParsedRequest, ResourceRef
+from store.dynamo import DynamoTable, InvalidValue
+from store.ownership import Ownership, VersionFacts
 from store.vocabulary import (
     DATASET,
     EXPERIMENT,
@@ -47,21 +56,21 @@ _OWNERS: dict[str, Callable[[Ownership, str], str | None]] = {
     LOGGED_MODEL: Ownership.experiment_of_logged_model,
 }
 _MAX_ENTRIES = 100_000  # per cache; an overflowing cache is cleared (never grows unbounded)
-
-
-@dataclass(frozen=True)
-class ModelVersionFacts:
-    """What the Production guard reads about one model version."""
-
-    version: str
-    stage: str
-    aliases: tuple[str, ...]
-    model_id: str | None = None
-    source: str | None = None
+# calls after which cached bindings or names of their resource are stale
+_CHANGES_BINDINGS = frozenset(
+    {
+        "DeleteExperiment",
+        "RestoreExperiment",
+        "UpdateExperiment",
+        "RenameRegisteredModel",
+        "DeleteRegisteredModel",
+    }
+)
+_CREATES = frozenset({"CreateExperiment", "CreateRegisteredModel"})
 
 
 class Resolver:
-    """Owners and bindings of referenced resources, cached; thread-safe."""
+    """Owners, bindings and registry facts of referenced resources, cached; thread-safe."""
 
     def __init__(
         self,
@@ -95,16 +104,6 @@ class Resolver:
         kind, resource_id = target
         found = self._get_fresh(("bindings", kind, resource_id))
         return None if found is _UNKNOWN else found
-
-    def owner(self, ref: ResourceRef) -> tuple[str, str] | None:
-        """(kind, id) of the experiment or model `ref` is decided on, if known."""
-        target = self._target_cached(ref)
-        return target if isinstance(target, tuple) else None
-
-    # ---- filling the caches --------------------------------------------------------------
-
-    def missing(self, refs: Iterable[ResourceRef]) -> list[ResourceRef]:
-        return [r for r in refs if self._needs_read(r)]
 
     async def prefetch(self, refs: Iterable[ResourceRef]) -> Callable[[ResourceRef], object]:
         """Resolve `refs` and return a lookup answering from what was resolved.
@@ -158,19 +157,38 @@ class Resolver:
             for key in stale:
                 del self._fresh[key]
 
-    def cached_model_version(self, name: str, version: str) -> ModelVersionFacts | None:
-        found = self._get_fresh(("version", name, version))
-        return None if found is _UNKNOWN else found
+    async def registry_context(self, parsed: ParsedRequest) -> dict | None:
+        """The Cedar context of a registry call: fresh for changes, cached for reads."""
+        call = parsed.registry_call
+        if call is None:
+            return None
+        cached = _CachedVersions(self)
+        try:
+            if changes_registry(parsed.action):  # a cached stage could let a change through
+                fresh = TableModelFacts(self.ownership)
+                return await asyncio.to_thread(registry_context, parsed, fresh)
+            if cached.is_warm(call.name, call.version):  # a loop of reads: no thread hop
+                return registry_context(parsed, cached)
+            return await asyncio.to_thread(registry_context, parsed, cached)
+        except InvalidValue:  # a name no item can have (too long a key): denied on lookup
+            return None
 
-    def model_version(self, name: str, version: str) -> ModelVersionFacts | None:
-        """Stage, aliases and source of a model version (TTL-cached), None if unknown."""
-        key = ("version", name, version)
-        found = self._get_fresh(key)
-        if found is not _UNKNOWN:
-            return found
-        facts = self._read_version(name, version)
-        self._put_fresh(key, facts)
-        return facts
+    async def models_registered_from(self, read: ArtifactRead) -> tuple[str, ...]:
+        """Registered models with a live version whose files `read` reads."""
+        try:
+            return await asyncio.to_thread(self._models_registered_from, read)
+        except Exception as exc:  # unknown is no: the decision stays a denial
+            _logger.warning("cannot read the versions registered from %s: %s", read, exc)
+            return ()
+
+    def after_success(self, parsed: ParsedRequest) -> None:
+        """Forget what a call that went through has made stale."""
+        if parsed.action in _CREATES:
+            self.forget_missing()
+        elif parsed.action in _CHANGES_BINDINGS:
+            for ref in parsed.resources:
+                if ref.kind in (EXPERIMENT, REGISTERED_MODEL):
+                    self.invalidate(ref.kind, ref.id)
 
     # ---- internals ------------------------------------------------------------------------
 
@@ -231,15 +249,27 @@ class Resolver:
         self._put_fresh(key, value)
         return value
 
-    def _read_version(self, name: str, version: str) -> ModelVersionFacts | None:
-        if not str(version).isdigit():
-            return None
-        facts = self.ownership.model_version(name, int(version))
-        if facts is None:
-            return None
-        return ModelVersionFacts(
-            str(version), facts.stage, facts.aliases, facts.model_id, facts.source
-        )
+    def _models_registered_from(self, read: ArtifactRead) -> tuple[str, ...]:
+        if read.logged_model is not None:
+            facts = self.ownership.logged_model(read.logged_model)
+            if facts is None or read.experiment_id not in (None, facts.experiment_id):
+                return ()  # the path's experiment must be the logged model's own
+            return facts.registered_as
+        if read.run_id is not None and read.path is not None:
+            versions = self.ownership.versions_from_run(read.run_id, under=read.path)
+            return tuple(dict.fromkeys(v.name for v in versions))
+        return ()
+
+    def cached_version(self, name: str, number: int) -> VersionFacts | None | object:
+        return self._get_fresh(("version", name, number))
+
+    def version(self, name: str, number: int) -> VersionFacts | None:
+        """A model version's facts (TTL-cached), None when there is none."""
+        found = self.cached_version(name, number)
+        if found is _UNKNOWN:
+            found = self.ownership.model_version(name, number)
+            self._put_fresh(("version", name, number), found)
+        return found
 
     def _get_fresh(self, key: tuple):
         with self._lock:
@@ -253,6 +283,27 @@ class Resolver:
             if len(self._fresh) > _MAX_ENTRIES:
                 self._fresh.clear()
             self._fresh[key] = (self.clock() + self.ttl, value)
+
+
+class _CachedVersions:
+    """The registry facts a read needs (a version's stage and aliases), from the cache."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self._resolver = resolver
+
+    def is_warm(self, name: str, version: str | None) -> bool:
+        number = version_number(version) if version else None
+        return number is None or self._resolver.cached_version(name, number) is not _UNKNOWN
+
+    def version(self, name: str, version: str) -> VersionFacts | None:
+        number = version_number(version)
+        return None if number is None or number < 0 else self._resolver.version(name, number)
+
+    def aliases(self, name: str) -> None:  # never read for a registry read
+        return None
+
+    def versions_in_stage(self, name: str, stage: str) -> None:  # never read for a read
+        return None
 
 
 class _Unknown:

@@ -26,10 +26,10 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.fernet import Fernet, InvalidToken
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from gateway.devidp.provider import DEV_CLIENT_ID, MACHINE_SCOPE, DevIdentityProvider
 from gateway.pages import html_page
+from gateway.routing.model import Endpoint
 
 CODE_SECONDS = 60
 REFRESH_TOKEN_SECONDS = 30 * 86400
@@ -85,14 +85,16 @@ class DevOAuthEndpoints:
         key = base64.urlsafe_b64encode(idp.derived_secret("refresh-token"))
         self._refresh_sealer = Fernet(key)
 
-    def routes(self) -> list[Route]:
-        return [
-            *self.idp.routes(),
-            Route("/oauth2/authorize", self.authorize_page, methods=["GET"]),
-            Route("/oauth2/authorize", self.authorize_submit, methods=["POST"]),
-            Route("/oauth2/token", self.token, methods=["POST"]),
-            Route("/logout", self.logout, methods=["GET"]),
-        ]
+    def endpoints(self) -> dict[str, Endpoint]:
+        """The provider's calls, by the action of their row (routing/tables/gateway.py)."""
+        return {
+            "DevJwks": self.idp.jwks_endpoint,
+            "DevDiscovery": self.idp.discovery_endpoint,
+            "DevSignInPage": self.authorize_page,
+            "DevSignIn": self.authorize_submit,
+            "DevToken": self.token,
+            "DevSignOut": self.logout,
+        }
 
     # --- authorize ----------------------------------------------------------------------
 

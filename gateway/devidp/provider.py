@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -166,19 +165,11 @@ class DevIdentityProvider:
             "claims_supported": ["sub", "iss", "username", "cognito:groups", "email", "nonce"],
         }
 
-    def routes(self) -> list[Route]:
-        """Starlette routes for the issuer's well-known documents (to be mounted at the issuer)."""
+    async def jwks_endpoint(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.jwks(), headers={"Cache-Control": "max-age=300"})
 
-        async def jwks_endpoint(request: Request) -> JSONResponse:
-            return JSONResponse(self.jwks(), headers={"Cache-Control": "max-age=300"})
-
-        async def discovery_endpoint(request: Request) -> JSONResponse:
-            return JSONResponse(self.discovery())
-
-        return [
-            Route("/.well-known/jwks.json", jwks_endpoint, methods=["GET"]),
-            Route("/.well-known/openid-configuration", discovery_endpoint, methods=["GET"]),
-        ]
+    async def discovery_endpoint(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.discovery())
 
 
 class DevProviderRefused(ValueError):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from gateway.authz.decide import Decision, RequestDecision
+from gateway.errors import GatewayError
 from store.identity import Principal
 
 ANSWERED_EMPTY = "empty"
@@ -115,6 +116,24 @@ class AuditLog:
             if narrowing.answered_empty:
                 record["answered"] = ANSWERED_EMPTY
         self.write(record)
+
+    def refusal(
+        self, request_id: str, principal: Principal, method: str, path: str, error: GatewayError
+    ) -> None:
+        """A request refused before (or instead of) a decision."""
+        self.write(
+            {
+                "type": "refusal",
+                "time": _now(),
+                "request_id": request_id,
+                "principal": principal.subject,
+                "username": principal.username,
+                "method": method,
+                "path": path,
+                "status": error.status_code,
+                "message": error.message,
+            }
+        )
 
     def binding_change(
         self,

@@ -1,8 +1,8 @@
-"""Prometheus metrics of the authorization step, served at `/metrics` (prometheus_client).
+"""Prometheus metrics of the request path, served at `/metrics` by prometheus_client.
 
 `GET /metrics` is a call like MLflow's: authenticated the same way (bearer token or browser
 session) and decided by the policies as `GetMetrics` on the workspace (administrators only,
-by default), with an audit line. `METRICS_ROUTE` is its row, beside MLflow's route table.
+by default), with an audit line; its row is in routing/tables/gateway.py.
 
 - `cedarflow_decisions_total{action,outcome}`: decisions by action and allow/deny/refused;
 - `cedarflow_decide_seconds`: time to resolve and decide one request (histogram);
@@ -12,6 +12,8 @@ by default), with an audit line. `METRICS_ROUTE` is its row, beside MLflow's rou
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import choose_encoder
@@ -19,33 +21,13 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.routing.model import NONE, RefSpec, Route, RouteMatch
-from gateway.routing.parse import ParsedRequest, ResourceRef
-from store.vocabulary import DEFAULT_WORKSPACE, WORKSPACE
-
-METRICS_PATH = "/metrics"
-METRICS_ACTION = "GetMetrics"
-METRICS_ROUTE = Route(
-    "GET", METRICS_PATH, "gateway", METRICS_ACTION, refs=(RefSpec(WORKSPACE),), params=NONE
-)
-
-
-def metrics_request(method: str, path: str) -> ParsedRequest | None:
-    """`GET /metrics` as a parsed request on the workspace; None for every other call."""
-    if method.upper() != "GET" or path != METRICS_PATH:
-        return None
-    match = RouteMatch(METRICS_ROUTE, "GET", METRICS_PATH, ())
-    ref = ResourceRef(WORKSPACE, DEFAULT_WORKSPACE)
-    return ParsedRequest(METRICS_ACTION, METRICS_ROUTE, match, (ref,))
-
-
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
 
 class Metrics:
     """The gateway's metrics, in a registry of their own (one per app, never process-global)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dynamodb_reads: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
         self._decisions = Counter(
             "cedarflow_decisions",
@@ -65,8 +47,7 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
-        self.dynamodb_reads = 0  # the resolver's count, read at each scrape
-        self.registry.register(_DynamoReads(self))
+        self.registry.register(_DynamoReads(dynamodb_reads))
 
     def count_decision(self, action: str, outcome: str) -> None:
         self._decisions.labels(action or "-", outcome).inc()
@@ -85,12 +66,10 @@ class Metrics:
 class _DynamoReads(Collector):
     """`cedarflow_dynamodb_reads_total`: a count kept by the resolver, not by this module."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
+    def __init__(self, reads: Callable[[], int]) -> None:
+        self._reads = reads
 
     def collect(self):
         yield CounterMetricFamily(
-            "cedarflow_dynamodb_reads",
-            "DynamoDB reads made by the gateway.",
-            value=self._metrics.dynamodb_reads,
+            "cedarflow_dynamodb_reads", "DynamoDB reads made by the gateway.", value=self._reads()
         )

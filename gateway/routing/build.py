@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.routing.model import PROTO, RefSpec, Route
+from gateway.routing.model import FORWARD, NONE, PROTO, RefSpec, Route
 
 
 def api(version: int, tail: str) -> tuple[str, ...]:
@@ -28,6 +28,7 @@ def rows(
     params: str = PROTO,
     filter: str | None = None,  # noqa: A002 - the row field's name
     anonymous: bool = False,
+    serve: str = FORWARD,
 ) -> list[Route]:
     """One offered row per path."""
     paths = (paths,) if isinstance(paths, str) else paths
@@ -41,6 +42,7 @@ def rows(
             params=params,
             filter=filter,
             anonymous=anonymous,
+            serve=serve,
         )
         for path in paths
     ]
@@ -50,3 +52,8 @@ def refused(method: str, paths: tuple[str, ...] | str, family: str, reason: str)
     """Rows for a family this deployment does not offer: always refused, never forwarded."""
     paths = (paths,) if isinstance(paths, str) else paths
     return [Route(method=method, path=path, family=family, refused=reason) for path in paths]
+
+
+def answered(method: str, path: str, serve: str, action: str, family: str = "gateway") -> Route:
+    """A row the gateway answers itself (PERMISSIONS, OPEN): it names no resource to decide."""
+    return Route(method=method, path=path, family=family, action=action, params=NONE, serve=serve)

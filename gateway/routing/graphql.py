@@ -37,7 +37,7 @@ from graphql import (
 from graphql.language import Visitor
 
 from gateway.authz.decide import Authorizer, BindingsLookup, Decision, PrincipalLike
-from gateway.routing.model import Refusal, bad_request, forbidden
+from gateway.errors import GatewayError, bad_request, forbidden
 from gateway.routing.parse import ResourceRef
 from gateway.routing.values import has_unpaired_surrogate
 from store.vocabulary import EXPERIMENT, RUN
@@ -71,12 +71,12 @@ class GraphQLCheck:
 
 
 def graphql_request_refs(method: str, body: bytes) -> tuple[ResourceRef, ...]:
-    """The resources a `/graphql` call reads, or raise Refusal (queries are read on POST)."""
+    """The resources a `/graphql` call reads, or raise GatewayError (queries are read on POST)."""
     return _refs_of(*parse_graphql_request(method, body))
 
 
 def parse_graphql_request(method: str, body: bytes) -> tuple[DocumentNode, dict]:
-    """The query document and variables of a `/graphql` call, or raise Refusal.
+    """The query document and variables of a `/graphql` call, or raise GatewayError.
 
     Whoever calls (administrators too): MLflow's handler fails with a 500 on a GET, on a body
     that is not a JSON object with a `query` string, and on a query that does not parse.
@@ -121,7 +121,7 @@ def check_graphql(
 
 
 def graphql_refs(body: bytes) -> tuple[ResourceRef, ...]:
-    """Every resource a GraphQL request body reads, each with its action; or raise Refusal."""
+    """Every resource a GraphQL request body reads, each with its action; or raise GatewayError."""
     return _refs_of(*parse_graphql_request("POST", body))
 
 
@@ -195,7 +195,7 @@ class _Refused(Exception):
 __all__ = [
     "ROOT_FIELDS",
     "GraphQLCheck",
-    "Refusal",
+    "GatewayError",
     "check_graphql",
     "graphql_refs",
     "graphql_request_refs",

@@ -12,7 +12,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from gateway.routing.model import Refusal, Route, RouteMatch, bad_request, forbidden
+from gateway.errors import bad_request, forbidden
+from gateway.routing.model import Route, RouteMatch
 
 # percent-escapes that would change the path's structure once decoded
 _STRUCTURAL_ESCAPES = re.compile(r"%(2[fF]|5[cC]|2[eE]|25|00|3[bB]|3[fF]|23)")
@@ -67,11 +68,11 @@ class RouteTable:
         self._matched: dict[tuple[str, str], RouteMatch] = {}  # a training loop repeats paths
 
     def match(self, method: str, raw_path: str) -> RouteMatch:
-        """The route serving (method, path), or a Refusal (malformed, unknown, not offered)."""
+        """The route serving (method, path), or a GatewayError (malformed, unknown, not offered)."""
         key = (method, raw_path)
         found = self._matched.get(key)
         if found is None:
-            found = self._match(method, raw_path)  # a Refusal is raised, never remembered
+            found = self._match(method, raw_path)  # a GatewayError is raised, never remembered
             if len(self._matched) >= _MATCHED_MAX:
                 self._matched.clear()
             self._matched[key] = found
@@ -91,7 +92,7 @@ class RouteTable:
             raise forbidden(f"No route for {method} {path}.")
         route, params = found
         if route.refused:
-            raise Refusal(403, "PERMISSION_DENIED", f"{route.refused}: {method} {path}")
+            raise forbidden(f"{route.refused}: {method} {path}")
         return RouteMatch(route=route, method=routed, path=path, path_params=params)
 
     def _find(self, method: str, path: str) -> tuple[Route, tuple[tuple[str, str], ...]] | None:

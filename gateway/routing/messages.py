@@ -26,7 +26,7 @@ from pathlib import Path
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from gateway.routing.model import bad_request
+from gateway.errors import bad_request
 
 # The files whose messages name MLflow's calls (and the ones they import).
 _REQUEST_FILES = (

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
 
 # How the handler behind a route reads its parameters (mirrors MLflow's handlers).
 PROTO = "proto"  # _get_request_message: GET query (body when no query), POST/PATCH/DELETE body
@@ -10,6 +14,14 @@ QUERY = "query"  # request.args only
 JSON = "json"  # request.json only (Content-Type must be JSON)
 NONE = "none"  # no parameters: path and headers only
 OTLP = "otlp"  # an OTLP span export body (protobuf or JSON), read for its trace ids
+
+# Who answers a row (`Route.serve`).
+FORWARD = "forward"  # decided by the policies, then forwarded to MLflow: every MLflow row
+ANSWER = "answer"  # decided by the policies, then answered by the gateway (GetMetrics)
+PERMISSIONS = "permissions"  # the permissions API, which decides each of its calls itself
+OPEN = "open"  # answered by the gateway without credentials or a decision (probes, sign-in)
+# What answers one of the gateway's own rows (ANSWER, OPEN), found by the row's action.
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,8 @@ class Route:
 
     `refused` is a reason string for families this deployment does not offer; such rows
     have no action. `filter` names the response filter a list/search call needs; a
-    gateway that does not implement that filter must refuse the call.
+    gateway that does not implement that filter must refuse the call. The gateway's own
+    PERMISSIONS and OPEN rows name the gateway call in `action` and have no resources.
     """
 
     method: str
@@ -50,7 +63,13 @@ class Route:
     params: str = PROTO
     filter: str | None = None
     refused: str | None = None
-    anonymous: bool = False  # served without a caller identity (health, static files)
+    anonymous: bool = False  # forwarded without a caller identity or a decision (UI files)
+    serve: str = FORWARD
+
+    @property
+    def decided(self) -> bool:
+        """Decided by the policies on the resources the request names (FORWARD, ANSWER)."""
+        return self.serve in (FORWARD, ANSWER)
 
     @property
     def offered(self) -> bool:
@@ -64,6 +83,9 @@ class Route:
         """One line for people: `GET /path → Action on kind (source), ...; filter`."""
         if self.refused:
             return f"{self.method} {self.path} → refused: {self.refused}"
+        if not self.decided:
+            who = "without credentials" if self.serve == OPEN else "deciding each call itself"
+            return f"{self.method} {self.path} → {self.action}, answered by the gateway {who}"
         where = {PROTO: "params", QUERY: "query", JSON: "body", NONE: "path", OTLP: "otlp"}[
             self.params
         ]
@@ -87,30 +109,3 @@ class RouteMatch:
 
     def param(self, name: str) -> str | None:
         return dict(self.path_params).get(name)
-
-
-@dataclass(frozen=True)
-class Refusal(Exception):
-    """A request the gateway refuses before deciding; rendered as MLflow-style JSON."""
-
-    status: int
-    error_code: str
-    message: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"error_code": self.error_code, "message": self.message}
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.error_code}: {self.message}"
-
-
-def bad_request(message: str) -> Refusal:
-    return Refusal(400, "INVALID_PARAMETER_VALUE", message)
-
-
-def not_found(message: str) -> Refusal:
-    return Refusal(404, "ENDPOINT_NOT_FOUND", message)
-
-
-def forbidden(message: str) -> Refusal:
-    return Refusal(403, "PERMISSION_DENIED", message)

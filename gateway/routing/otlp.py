@@ -16,7 +16,7 @@ from google.protobuf.json_format import Parse as parse_json_message
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway.routing.model import Refusal, bad_request
+from gateway.errors import GatewayError, bad_request
 
 # Decompressed OTLP bodies are held in memory to be read; a bigger one is refused.
 MAX_OTLP_BYTES = 64 * 1024 * 1024
@@ -95,7 +95,7 @@ def _inflate(body: bytes, wbits: int, limit: int) -> tuple[bytes | None, bytes]:
     try:
         data = inflater.decompress(body, limit + 1)
         if len(data) > limit or inflater.unconsumed_tail:
-            raise Refusal(
+            raise GatewayError(
                 413,
                 "RESOURCE_EXHAUSTED",
                 f"The OTLP body is larger than {MAX_OTLP_BYTES} bytes once decompressed.",

@@ -22,19 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from gateway.errors import GatewayError, bad_request
 from gateway.routing import match_route
-from gateway.routing.model import (
-    JSON,
-    NONE,
-    OTLP,
-    PROTO,
-    QUERY,
-    RefSpec,
-    Refusal,
-    Route,
-    RouteMatch,
-    bad_request,
-)
+from gateway.routing.model import JSON, NONE, OTLP, PROTO, QUERY, RefSpec, Route, RouteMatch
 from gateway.routing.otlp import otlp_trace_ids
 from gateway.routing.values import (
     check_artifact_path_length,
@@ -93,7 +83,6 @@ class ParsedRequest:
     match: RouteMatch
     resources: tuple[ResourceRef, ...]
     artifact_path: str | None = None  # canonical mlflow-artifacts path, when there is one
-    model_version: tuple[str, str] | None = None  # (registered model name, version)
     registry_call: RegistryCall | None = None  # a call on one registered model
     flags: frozenset[str] = frozenset()  # e.g. "head", "params:query", "params:body"
 
@@ -109,7 +98,7 @@ def parse_request(
     headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
     body: bytes = b"",
 ) -> ParsedRequest:
-    """Route and parse one request; raise Refusal when it is not routable or not readable."""
+    """Route and parse one request; raise GatewayError when it is not routable or not readable."""
     match = match_route(method, raw_path)
     route = match.route
     header_map = _headers(headers)
@@ -136,7 +125,6 @@ def parse_request(
         match=match,
         resources=tuple(dict.fromkeys(resources)),  # de-duplicated, order kept
         artifact_path=reader.artifact_path,
-        model_version=reader.model_version(),
         registry_call=reader.registry_call(),
         flags=frozenset(flags),
     )
@@ -147,7 +135,7 @@ def reads_body(method: str, raw_path: str) -> bool:
 
     Artifact uploads and raw-query handlers never have their body read here; OTLP span exports
     are read for the traces they write into.
-    Raises Refusal like parse_request for paths that are not routable.
+    Raises GatewayError like parse_request for paths that are not routable.
     """
     route = match_route(method, raw_path).route
     if route.params == NONE:
@@ -258,7 +246,8 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
+    """The camelCase JSON name of a proto field name (`run_id` → `runId`)."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
@@ -269,9 +258,9 @@ def _refuse_dual_spellings(value: object) -> None:
             _refuse_dual_spellings(item)
     elif isinstance(value, dict):
         for key in value:
-            if "_" in key and _camel(key) != key and _camel(key) in value:
+            if "_" in key and camel(key) != key and camel(key) in value:
                 raise bad_request(
-                    f"Request specifies both '{key}' and '{_camel(key)}'; provide only one of them."
+                    f"Request specifies both '{key}' and '{camel(key)}'; provide only one of them."
                 )
         for item in value.values():
             _refuse_dual_spellings(item)
@@ -428,13 +417,6 @@ class _Reader:
         action = {RUN: "GetRun", LOGGED_MODEL: "GetLoggedModel"}.get(kind, "GetModelVersion")
         return [ResourceRef(kind, ident, action)]
 
-    def model_version(self) -> tuple[str, str] | None:
-        if REGISTERED_MODEL not in {s.kind for s in self.match.route.refs}:
-            return None
-        name = self._scalar("name", required=False) if self.params is not None else ""
-        version = self._scalar("version", required=False) if self.params is not None else ""
-        return (name, version) if name and version else None
-
     def registry_call(self) -> RegistryCall | None:
         if REGISTERED_MODEL not in {s.kind for s in self.match.route.refs} or not self.params:
             return None
@@ -461,7 +443,7 @@ def _field(obj: dict, name: str) -> object:
     """A JSON field by its proto name or its camelCase JSON name (never both: refused)."""
     if name in obj:
         return obj[name]
-    return obj.get(_camel(name))
+    return obj.get(camel(name))
 
 
 # ---- artifact paths and model-version sources ----------------------------------------
@@ -521,7 +503,7 @@ def model_source_target(source: str) -> tuple[str, str]:
 
 __all__ = [
     "ParsedRequest",
-    "Refusal",
+    "GatewayError",
     "ResourceRef",
     "canonical_artifact_path",
     "model_source_target",

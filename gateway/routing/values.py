@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import re
 
+from gateway.errors import bad_request
 from gateway.routing.messages import check_request_body
-from gateway.routing.model import PROTO, QUERY, Route, bad_request
+from gateway.routing.model import PROTO, QUERY, Route
 
 # String fields MLflow's handler decodes as JSON, and what the decoded value must be.
 _JSON_TEXT_FIELDS: dict[str, tuple[tuple[str, type], ...]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.authz.decide import Decision, decide, model_version_context
+from gateway.authz.decide import Authorizer, Decision, model_version_context
 from gateway.authz.entities import Bindings
 from gateway.authz.policies import PolicyBundle
 from gateway.routing.parse import ResourceRef
@@ -78,14 +78,8 @@ def run_check(
     groups = tuple(groups)
     admin_groups = tuple(admin_groups)
     principal = Principal(user, user, groups=groups)
-    decision = decide(
-        principal,
-        action,
-        [resource],
-        lookup,
-        policies=bundle,
-        admin_groups=admin_groups,
-        context=context,
+    decision = Authorizer(bundle, admin_groups).decide(
+        principal, action, [resource], lookup, context
     )
     found = _safe_lookup(lookup, resource)
     text = reason(decision, user, groups, found, bundle, admin_groups, context, display)

@@ -282,7 +282,7 @@ def _run_check(args: argparse.Namespace) -> int:
     user = source.subject(args.user)
     context = None
     if resource.kind == REGISTERED_MODEL and (args.version or args.stage):
-        facts = source.version(resource.id, args.version) if args.version else None
+        facts = source.version_facts(resource.id, args.version) if args.version else None
         stage = args.stage or (facts.stage if facts else None)
         context = version_context(args.version, stage, facts.aliases if facts else ())
     result = run_check(

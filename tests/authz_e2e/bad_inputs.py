@@ -114,7 +114,7 @@ def offered_routes() -> list[Route]:
 
     Refused rows never reach the handler tier; anonymous ones (health, UI files) read nothing.
     """
-    rows = [r for r in all_routes() if r.offered and not r.anonymous]
+    rows = [r for r in all_routes() if r.offered and r.decided and not r.anonymous]
     served = {(r.method, r.path) for r in rows}
     return [
         r

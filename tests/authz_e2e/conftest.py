@@ -41,7 +41,7 @@ class AuthzStack:
     audit_path: Path
     identity_secret: bytes
     dev_idp: DevIdentityProvider
-    authorizer: object  # gateway.pipeline.PolicyAuthorizer
+    pipeline: object  # gateway.pipeline.Pipeline (its authorizer, its facts: the resolver)
 
     def token(self, user: str, groups: Sequence[str] = ()) -> str:
         return self.dev_idp.mint(user, tuple(groups))
@@ -110,6 +110,5 @@ def authz_stack(
                 audit_path=root / "audit.jsonl",
                 identity_secret=bytes.fromhex(identity),
                 dev_idp=DevIdentityProvider(root / "devidp", config.dev_issuer),
-                authorizer=app.state.gateway.authorizer,
+                pipeline=app.state.gateway.pipeline,
             )
-            app.state.gateway.authorizer.authz.store.stop()

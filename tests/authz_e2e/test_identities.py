@@ -19,7 +19,7 @@ import httpx
 import pytest
 from gw_support import ServerThread, free_port
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Route
 
 from gateway.app import create_app
 from gateway.client.permissions_cli import add_permission_commands
@@ -49,8 +49,15 @@ def two_issuers(authz_stack, tmp_path_factory) -> Iterator[TwoIssuers]:
     pool_port = free_port()
     pool_a = DevIdentityProvider(root / "pool-a", f"http://127.0.0.1:{pool_port}/pool-a")
     pool_b = DevIdentityProvider(root / "pool-b", f"http://127.0.0.1:{pool_port}/pool-b")
-    jwks = Starlette(
-        routes=[Mount("/pool-a", routes=pool_a.routes()), Mount("/pool-b", routes=pool_b.routes())]
+    jwks = Starlette(  # each pool publishes its keys and its discovery document
+        routes=[
+            Route(f"/{name}/.well-known/{document}", endpoint)
+            for name, pool in (("pool-a", pool_a), ("pool-b", pool_b))
+            for document, endpoint in (
+                ("jwks.json", pool.jwks_endpoint),
+                ("openid-configuration", pool.discovery_endpoint),
+            )
+        ]
     )
     port = free_port()
     config = GatewayConfig(
@@ -82,7 +89,6 @@ def two_issuers(authz_stack, tmp_path_factory) -> Iterator[TwoIssuers]:
             pool_a=pool_a,
             pool_b=pool_b,
         )
-    app.state.gateway.authorizer.authz.store.stop()
 
 
 @pytest.fixture(scope="module")

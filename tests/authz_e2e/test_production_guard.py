@@ -86,7 +86,7 @@ def test_an_editor_cannot_take_a_version_out_of_production(authz_stack, model):
 
 def test_the_guard_reads_the_stage_fresh(authz_stack, model):
     """A version promoted a moment ago is guarded, whatever the gateway cached before."""
-    resolver = authz_stack.authorizer.resolver
+    resolver = authz_stack.pipeline.facts
     saved, resolver.ttl = resolver.ttl, 600.0
     try:
         with authz_stack.as_user(*ERIN):

@@ -149,11 +149,11 @@ def test_policy_edit_under_the_running_gateway_flips_one_decision(authz_stack, w
             'Action::"GetModelVersionArtifact",\n    Action::"SetRegisteredModelTag"',
         )
         assert edited != original
-        revision = authz_stack.authorizer.authz.policies.revision
+        revision = authz_stack.pipeline.authorizer.policies.revision
         reader_file.write_text(edited)
         try:
             for _ in range(100):  # bounded: the store polls every second
-                if authz_stack.authorizer.authz.policies.revision != revision:
+                if authz_stack.pipeline.authorizer.policies.revision != revision:
                     break
                 time.sleep(0.1)
             client.set_registered_model_tag(MODEL, "team", "vision")  # now allowed

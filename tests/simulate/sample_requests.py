@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
+from gateway.errors import GatewayError
 from gateway.routing import all_routes
 from gateway.routing.model import JSON, NONE, OTLP, QUERY, Route
-from gateway.routing.parse import Refusal, parse_request
+from gateway.routing.parse import parse_request
 from gateway.routing.values import RAW_QUERY_REQUIRED
 from store.vocabulary import (
     ARTIFACT_PATH,
@@ -44,6 +45,7 @@ class Ids:
     experiment_name: str
     model: str
     dataset: str = "no-such-dataset"
+    artifact_path: str = ""  # an artifact-proxy path; default: a file of the run
 
     def of(self, kind: str) -> str:
         return {
@@ -57,7 +59,7 @@ class Ids:
         }[kind]
 
     def artifact(self) -> str:
-        return f"{self.experiment}/{self.run}/artifacts/model.pkl"
+        return self.artifact_path or f"{self.experiment}/{self.run}/artifacts/model.pkl"
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ def requests_by_action(ids: Ids, other: Ids) -> dict[str, Sample]:
             continue
         try:
             parse_request(sample.method, sample.path, sample.query, sample.headers, sample.body)
-        except Refusal:
+        except GatewayError:
             continue
         out[route.action] = sample
     return out

@@ -29,7 +29,8 @@ from gateway.authz.entities import Bindings
 from gateway.authz.policies import load_policies
 from gateway.config import GatewayConfig
 from gateway.devidp.provider import DevIdentityProvider, subject_for
-from gateway.observe.metrics import METRICS_ROUTE
+from gateway.routing import match_route
+from gateway.routing.tables.gateway import METRICS_PATH
 from gateway.simulate.bindings import BindingsData, VersionFacts
 from gateway.simulate.cells import COLUMNS, Column
 from gateway.simulate.matrix import build_matrix
@@ -47,6 +48,7 @@ from gw_support import EchoUpstream, ServerThread, free_port  # noqa: E402
 from sample_requests import Ids, Sample, build, requests_by_action  # noqa: E402
 
 ADMINS = ("admins",)
+METRICS_ROUTE = match_route("GET", METRICS_PATH).route
 KNOWN = "known-user"
 PROBE = "x-simulate-probe"
 _CLIENTS = threading.local()
@@ -186,19 +188,16 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
         app = create_app(config)
         idp = DevIdentityProvider(root / "devidp", config.dev_issuer)
         with ServerThread(app, port) as gateway:
-            try:
-                yield {
-                    "url": gateway.url,
-                    "idp": idp,
-                    "echo": echo,
-                    "data": data,
-                    "bundle": load_policies(policies),
-                    "columns": columns,
-                    "audit": root / "audit.jsonl",
-                    "store_uri": store_uri,
-                }
-            finally:
-                app.state.gateway.authorizer.authz.store.stop()
+            yield {
+                "url": gateway.url,
+                "idp": idp,
+                "echo": echo,
+                "data": data,
+                "bundle": load_policies(policies),
+                "columns": columns,
+                "audit": root / "audit.jsonl",
+                "store_uri": store_uri,
+            }
 
 
 def _special(action: str, ids: Ids) -> Sample | None:
@@ -536,7 +535,7 @@ def test_graphql_is_decided_alike_by_the_gateway_and_the_simulator(world):
     for (sample, user, groups), probe, status in zip(jobs, probes, statuses, strict=True):
         gateway.append((probe in forwarded, status))
         r = _simulate(world["bundle"], source, sample, user, groups)
-        status = r.refusal.status if r.refusal else (200 if r.forwarded else 403)
+        status = r.refusal.status_code if r.refusal else (200 if r.forwarded else 403)
         simulated.append((r.forwarded, status))
     differences = [
         (user, sample.target, sample.body[:80], g, s)

@@ -31,10 +31,11 @@ SCORER_CONFIGS = "online scoring configs are not offered (they are not addressed
 def _server_and_ui() -> list[Route]:
     f = "server"
     return [
-        *rows("GET", "/health", f, "Health", EVERYONE, params=NONE, anonymous=True),
+        *rows("GET", "/health", f, "Health", EVERYONE, params=NONE),
         *rows("GET", "/version", f, "GetVersion", EVERYONE, params=NONE),
         *rows("GET", api(3, "/mlflow/server-info"), f, "GetServerInfo", EVERYONE, params=NONE),
-        *rows("GET", "/", "ui", "ServeUI", EVERYONE, params=NONE),
+        # without credentials unless browser sign-in is on: then the page sends one to sign in
+        *rows("GET", "/", "ui", "ServeUI", EVERYONE, params=NONE, anonymous=True),
         *rows(
             "GET",
             "/static-files/{path:path}",

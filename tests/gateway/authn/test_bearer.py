@@ -6,18 +6,21 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
 import time
 import uuid
 
 import jwt
 import pytest
+from conftest import POLICIES
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from gw_support import MACHINE, SECRET
 
+from gateway.app import create_app
 from gateway.authn.bearer import EXPIRED_MESSAGE, INVALID_MESSAGE, MALFORMED_MESSAGE
+from gateway.config import GatewayConfig
 from gateway.devidp.provider import DEV_CLIENT_ID, subject_for
-from gateway.errors import PermissionDenied
 from store.identity import IDENTITY_HEADER, verify_identity
 
 API = "/api/2.0/mlflow/experiments/search"
@@ -278,24 +281,31 @@ def test_probes_need_no_token(gateway):
     assert [k["kid"] for k in jwks["keys"]] == [gateway.idp.kid]
 
 
-class DenyEverything:
-    def __init__(self) -> None:
-        self.callers = []
-
-    async def authorize(self, request, caller) -> None:
-        self.callers.append(caller.principal.username)
-        raise PermissionDenied("Not allowed.")
-
-
-def test_the_authorization_step_sits_between_authentication_and_forwarding(
-    start_gateway, echo_upstream
+def test_the_decision_sits_between_authentication_and_forwarding(
+    start_gateway, echo_upstream, tmp_path
 ):
     echo, url = echo_upstream
-    authorizer = DenyEverything()
-    gateway = start_gateway(url, authorizer=authorizer)
-    response = call(gateway, gateway.idp.mint("alice"))
+    policies = tmp_path / "nobody"
+    policies.mkdir()
+    shutil.copy(POLICIES / "schema.cedarschema", policies)
+    (policies / "nobody.cedar").write_text('@id("nobody")\nforbid (principal, action, resource);\n')
+    gateway = start_gateway(url, policies_dir=policies)
+    response = call(gateway, gateway.idp.mint("alice", ["admins"]))
     assert response.status_code == 403
-    assert response.json() == {"error_code": "PERMISSION_DENIED", "message": "Not allowed."}
+    assert response.json() == {
+        "error_code": "PERMISSION_DENIED",
+        "message": "Permission denied: SearchExperiments on workspace 'default'.",
+    }
     assert_invalid_token(call(gateway, "a.b.c"), MALFORMED_MESSAGE)
-    assert authorizer.callers == ["alice"]
     assert echo.received == []
+
+
+def test_a_gateway_without_policies_does_not_start(tmp_path):
+    config = GatewayConfig(
+        upstream_url="http://127.0.0.1:9",
+        identity_secret=SECRET,
+        public_url="http://127.0.0.1:9",
+        dev_idp_dir=tmp_path / "devidp",
+    )
+    with pytest.raises(ValueError, match="policies"):
+        create_app(config)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from mlflow_tier import NAVIGATE, sign_in_on_dev_page, sqlite_handler_tier
+from sign_in import NAVIGATE, sign_in_on_dev_page
 
 from gateway.authn.browser import BrowserLogin, safe_return_path
 from gateway.authn.oauth import random_token
@@ -19,12 +18,6 @@ from gateway.devidp.provider import DEV_CLIENT_ID
 
 SEARCH = "/ajax-api/2.0/mlflow/experiments/search?max_results=10"
 CREATE = "/ajax-api/2.0/mlflow/experiments/create"
-
-
-@pytest.fixture(scope="module")
-def handler_url(tmp_path_factory) -> Iterator[str]:
-    with sqlite_handler_tier(tmp_path_factory.mktemp("browser-handler")) as url:
-        yield url
 
 
 def browser(gateway) -> httpx.Client:

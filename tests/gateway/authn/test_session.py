@@ -13,7 +13,7 @@ from gateway.authn.oauth import IdentityProviderError
 from gateway.authn.principal import Authenticated, Principal
 from gateway.authn.session import CookieSealer, InvalidCookie, Session
 from gateway.config import BrowserLoginConfig, GatewayConfig
-from gateway.errors import PermissionDenied
+from gateway.errors import GatewayError
 
 ISSUER = "https://idp.example"
 PUBLIC = "http://127.0.0.1:8080"
@@ -89,5 +89,5 @@ def test_the_origin_is_checked_before_anything_else():
     login = browser_login(IdentityProviderError("unused"))
     request = request_with(login, make_session(expires_in=600), method="POST")
     request.scope["headers"] = [h for h in request.scope["headers"] if h[0] != b"origin"]
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(GatewayError, match="403 PERMISSION_DENIED"):
         asyncio.run(login.authenticate(request))

@@ -14,7 +14,6 @@ import pytest
 from gateway.authz.decide import Authorizer
 from gateway.authz.entities import Bindings
 from gateway.authz.policies import PolicyLoadError, PolicyStore, load_policies
-from gateway.observe.metrics import METRICS_ROUTE
 from gateway.routing import offered_actions, route_table
 from gateway.routing.parse import ResourceRef
 from store.identity import Principal
@@ -232,7 +231,7 @@ PERMISSION_ACTIONS = {
 
 def _table_pairs() -> set[tuple[str, str]]:
     pairs = set()
-    for route in (*route_table().routes, METRICS_ROUTE):  # MLflow's routes and the gateway's
+    for route in route_table().routes:  # MLflow's rows and the gateway's own
         for spec in route.refs:
             if spec.source == "source":  # resolved at parse time to one of several kinds
                 continue
@@ -257,7 +256,7 @@ def test_schema_declares_no_action_the_gateway_never_asks_about():
     declared = {
         line.split('"')[1] for line in schema_text.splitlines() if line.startswith("action ")
     }
-    asked = offered_actions() | {a for a, _ in PERMISSION_ACTIONS} | {METRICS_ROUTE.action}
+    asked = offered_actions() | {a for a, _ in PERMISSION_ACTIONS}
     assert declared == asked
 
 

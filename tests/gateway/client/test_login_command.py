@@ -13,18 +13,12 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking.request_auth.registry import _request_auth_provider_registry
-from mlflow_tier import sign_in_on_dev_page, sqlite_handler_tier
+from sign_in import sign_in_on_dev_page
 
 from gateway.client import auth_plugin, login_command
 from gateway.client.auth_plugin import CedarflowAuthProvider
 from gateway.client.credentials import CredentialStore, RefreshingToken, TokenGrant
 from gateway.client.login_command import add_login_command, login, run_login
-
-
-@pytest.fixture(scope="module")
-def handler_url(tmp_path_factory) -> Iterator[str]:
-    with sqlite_handler_tier(tmp_path_factory.mktemp("client-handler")) as url:
-        yield url
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from gw_support import SECRET
+from gw_support import POLICIES, SECRET
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig, IssuerConfig
@@ -81,6 +81,8 @@ def _config(tmp_path, **overrides) -> GatewayConfig:
         "identity_secret": SECRET,
         "public_url": "http://127.0.0.1:8080",
         "dev_idp_dir": tmp_path / "devidp",
+        "policies_dir": POLICIES,
+        "store_uri": "dynamodb://127.0.0.1:9/unused",  # read on the first call only
     }
     return GatewayConfig(**(options | overrides))
 

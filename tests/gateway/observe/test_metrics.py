@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from gw_support import MACHINE
-from mlflow_tier import NAVIGATE, sign_in_on_dev_page
+from sign_in import NAVIGATE, sign_in_on_dev_page
 
-from gateway.observe.metrics import METRICS_ACTION
+from gateway.routing.tables.gateway import METRICS_ACTION
 
 REPO = Path(__file__).resolve().parents[3]
 SCRAPERS = MACHINE.groups[0]  # the machine client's group is allowed to scrape
@@ -48,7 +48,6 @@ def metrics_gateway(start_gateway, echo_upstream, dynalite_endpoint, tmp_path):
         audit_path=tmp_path / "audit.jsonl",
     )
     yield gateway
-    gateway.app.state.gateway.authorizer.authz.store.stop()
 
 
 def _audit(gateway) -> list[dict]:

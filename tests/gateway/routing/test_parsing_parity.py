@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.routing import Refusal
+from gateway.errors import GatewayError
 from gateway.routing.parse import parse_request
 
 J = "application/json"
@@ -97,7 +97,7 @@ def test_get_with_query_ignores_the_body(mlflow):
     body = {"run_id": mlflow.run_b}
     response = mlflow.send("GET", "/api/2.0/mlflow/runs/get", "unrelated=1", body)
     assert response.status_code == 400  # the handler never saw run_b
-    with pytest.raises(Refusal):
+    with pytest.raises(GatewayError):
         gateway_ids("GET", "/api/2.0/mlflow/runs/get", "unrelated=1", body)
 
 
@@ -133,7 +133,7 @@ def test_disagreeing_run_id_and_run_uuid(mlflow):
     body = {"run_id": mlflow.run_a, "run_uuid": mlflow.run_b, "key": "pair", "value": "x"}
     assert mlflow.send("POST", "/api/2.0/mlflow/runs/set-tag", "", body).status_code == 200
     assert "pair" in mlflow.run_tags(mlflow.run_a)  # the handler prefers run_id...
-    with pytest.raises(Refusal):  # ...the gateway accepts neither reading
+    with pytest.raises(GatewayError):  # ...the gateway accepts neither reading
         gateway_ids("POST", "/api/2.0/mlflow/runs/set-tag", "", body)
 
 
@@ -143,7 +143,7 @@ def test_upload_artifact_writes_to_run_uuid(mlflow):
     assert response.status_code == 200
     landed = list(mlflow.artifacts.rglob("pwned.txt"))
     assert len(landed) == 1 and mlflow.run_b in landed[0].parts  # the victim's run
-    with pytest.raises(Refusal):
+    with pytest.raises(GatewayError):
         gateway_ids("POST", "/ajax-api/2.0/mlflow/upload-artifact", q, b"x", "text/plain")
     q = f"run_uuid={mlflow.run_b}&path=ok.txt"
     assert gateway_ids("POST", "/ajax-api/2.0/mlflow/upload-artifact", q, b"x", "text/plain") == [
@@ -165,14 +165,14 @@ def test_duplicate_keys(mlflow):
     ).encode()
     assert mlflow.send("POST", "/api/2.0/mlflow/runs/set-tag", "", body).status_code == 200
     assert "dup" in mlflow.run_tags(mlflow.run_b)  # last key wins in the handler
-    with pytest.raises(Refusal):
+    with pytest.raises(GatewayError):
         gateway_ids("POST", "/api/2.0/mlflow/runs/set-tag", "", body)
 
 
 def test_dual_spelling(mlflow):
     body = {"run_id": mlflow.run_a, "runId": mlflow.run_b, "key": "k", "value": "v"}
     assert mlflow.send("POST", "/api/2.0/mlflow/runs/set-tag", "", body).status_code == 400
-    with pytest.raises(Refusal):
+    with pytest.raises(GatewayError):
         gateway_ids("POST", "/api/2.0/mlflow/runs/set-tag", "", body)
 
 
@@ -180,7 +180,7 @@ def test_post_without_json_content_type(mlflow):
     body = {"run_id": mlflow.run_a, "key": "k", "value": "v"}
     response = mlflow.send("POST", "/api/2.0/mlflow/runs/set-tag", "", body, "text/plain")
     assert response.status_code == 400
-    with pytest.raises(Refusal):
+    with pytest.raises(GatewayError):
         gateway_ids("POST", "/api/2.0/mlflow/runs/set-tag", "", body, "text/plain")
 
 
@@ -203,7 +203,7 @@ def test_delete_with_query_only_names_nothing(mlflow):
         "DELETE", "/api/2.0/mlflow/registered-models/delete-tag", "name=model-a&key=k"
     )
     assert response.status_code == 400
-    with pytest.raises(Refusal):
+    with pytest.raises(GatewayError):
         gateway_ids("DELETE", "/api/2.0/mlflow/registered-models/delete-tag", "name=model-a&key=k")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from mlflow_inventory import reference_routes, served_routes
 
-from gateway.routing import Refusal, all_routes, match_route, offered_actions, route_table
+from gateway.errors import GatewayError
+from gateway.routing import match_route, mlflow_routes, offered_actions, route_table
 
 NOT_OFFERED_FAMILIES = {
     "ai-gateway",
@@ -28,7 +29,7 @@ def served() -> set[tuple[str, str]]:
 
 
 def _table() -> set[tuple[str, str]]:
-    return {(r.method, r.path) for r in route_table().routes}
+    return {(r.method, r.path) for r in mlflow_routes()}
 
 
 def test_every_route_mlflow_serves_has_a_row(served):
@@ -50,15 +51,15 @@ def test_every_served_route_matches_its_own_row(served):
         concrete = template.replace("{", "x").replace(":path}", "/y").replace("}", "")
         try:
             matched = match_route(method, concrete)
-        except Refusal as exc:
-            row = next(r for r in all_routes() if (r.method, r.path) == (method, template))
+        except GatewayError as exc:
+            row = next(r for r in mlflow_routes() if (r.method, r.path) == (method, template))
             assert row.refused, f"{method} {template} refused but offered: {exc}"
             continue
         assert (matched.route.method, matched.route.path) in served
 
 
 def test_offered_rows_name_an_action_and_a_resource():
-    for route in route_table().routes:
+    for route in mlflow_routes():
         if route.offered:
             assert route.action and route.refs, route
         else:
@@ -66,7 +67,7 @@ def test_offered_rows_name_an_action_and_a_resource():
 
 
 def test_refused_families_are_the_documented_ones():
-    refused = {r.family for r in route_table().routes if not r.offered}
+    refused = {r.family for r in mlflow_routes() if not r.offered}
     assert refused == NOT_OFFERED_FAMILIES
 
 
@@ -112,9 +113,9 @@ def test_head_is_routed_as_get():
     ],
 )
 def test_unknown_routes_are_refused_with_403(method, path):
-    with pytest.raises(Refusal) as info:
+    with pytest.raises(GatewayError) as info:
         match_route(method, path)
-    assert info.value.status == 403
+    assert info.value.status_code == 403
     assert info.value.to_json()["error_code"] == "PERMISSION_DENIED"
 
 
@@ -141,9 +142,9 @@ def test_unknown_routes_are_refused_with_403(method, path):
     ],
 )
 def test_non_canonical_paths_are_refused_with_400(path):
-    with pytest.raises(Refusal) as info:
+    with pytest.raises(GatewayError) as info:
         match_route("GET", path)
-    assert info.value.status == 400
+    assert info.value.status_code == 400
 
 
 def test_harmless_escapes_decode_to_the_same_route():
@@ -165,9 +166,9 @@ def test_static_segments_win_over_path_parameters():
 
 
 def test_not_offered_family_names_the_reason():
-    with pytest.raises(Refusal) as info:
+    with pytest.raises(GatewayError) as info:
         match_route("GET", "/api/3.0/mlflow/gateway/secrets/list")
-    assert info.value.status == 403
+    assert info.value.status_code == 403
     assert "not offered" in info.value.message
 
 

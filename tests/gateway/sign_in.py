@@ -1,4 +1,4 @@
-"""A real MLflow handler tier (sqlite store, principal-attributing) for end-to-end sign-in tests."""
+"""Signing in on the dev identity provider's page, as a person in a browser does."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import html
 import re
 
 import httpx
-from test_handler_app import sqlite_handler_tier
 
-__all__ = ["NAVIGATE", "login_form_fields", "sign_in_on_dev_page", "sqlite_handler_tier"]
+__all__ = ["NAVIGATE", "login_form_fields", "sign_in_on_dev_page"]
 
 NAVIGATE = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
 _HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
