@@ -21,7 +21,7 @@ from gateway.authz.decide import Authorizer
 from gateway.authz.entities import Bindings, build_entities, cached_entities
 from gateway.authz.policies import load_policies
 from gateway.routing.parse import ResourceRef, parse_request
-from store.identity import Principal
+from store.handler.identity import Principal
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 BUNDLE = load_policies(POLICIES)

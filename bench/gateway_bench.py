@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from gateway.devidp.provider import DevIdentityProvider, subject_for  # noqa: E402
 from gateway.stack.dynamodb_server import DynamoServer  # noqa: E402
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings, free_port  # noqa: E402
-from store.identity import IDENTITY_HEADER, Principal, sign_identity  # noqa: E402
+from store.handler.identity import IDENTITY_HEADER, Principal, sign_identity  # noqa: E402
 
 USER, GROUPS = "bench", ("benchers",)
 ADMIN, ADMIN_GROUPS = "bench-admin", ("admins",)  # /metrics is for administrators

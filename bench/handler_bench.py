@@ -1,6 +1,6 @@
 """MLflow REST calls through the handler tier: our DynamoDB store beside MLflow's sqlite store.
 
-Starts dynalite and two handler tiers (`uvicorn store.handler_app:app`, the same environment but
+Starts dynalite and two handler tiers (`uvicorn store.handler.app:app`, the same environment but
 for the store URI): one on `dynamodb://127.0.0.1:PORT/benchtable`, one on `sqlite:///TMP/mlflow.db`.
 Both are called over HTTP with the signed identity header, interleaved (the order alternates on
 every repetition so that machine noise hits both), and reported side by side:
@@ -45,7 +45,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # noqa: E402
 from bench.store_bench import populate  # noqa: E402
 from gateway.stack.dynamodb_server import DynamoServer  # noqa: E402
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings  # noqa: E402
-from store.identity import IDENTITY_HEADER, Principal, sign_identity  # noqa: E402
+from store.handler.identity import IDENTITY_HEADER, Principal, sign_identity  # noqa: E402
 from store.tracking import DynamoTrackingStore  # noqa: E402
 
 API = "/api/2.0/mlflow"

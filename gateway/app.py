@@ -40,7 +40,7 @@ from gateway.pipeline import Gateway, Pipeline
 from gateway.proxy import Forwarder
 from gateway.routing.tables.gateway import METRICS_ACTION
 from store.bindings import BindingStore
-from store.dynamo import DynamoTable
+from store.dynamo.table import DynamoTable
 
 _logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from gateway.authz.decide import Authorizer, BindingsLookup
 from gateway.errors import forbidden
 from gateway.proxy import Forwarder
 from gateway.routing.parse import ParsedRequest, ResourceRef, camel
-from store.identity import Principal
+from store.handler.identity import Principal
 
 if TYPE_CHECKING:
     from gateway.pipeline import Call

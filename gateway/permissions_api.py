@@ -55,7 +55,7 @@ from gateway.routing.parse import ResourceRef
 from gateway.routing.tables.gateway import MLFLOW_PERMISSIONS
 from gateway.routing.values import has_unpaired_surrogate
 from store.bindings import BindingStore, UnknownResource, find_principals, remember_user
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import (
     DEFAULT_WORKSPACE,
     EXPERIMENT,

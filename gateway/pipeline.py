@@ -47,7 +47,7 @@ from gateway.routing import match_route
 from gateway.routing.graphql import graphql_request_refs, parse_graphql_request
 from gateway.routing.model import ANSWER, OPEN, PERMISSIONS, Endpoint, Route
 from gateway.routing.parse import ParsedRequest, ResourceRef, parse_request, reads_body
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import EXPERIMENT
 
 _logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.authn.session import LOGIN_COOKIE, SESSION_COOKIE
 from gateway.body_limit import body_limit
 from gateway.errors import upstream_timeout, upstream_unavailable
-from store.identity import IDENTITY_HEADER, Principal, sign_identity
+from store.handler.identity import IDENTITY_HEADER, Principal, sign_identity
 
 _logger = logging.getLogger(__name__)
 

@@ -32,8 +32,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from store.dynamo import ConditionFailed, DynamoTable
-from store.identity import Principal, current_principal
+from store.dynamo.errors import ConditionFailed
+from store.dynamo.expressions import Update
+from store.dynamo.table import DynamoTable
+from store.handler.identity import Principal, current_principal
 from store.keys import (
     USER_PRINCIPAL_PREFIX,
     experiment_key,
@@ -162,62 +164,46 @@ class BindingStore:
             raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
         attribute, who = _target(user, group)
         return self._update(
-            kind, resource_id, "SET #a.#w = :r", {"#a": attribute, "#w": who}, {":r": role}
+            kind, resource_id, Update().set((attribute, who), role).exists(attribute)
         )
 
     def revoke(
         self, kind: str, resource_id: str, *, user: str | None = None, group: str | None = None
     ) -> BindingData:
         attribute, who = _target(user, group)
-        return self._update(kind, resource_id, "REMOVE #a.#w", {"#a": attribute, "#w": who}, {})
+        return self._update(kind, resource_id, Update().remove((attribute, who)).exists(attribute))
 
     def set_private(self, experiment_id: str, private: bool) -> BindingData:
-        return self._update(
-            EXPERIMENT, experiment_id, "SET #a = :p", {"#a": PRIVATE}, {":p": bool(private)}
-        )
+        return self._update(EXPERIMENT, experiment_id, Update().set(PRIVATE, bool(private)))
 
-    def _update(
-        self, kind: str, resource_id: str, expression: str, names: dict, values: dict
-    ) -> BindingData:
+    def _update(self, kind: str, resource_id: str, update: Update) -> BindingData:
         pk, sk = item_key(kind, resource_id)
-        condition = "attribute_exists(pk)"
-        if kind == REGISTERED_MODEL:
-            # a rename copies the item and deletes the old one only if `rev` did not move
-            expression += " ADD rev :one"
-            values = {**values, ":one": 1}
-            condition += " AND attribute_not_exists(renamed_from)"
+        update = _existing(kind, update)
         for _ in range(2):
             try:
-                item = self.table.update(
-                    pk,
-                    sk,
-                    expression,
-                    condition=f"{condition} AND attribute_exists(#a)"
-                    if "#w" in names
-                    else condition,
-                    names=names,
-                    values=values or None,
-                )
-                return bindings_of_item(item)
+                return bindings_of_item(self.table.update(pk, sk, update))
             except ConditionFailed:
-                if not self._add_empty_maps(pk, sk, condition):
+                if not self._add_empty_maps(kind, pk, sk):
                     raise UnknownResource(f"{kind} {resource_id!r} does not exist") from None
         raise UnknownResource(f"{kind} {resource_id!r} cannot be changed now; retry")
 
-    def _add_empty_maps(self, pk: str, sk: str, condition: str) -> bool:
+    def _add_empty_maps(self, kind: str, pk: str, sk: str) -> bool:
         """Items created before bindings existed (the default experiment) get empty maps."""
+        update = Update().set_if_missing(USERS, {}).set_if_missing(GROUPS, {})
         try:
-            self.table.update(
-                pk,
-                sk,
-                "SET #u = if_not_exists(#u, :e), #g = if_not_exists(#g, :e)",
-                condition=condition,
-                names={"#u": USERS, "#g": GROUPS},
-                values={":e": {}},
-            )
+            self.table.update(pk, sk, _existing(kind, update))
         except ConditionFailed:
             return False
         return True
+
+
+def _existing(kind: str, update: Update) -> Update:
+    """`update`, on condition that the resource exists."""
+    update.exists("pk")
+    if kind == REGISTERED_MODEL:
+        # a rename copies the item and deletes the old one only if `rev` did not move
+        update.add("rev", 1).missing("renamed_from")
+    return update
 
 
 def _target(user: str | None, group: str | None) -> tuple[str, str]:

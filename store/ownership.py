@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from store.bindings import BindingData, bindings_of_item, item_key
-from store.dynamo import DynamoTable
+from store.dynamo.table import DynamoTable
 from store.keys import (
     VERSION_SK_PREFIX,
     logged_model_key,

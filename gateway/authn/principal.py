@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.config import USE_ACCESS, IssuerConfig, ServiceClient
-from store.identity import Principal
+from store.handler.identity import Principal
 
 __all__ = [
     "ANONYMOUS",

@@ -36,7 +36,8 @@ from gateway.authz.registry_facts import (
     version_number,
 )
 from gateway.routing.parse import ParsedRequest, ResourceRef
-from store.dynamo import DynamoTable, InvalidValue
+from store.dynamo.errors import InvalidValue
+from store.dynamo.table import DynamoTable
 from store.ownership import Ownership, VersionFacts
 from store.vocabulary import (
     DATASET,

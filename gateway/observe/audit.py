@@ -24,7 +24,7 @@ from typing import IO
 
 from gateway.authz.decide import Decision, RequestDecision
 from gateway.errors import GatewayError
-from store.identity import Principal
+from store.handler.identity import Principal
 
 ANSWERED_EMPTY = "empty"
 _EMPTY_NOTE = "every experiment the search names is unreadable: answered empty, not forwarded"

@@ -15,7 +15,7 @@ from gateway.authz.decide import Authorizer, Decision, model_version_context
 from gateway.authz.entities import Bindings
 from gateway.authz.policies import PolicyBundle
 from gateway.routing.parse import ResourceRef
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, ROLES, WORKSPACE
 
 SUBJECT = "simulated-user"

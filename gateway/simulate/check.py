@@ -11,7 +11,7 @@ from gateway.authz.policies import PolicyBundle
 from gateway.routing.parse import ResourceRef
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import DEFAULT_WORKSPACE
 
 # `--resource` prefixes → the gateway's resource kinds

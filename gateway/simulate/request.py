@@ -24,7 +24,7 @@ from gateway.routing.parse import ParsedRequest
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
 from gateway.simulate.sources import BindingsSource
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import WORKSPACE
 
 

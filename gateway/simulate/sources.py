@@ -60,7 +60,7 @@ class TableSource(Resolver):
     """The gateway's own resolver on the table the deployment uses (cached for the run)."""
 
     def __init__(self, uri: str):
-        from store.dynamo import DynamoTable
+        from store.dynamo.table import DynamoTable
 
         super().__init__(DynamoTable.from_uri(uri), ttl=3600.0)
         self.description = f"bindings from {uri}"

@@ -1,6 +1,6 @@
 """The handler tier: MLflow's server app on our DynamoDB stores, on an internal loopback port.
 
-It runs as `uvicorn store.handler_app:app` in a child process and refuses every call that does not
+It runs as `uvicorn store.handler.app:app` in a child process and refuses every call that does not
 carry the gateway's signed identity header, except `GET /health`, which is how we know it is up.
 """
 
@@ -89,7 +89,7 @@ class HandlerTier:
             for _ in range(_START_ATTEMPTS):
                 port = free_port()
                 self.proc = processes.spawn(
-                    [sys.executable, "-m", "uvicorn", "store.handler_app:app",
+                    [sys.executable, "-m", "uvicorn", "store.handler.app:app",
                      "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                      "--no-access-log", "--timeout-graceful-shutdown", "5"],
                     env=env,

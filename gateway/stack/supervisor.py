@@ -266,7 +266,7 @@ class Stack:
 
 def _ensure_table(store_uri: str) -> None:
     """Create the table before any tier uses it (both tiers read and write it)."""
-    from store.dynamo import DynamoTable
+    from store.dynamo.table import DynamoTable
 
     try:
         DynamoTable.from_uri(store_uri).ensure_table()

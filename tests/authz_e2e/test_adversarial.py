@@ -8,7 +8,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from store.identity import Principal, sign_identity
+from store.handler.identity import Principal, sign_identity
 
 ALICE = ("alice-adv", ("vision",))
 BOB = ("bob-adv", ("nlp",))

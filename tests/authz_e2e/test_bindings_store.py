@@ -14,7 +14,7 @@ from store.bindings import (
     find_principals,
     remember_user,
 )
-from store.identity import Principal, bind_principal
+from store.handler.identity import Principal, bind_principal
 from store.registry import DynamoRegistryStore
 from store.tracking import DynamoTrackingStore
 from store.vocabulary import EXPERIMENT, REGISTERED_MODEL

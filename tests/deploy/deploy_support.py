@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
 from cfnlint.decode import decode
 
-from store.dynamo import DynamoTable
-from store.uri import parse_dynamo_uri
+from store.dynamo.schema import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS_DIR = ROOT / "deploy" / "aws"
@@ -109,30 +107,15 @@ class TableDefinition:
 
 
 def store_table_definition() -> TableDefinition:
-    """THE ONE PLACE TO SWITCH to the store's own schema definition.
-
-    Today the table's definition lives in `store.dynamo.DynamoTable.ensure_table`: this records
-    the requests it sends to create the table on AWS (nothing leaves the process) and reads the
-    definition from them. When the code exposes its schema (a function returning key schema,
-    attribute definitions, indexes, stream and TTL, used by `cedarflow table create|check`),
-    build the TableDefinition from that function here instead; every test uses this one.
-    """
-    requests = _record_table_creation()
-    create = requests["CreateTable"][0]
-    ttl = requests["UpdateTimeToLive"][0]["TimeToLiveSpecification"]
-    pitr = requests["UpdateContinuousBackups"][0]["PointInTimeRecoverySpecification"]
+    """The table as the store defines it (`store.dynamo.schema`, which table creation uses)."""
     return TableDefinition(
-        attributes=_attributes(create["AttributeDefinitions"]),
-        key_schema=_keys(create["KeySchema"]),
-        indexes=_indexes(create["GlobalSecondaryIndexes"]),
-        billing_mode=create["BillingMode"],
-        stream_view_type=(
-            create["StreamSpecification"]["StreamViewType"]
-            if create["StreamSpecification"]["StreamEnabled"]
-            else ""
-        ),
-        ttl_attribute=ttl["AttributeName"] if ttl["Enabled"] else "",
-        point_in_time_recovery=pitr["PointInTimeRecoveryEnabled"],
+        attributes=_attributes(SCHEMA.attribute_definitions()),
+        key_schema=_keys(SCHEMA.key_schema()),
+        indexes=_indexes(SCHEMA.index_definitions()),
+        billing_mode=SCHEMA.billing_mode,
+        stream_view_type=SCHEMA.stream_view_type,
+        ttl_attribute=SCHEMA.ttl_attribute,
+        point_in_time_recovery=SCHEMA.point_in_time_recovery,
     )
 
 
@@ -168,28 +151,3 @@ def _indexes(indexes: list[dict]) -> frozenset[tuple[str, tuple[tuple[str, str],
     return frozenset(
         (i["IndexName"], _keys(i["KeySchema"]), i["Projection"]["ProjectionType"]) for i in indexes
     )
-
-
-def _record_table_creation() -> dict[str, list[dict]]:
-    table = DynamoTable(parse_dynamo_uri("dynamodb://us-east-1/cedarflow"))
-    sent: dict[str, list[dict]] = {}
-    created = False
-
-    def record(operation: str, **request: Any) -> dict:
-        nonlocal created
-        sent.setdefault(operation, []).append(request)
-        if operation == "DescribeTable":
-            if not created:
-                raise ClientError(
-                    {"Error": {"Code": "ResourceNotFoundException", "Message": "no table"}},
-                    operation,
-                )
-            return {"Table": {"TableStatus": "ACTIVE"}}
-        if operation == "CreateTable":
-            created = True
-            return {"TableDescription": {"TableStatus": "CREATING"}}
-        return {}
-
-    table._call = record  # every request of DynamoTable goes through _call
-    table.ensure_table()
-    return sent

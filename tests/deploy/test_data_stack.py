@@ -12,7 +12,7 @@ from deploy_support import (
     template_table_definition,
 )
 
-from store.uri import parse_dynamo_uri
+from store.dynamo.uri import parse_dynamo_uri
 
 
 @pytest.fixture(scope="module")

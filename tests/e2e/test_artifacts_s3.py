@@ -20,7 +20,7 @@ import pytest
 
 from gateway.stack import processes
 from gateway.stack.handler_tier import HandlerTierSettings, free_port, handler_env
-from store.identity import Principal, sign_identity
+from store.handler.identity import Principal, sign_identity
 
 BUCKET = "cedarflow-artifacts"
 SECRET = os.urandom(32)
@@ -85,7 +85,7 @@ def handler_url(s3_endpoint, dynalite_endpoint, tmp_path_factory) -> Iterator[st
     env["MLFLOW_S3_ENDPOINT_URL"] = s3_endpoint
     port = free_port()
     proc = processes.spawn(
-        [sys.executable, "-m", "uvicorn", "store.handler_app:app", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", "store.handler.app:app", "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1", "--no-access-log"],
         env=env,
         log_path=data / "handler.log",

@@ -79,7 +79,7 @@ class Owned:
 
 @pytest.fixture(scope="session")
 def alices(bindings_table: str) -> Owned:
-    from store.identity import Principal, bind_principal
+    from store.handler.identity import Principal, bind_principal
     from store.tracking import DynamoTrackingStore
 
     alice = Principal(principal_id(DEV_TAG, subject_for("alice")), "alice", groups=("ds-team",))

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from gateway.config import ServiceClient
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings
-from store.dynamo import DynamoTable
+from store.dynamo.table import DynamoTable
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 POLICIES = Path(__file__).resolve().parents[2] / "policies"  # the shipped roles

@@ -16,7 +16,7 @@ from mlflow.server.handlers import _tracking_store_registry
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 
-from store.identity import current_principal
+from store.handler.identity import current_principal
 
 
 class PrincipalAttributingStore(SqlAlchemyStore):
@@ -33,7 +33,7 @@ def main() -> None:
         "sqlite", lambda store_uri, artifact_uri: PrincipalAttributingStore(store_uri, artifact_uri)
     )
     uvicorn.run(
-        "store.handler_app:app", host="127.0.0.1", port=int(sys.argv[1]), log_level="warning"
+        "store.handler.app:app", host="127.0.0.1", port=int(sys.argv[1]), log_level="warning"
     )
 
 

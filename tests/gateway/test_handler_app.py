@@ -18,8 +18,8 @@ from flask import Flask
 from gw_support import SECRET, free_port
 from mlflow.server.fastapi_app import _EfficientWSGIMiddleware
 
-from store.handler_app import IdentityMiddleware
-from store.identity import IDENTITY_HEADER, Principal, current_principal, sign_identity
+from store.handler.app import IdentityMiddleware
+from store.handler.identity import IDENTITY_HEADER, Principal, current_principal, sign_identity
 
 HERE = Path(__file__).parent
 ALICE = Principal(subject="sub-alice", username="alice", groups=("ds-team",))

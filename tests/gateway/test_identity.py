@@ -8,14 +8,14 @@ import threading
 
 import pytest
 
-from store.identity import (
+from store.handler.identity import (
     InvalidIdentity,
     Principal,
     bind_principal,
     current_principal,
     identity_secret_from_env,
     sign_identity,
-    verify_identity,
+    verify_identity_claims,
 )
 
 SECRET = b"s" * 32
@@ -26,8 +26,11 @@ ALICE = Principal(
 
 def test_round_trip_keeps_every_field():
     header = sign_identity(ALICE, "post", "/api/2.0/mlflow/runs/create", SECRET, query="a=1")
-    assert verify_identity(header, "POST", "/api/2.0/mlflow/runs/create", SECRET, query="a=1") == (
-        ALICE
+    assert (
+        verify_identity_claims(
+            header, "POST", "/api/2.0/mlflow/runs/create", SECRET, query="a=1"
+        ).principal
+        == ALICE
     )
 
 
@@ -43,38 +46,38 @@ def test_round_trip_keeps_every_field():
 def test_a_header_only_fits_its_own_call(method, path, query):
     header = sign_identity(ALICE, "POST", "/api/2.0/mlflow/runs/create", SECRET, query="a=1")
     with pytest.raises(InvalidIdentity):
-        verify_identity(header, method, path, SECRET, query=query)
+        verify_identity_claims(header, method, path, SECRET, query=query)
 
 
 def test_wrong_secret_and_tampering_are_detected():
     header = sign_identity(ALICE, "GET", "/x", SECRET)
     with pytest.raises(InvalidIdentity):
-        verify_identity(header, "GET", "/x", b"t" * 32)
+        verify_identity_claims(header, "GET", "/x", b"t" * 32)
     version, payload, mac = header.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["usr"] = "root"
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     with pytest.raises(InvalidIdentity):
-        verify_identity(f"{version}.{forged}.{mac}", "GET", "/x", SECRET)
+        verify_identity_claims(f"{version}.{forged}.{mac}", "GET", "/x", SECRET)
 
 
 def test_expired_headers_are_refused():
     header = sign_identity(ALICE, "GET", "/x", SECRET, ttl=-60)
     with pytest.raises(InvalidIdentity, match="expired"):
-        verify_identity(header, "GET", "/x", SECRET)
+        verify_identity_claims(header, "GET", "/x", SECRET)
 
 
 @pytest.mark.parametrize("value", ["", "v1", "v1.a", "v2.a.b", "v1.a.b.c", "v1.!!.??"])
 def test_malformed_headers_are_refused(value):
     with pytest.raises(InvalidIdentity):
-        verify_identity(value, "GET", "/x", SECRET)
+        verify_identity_claims(value, "GET", "/x", SECRET)
 
 
 def test_an_empty_secret_is_never_used():
     with pytest.raises(InvalidIdentity):
         sign_identity(ALICE, "GET", "/x", b"")
     with pytest.raises(InvalidIdentity):
-        verify_identity("v1.a.b", "GET", "/x", b"")
+        verify_identity_claims("v1.a.b", "GET", "/x", b"")
 
 
 def test_secret_from_the_environment_accepts_hex_or_text():
@@ -97,7 +100,7 @@ def test_bind_principal_is_scoped_and_per_thread():
 
 
 def test_the_replay_guard_accepts_each_nonce_once_and_forgets_expired_ones():
-    from store.handler_app import ReplayGuard
+    from store.handler.app import ReplayGuard
 
     guard = ReplayGuard(max_entries=3)
     far = 2**40

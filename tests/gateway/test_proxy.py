@@ -9,7 +9,7 @@ from gw_support import ARTIFACT_UPLOAD, SECRET, SLOW, free_port
 from starlette.requests import Request
 
 from gateway.proxy import forwardable_request_headers
-from store.identity import IDENTITY_HEADER, verify_identity
+from store.handler.identity import IDENTITY_HEADER, verify_identity_claims
 
 IDENTITY_CLAIMING = {
     "X-Forwarded-User": "root",
@@ -60,13 +60,13 @@ def test_identity_headers_are_stripped_and_the_signed_one_added(gateway, echo_up
     assert headers["x-forwarded-for"] == "127.0.0.1"
     assert names.count(IDENTITY_HEADER.lower()) == 1
     assert headers["host"] == echo_upstream[1].removeprefix("http://")
-    principal = verify_identity(
+    principal = verify_identity_claims(
         headers[IDENTITY_HEADER.lower()],
         "POST",
         "/api/2.0/mlflow/runs/create",
         SECRET,
         query="x=1&y=%2F",
-    )
+    ).principal
     assert principal.username == "alice"
     assert received["query"] == b"x=1&y=%2F"
     assert received["body"] == f'{{"experiment_id":"{alices.experiment_id}"}}'.encode()
@@ -81,7 +81,7 @@ def test_encoded_paths_reach_the_handler_unchanged(gateway, echo_upstream, alice
     received = echo.received[-1]
     assert received["raw_path"] == path.encode()
     value = dict(received["headers"])[IDENTITY_HEADER.lower()]
-    verify_identity(value, "GET", received["path"], SECRET)
+    verify_identity_claims(value, "GET", received["path"], SECRET)
 
 
 def test_a_get_with_a_json_body_keeps_its_body(gateway, echo_upstream, alices):

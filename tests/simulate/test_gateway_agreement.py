@@ -37,8 +37,8 @@ from gateway.simulate.matrix import build_matrix
 from gateway.simulate.request import simulate_request
 from gateway.simulate.sources import FileSource
 from store.bindings import remember_user
-from store.dynamo import DynamoTable
-from store.identity import Principal
+from store.dynamo.table import DynamoTable
+from store.handler.identity import Principal
 from store.vocabulary import EXPERIMENT, REGISTERED_MODEL, WORKSPACE
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from gateway.simulate.bindings import load_bindings
 from gateway.simulate.cli import main
 from gateway.simulate.replay import read_audit, replay
 from gateway.simulate.sources import FileSource
-from store.identity import Principal
+from store.handler.identity import Principal
 
 CALLS = [
     # (user, groups, action, resource kind, id)

@@ -20,6 +20,32 @@ def unique_table() -> str:
 
 
 @pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's in-process AWS, whatever the environment says about credentials and endpoints."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def store(tmp_path: Path, aws_env: None) -> DynamoTrackingStore:
+    """Our store on moto, its artifacts in a temporary folder."""
+    return DynamoTrackingStore(f"dynamodb:///t-{uuid.uuid4().hex[:12]}", str(tmp_path))
+
+
+@pytest.fixture
+def experiment_id(store: DynamoTrackingStore) -> str:
+    return store.create_experiment("tests")
+
+
+@pytest.fixture
 def moto_store() -> Iterator[DynamoTrackingStore]:
     """Our store on moto's in-process DynamoDB, on a table of its own."""
     with mock_aws():

@@ -13,3 +13,13 @@ def error_code(call, *args, **kwargs) -> str:
     with pytest.raises(MlflowException) as caught:
         call(*args, **kwargs)
     return caught.value.error_code
+
+
+class Clock:
+    """A settable millisecond clock for the stores."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000
+
+    def __call__(self) -> int:
+        return self.now

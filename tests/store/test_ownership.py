@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from moto import mock_aws
 from test_traces_support import new_trace_id, trace_info
 
-from store.identity import Principal, bind_principal
+from store.handler.identity import Principal, bind_principal
 from store.keys import run_version_key
 from store.ownership import Ownership, artifact_proxy_path, runs_source
 from store.registry import DynamoRegistryStore
@@ -51,27 +49,17 @@ def _stores(uri: str) -> Stores:
 
 
 @pytest.fixture(params=["moto", "dynalite"])
-def stores(request, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
+def stores(request, monkeypatch: pytest.MonkeyPatch) -> Stores:
     table = f"own{uuid.uuid4().hex[:10]}"
     if request.param == "moto":
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-        monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+        request.getfixturevalue("aws_env")
         uri = f"dynamodb://us-east-1/{table}"
-        # runs:/ and models:/ sources are resolved through MLflow's client, on this table
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        with mock_aws():
-            yield _stores(uri)
     else:
         endpoint = request.getfixturevalue("dynalite_endpoint")
         uri = f"dynamodb://{endpoint.removeprefix('http://')}/{table}"
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        yield _stores(uri)
+    # runs:/ and models:/ sources are resolved through MLflow's client, on this table
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return _stores(uri)
 
 
 # ---- owners --------------------------------------------------------------------------------

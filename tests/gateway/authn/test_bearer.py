@@ -12,16 +12,15 @@ import uuid
 
 import jwt
 import pytest
-from conftest import POLICIES
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from gw_support import MACHINE, SECRET
+from gw_support import MACHINE, POLICIES, SECRET
 
 from gateway.app import create_app
 from gateway.authn.bearer import EXPIRED_MESSAGE, INVALID_MESSAGE, MALFORMED_MESSAGE
 from gateway.config import GatewayConfig
 from gateway.devidp.provider import DEV_CLIENT_ID, subject_for
-from store.identity import IDENTITY_HEADER, verify_identity
+from store.handler.identity import IDENTITY_HEADER, verify_identity_claims
 
 API = "/api/2.0/mlflow/experiments/search"
 
@@ -48,9 +47,9 @@ def user_claims(idp, **changes) -> dict:
 def principal_seen_upstream(echo) -> dict:
     request = echo.received[-1]
     value = dict(request["headers"])[IDENTITY_HEADER.lower()]
-    principal = verify_identity(
+    principal = verify_identity_claims(
         value, request["method"], request["path"], SECRET, query=request["query"].decode()
-    )
+    ).principal
     return principal
 
 

@@ -11,7 +11,7 @@ from gateway.authz.decide import Authorizer, model_version_context
 from gateway.authz.entities import Bindings
 from gateway.authz.policies import load_policies
 from gateway.routing.parse import ResourceRef
-from store.identity import Principal
+from store.handler.identity import Principal
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 RUN = ResourceRef("run", "r" * 32)

@@ -16,7 +16,7 @@ from gateway.authz.entities import Bindings
 from gateway.authz.policies import PolicyLoadError, PolicyStore, load_policies
 from gateway.routing import offered_actions, route_table
 from gateway.routing.parse import ResourceRef
-from store.identity import Principal
+from store.handler.identity import Principal
 from store.vocabulary import REGISTERED_MODEL, WORKSPACE
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"

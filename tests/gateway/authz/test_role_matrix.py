@@ -21,7 +21,7 @@ from gateway.authz.policies import load_policies
 from gateway.authz.registry_facts import registry_context
 from gateway.routing.parse import ResourceRef, parse_request
 from gateway.simulate.bindings import VersionFacts
-from store.identity import Principal
+from store.handler.identity import Principal
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 LEVEL = {"reader": 1, "editor": 2, "manager": 3}

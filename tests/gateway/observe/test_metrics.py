@@ -38,7 +38,7 @@ def _policies_with_scrapers(target: Path) -> Path:
 @pytest.fixture
 def metrics_gateway(start_gateway, echo_upstream, dynalite_endpoint, tmp_path):
     store_uri = f"dynamodb://{dynalite_endpoint.removeprefix('http://')}/metrics_access"
-    from store.dynamo import DynamoTable
+    from store.dynamo.table import DynamoTable
 
     DynamoTable.from_uri(store_uri).ensure_table()
     gateway = start_gateway(

@@ -1,0 +1,1 @@
+"""The one DynamoDB table: requests, values, update expressions, URIs."""

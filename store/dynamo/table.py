@@ -1,0 +1,364 @@
+"""One DynamoDB table behind a small, typed, thread-safe surface: every request of the stores
+goes through `DynamoTable._call`.
+
+Items are plain dicts of Python values (store/dynamo/values.py converts them); every request is
+counted and retried (store/dynamo/client.py), and refusals become the store's exceptions
+(store/dynamo/errors.py). It uses only
+the operations every DynamoDB-compatible server offers (no transactions, PartiQL or streams).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from store.dynamo.client import RoundTrips, make_client, retryable, sleep_backoff
+from store.dynamo.errors import ConditionFailed, error_code, error_of, within_item_limit
+from store.dynamo.expressions import Update
+from store.dynamo.schema import SCHEMA
+from store.dynamo.uri import DynamoUri, parse_dynamo_uri
+from store.dynamo.values import deserialize_item, serialize_item, serialize_values
+
+BATCH_WRITE_SIZE = 25
+BATCH_GET_SIZE = 100
+PARALLEL_BATCH_WRITES = 8  # BatchWriteItem requests in flight at once for one call
+
+# ---- the table ----------------------------------------------------------------------------------
+
+_tables: dict[tuple[str, int], DynamoTable] = {}
+_tables_lock = threading.Lock()
+
+
+class DynamoTable:
+    """One DynamoDB table and one boto3 low-level client (thread-safe) for it."""
+
+    def __init__(self, location: DynamoUri) -> None:
+        self.location = location
+        self.name = location.table
+        self.round_trips = RoundTrips()
+        self._client = make_client(location)
+        self.parallel_writes = PARALLEL_BATCH_WRITES
+        self._writer_pool: ThreadPoolExecutor | None = None
+        self._writers_lock = threading.Lock()
+
+    @classmethod
+    def from_uri(cls, uri: str) -> DynamoTable:
+        """The table for `uri`, cached per (uri, process) so a process has one client per table."""
+        key = (uri, os.getpid())
+        with _tables_lock:
+            table = _tables.get(key)
+            if table is None:
+                table = cls(parse_dynamo_uri(uri))
+                _tables[key] = table
+            return table
+
+    # -- schema --
+
+    def ensure_table(self) -> None:
+        """Create the table if missing (idempotent) and wait until it is ACTIVE."""
+        try:
+            status = self._call("DescribeTable", TableName=self.name)["Table"]["TableStatus"]
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            status = self._create_table()
+        deadline = time.monotonic() + 120
+        while status != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DynamoDB table {self.name} is not ACTIVE after 120 s")
+            time.sleep(0.2)
+            status = self._call("DescribeTable", TableName=self.name)["Table"]["TableStatus"]
+
+    def _create_table(self) -> str:
+        local = self.location.is_local
+        try:
+            request = SCHEMA.create_table_request(self.name, local=local)
+            status = self._call("CreateTable", **request)["TableDescription"]["TableStatus"]
+        except ClientError as exc:
+            if error_code(exc) != "ResourceInUseException":  # created by a concurrent starter
+                raise
+            return "CREATING"
+        if local:
+            return status
+        self._wait_active()
+        self._call("UpdateTimeToLive", **SCHEMA.time_to_live_request(self.name))
+        self._call("UpdateContinuousBackups", **SCHEMA.backups_request(self.name))
+        return "ACTIVE"
+
+    def _wait_active(self) -> None:
+        deadline = time.monotonic() + 120
+        while self._call("DescribeTable", TableName=self.name)["Table"]["TableStatus"] != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DynamoDB table {self.name} is not ACTIVE after 120 s")
+            time.sleep(0.2)
+
+    # -- single items --
+
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict | None:
+        response = self._call(
+            "GetItem",
+            TableName=self.name,
+            Key=_key(pk, sk),
+            ConsistentRead=consistent,
+        )
+        item = response.get("Item")
+        return deserialize_item(item) if item else None
+
+    def put(
+        self,
+        item: dict,
+        *,
+        condition: str | None = None,
+        names: dict | None = None,
+        values: dict | None = None,
+    ) -> None:
+        request = {"TableName": self.name, "Item": serialize_item(item)}
+        self._call("PutItem", **_with_expressions(request, condition, names, values))
+
+    def update(self, pk: str, sk: str, update: Update) -> dict:
+        """Apply `update` (store/dynamo/expressions.py) to one item; returns the item after it."""
+        request = {
+            "TableName": self.name,
+            "Key": _key(pk, sk),
+            "UpdateExpression": update.expression(),
+            "ReturnValues": "ALL_NEW",
+        }
+        request = _with_expressions(request, update.condition(), update.names, update.values)
+        response = self._call("UpdateItem", **request)
+        return deserialize_item(response.get("Attributes", {}))
+
+    def update_existing(
+        self, pk: str, sk: str, update: Update, *, missing: Exception, what: str, advice: str = ""
+    ) -> dict:
+        """`update`, raising `missing` when its condition fails; an item it would take past
+        400 KB is the caller's error naming `what` (store/dynamo/errors.py)."""
+        try:
+            with within_item_limit(what, advice):
+                return self.update(pk, sk, update)
+        except ConditionFailed:
+            raise missing from None
+
+    def delete(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        condition: str | None = None,
+        names: dict | None = None,
+        values: dict | None = None,
+    ) -> None:
+        request = {"TableName": self.name, "Key": _key(pk, sk)}
+        self._call("DeleteItem", **_with_expressions(request, condition, names, values))
+
+    # -- many items --
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk_prefix: str | None = None,
+        sk_range: tuple[str, str] | None = None,
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        page_size: int | None = None,
+        consistent: bool = False,
+        attributes: Iterable[Sequence[str]] | None = None,
+    ) -> Iterator[dict]:
+        """Items of one partition in sort-key order; pages are fetched lazily as you iterate.
+
+        `attributes`: only these attribute paths (e.g. `("params", "lr")`) are returned.
+        `page_size`: items in the first request, doubled for each next one (a reader that may
+        stop early pays for few items, and one that reads on soon gets full 1 MB pages).
+        """
+        if sk_prefix is not None and sk_range is not None:
+            raise ValueError("Give sk_prefix or sk_range, not both")
+        pk_name, sk_name = SCHEMA.indexes[index] if index is not None else SCHEMA.key
+        condition = "#pk = :pk"
+        names = {"#pk": pk_name}
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        if sk_prefix is not None:
+            condition += " AND begins_with(#sk, :prefix)"
+            names["#sk"] = sk_name
+            values[":prefix"] = {"S": sk_prefix}
+        elif sk_range is not None:
+            condition += " AND #sk BETWEEN :low AND :high"
+            names["#sk"] = sk_name
+            values[":low"] = {"S": sk_range[0]}
+            values[":high"] = {"S": sk_range[1]}
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": forward,
+        }
+        if index is not None:
+            request["IndexName"] = index
+        else:
+            request["ConsistentRead"] = consistent  # GSIs offer eventual consistency only
+        if attributes is not None:
+            request["ProjectionExpression"] = _projection(attributes, names)
+        return self._query_pages(request, limit, page_size)
+
+    def _query_pages(
+        self, request: dict, limit: int | None, page_size: int | None
+    ) -> Iterator[dict]:
+        remaining = limit
+        while True:
+            sizes = [size for size in (remaining, page_size) if size is not None]
+            if sizes:
+                request["Limit"] = min(sizes)
+            response = self._call("Query", **request)
+            for raw in response.get("Items", []):
+                yield deserialize_item(raw)
+                if remaining is not None:
+                    remaining -= 1
+            start = response.get("LastEvaluatedKey")
+            if not start or (remaining is not None and remaining <= 0):
+                return
+            request["ExclusiveStartKey"] = start
+            if page_size is not None:
+                page_size *= 2
+
+    def batch_write(
+        self, puts: Iterable[dict] = (), deletes: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Write in chunks of 25, several chunks at once; a key repeated in one call is written
+        by a later chunk (after the earlier ones), so the last write of a key wins."""
+        requests = [("put", item, (item["pk"], item["sk"])) for item in puts]
+        requests += [("delete", None, key) for key in deletes]
+        waves = _waves_without_duplicate_keys(requests, BATCH_WRITE_SIZE, self.parallel_writes)
+        for wave in waves:
+            if len(wave) == 1:
+                self._write_chunk(wave[0])
+                continue
+            for future in [self._writers().submit(self._write_chunk, c) for c in wave]:
+                future.result()
+
+    def _write_chunk(self, chunk: list) -> None:
+        pending = {
+            self.name: [
+                {"PutRequest": {"Item": serialize_item(item)}}
+                if kind == "put"
+                else {"DeleteRequest": {"Key": _key(*key)}}
+                for kind, item, key in chunk
+            ]
+        }
+        attempt = 0
+        while pending:
+            response = self._call("BatchWriteItem", RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+            if pending:
+                attempt += 1
+                sleep_backoff(attempt, "BatchWriteItem")
+
+    def _writers(self) -> ThreadPoolExecutor:
+        with self._writers_lock:
+            if self._writer_pool is None:
+                self._writer_pool = ThreadPoolExecutor(self.parallel_writes, "dynamo-batch")
+            return self._writer_pool
+
+    def batch_get(self, keys: Iterable[tuple[str, str]], *, consistent: bool = True) -> list[dict]:
+        """Items for the keys that exist (any order), 100 keys per request."""
+        unique = list(dict.fromkeys(keys))
+        found: list[dict] = []
+        for start in range(0, len(unique), BATCH_GET_SIZE):
+            chunk = unique[start : start + BATCH_GET_SIZE]
+            pending = {
+                self.name: {
+                    "Keys": [_key(pk, sk) for pk, sk in chunk],
+                    "ConsistentRead": consistent,
+                }
+            }
+            attempt = 0
+            while pending:
+                response = self._call("BatchGetItem", RequestItems=pending)
+                found += [deserialize_item(i) for i in response["Responses"].get(self.name, [])]
+                pending = response.get("UnprocessedKeys") or {}
+                if pending:
+                    attempt += 1
+                    sleep_backoff(attempt, "BatchGetItem")
+        return found
+
+    # -- the one place requests are sent --
+
+    def _call(self, operation: str, **request: Any) -> dict:
+        method = getattr(self._client, _snake_case(operation))
+        attempt = 0
+        while True:
+            self.round_trips.record(operation)
+            try:
+                return method(**request)
+            except ClientError as exc:
+                refused = error_of(operation, exc)
+                if refused is not None:
+                    raise refused from exc
+                if not retryable(exc):
+                    raise
+                attempt += 1
+                sleep_backoff(attempt, operation, exc)
+            except (ConnectionError, HTTPClientError) as exc:
+                attempt += 1
+                sleep_backoff(attempt, operation, exc)
+
+
+def _waves_without_duplicate_keys(requests: list, size: int, parallel: int) -> Iterator[list[list]]:
+    """Chunks of `size` grouped in waves; a key never appears twice in one wave."""
+    wave: list[list] = [[]]
+    keys: set = set()
+    for request in requests:
+        if request[2] in keys:
+            yield wave
+            wave, keys = [[]], set()
+        if len(wave[-1]) == size:
+            if len(wave) == parallel:
+                yield wave
+                wave, keys = [[]], set()
+            else:
+                wave.append([])
+        wave[-1].append(request)
+        keys.add(request[2])
+    if wave[-1]:
+        yield wave
+
+
+def _projection(paths: Iterable[Sequence[str]], names: dict) -> str:
+    placeholders = {name: placeholder for placeholder, name in names.items()}
+    parts = []
+    for path in paths:
+        segments = []
+        for name in path:
+            if name not in placeholders:
+                placeholders[name] = f"#p{len(placeholders)}"
+                names[placeholders[name]] = name
+            segments.append(placeholders[name])
+        parts.append(".".join(segments))
+    return ", ".join(dict.fromkeys(parts))
+
+
+def _with_expressions(
+    request: dict, condition: str | None, names: dict | None, values: dict | None
+) -> dict:
+    if condition:
+        request["ConditionExpression"] = condition
+    if names:
+        request["ExpressionAttributeNames"] = names
+    serialized = serialize_values(values)
+    if serialized:
+        request["ExpressionAttributeValues"] = serialized
+    return request
+
+
+def _key(pk: str, sk: str) -> dict:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _snake_case(operation: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")

@@ -1,0 +1,160 @@
+"""The handler tier: MLflow's own server app, reachable only with the gateway's identity header.
+
+Run it with ``uvicorn store.handler.app:app``. Every request except ``GET /health`` must carry a
+valid `X-Cedarflow-Identity` header (see store/handler/identity.py); the principal it names is
+bound for the request so the stores attribute writes to it. Anything else gets a 401 in MLflow's
+JSON error shape, so the handler tier's port gives nothing to a caller who goes around the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from store.handler.identity import (
+    IDENTITY_HEADER,
+    SECRET_ENV_VAR,
+    InvalidIdentity,
+    Principal,
+    bind_principal,
+    identity_secret_from_env,
+    verify_identity_claims,
+)
+
+_logger = logging.getLogger(__name__)
+
+_HEALTH_PATH = "/health"
+_HEADER_KEY = IDENTITY_HEADER.lower().encode()
+# Seconds past a header's expiry after which its nonce is forgotten (beyond any clock skew).
+_FORGET_AFTER = 30
+
+
+class ReplayGuard:
+    """Remembers the nonces of accepted headers until they expire: each header is used once.
+
+    Per process; the method/path binding and the short validity cover the rest.
+    """
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._seen: dict[str, int] = {}  # insertion order is (nearly) expiry order
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+
+    def first_use(self, nonce: str, expires_at: int) -> bool:
+        """True the first time a nonce is seen (and records it), False on a replay."""
+        with self._lock:
+            self._forget_expired(int(time.time()) - _FORGET_AFTER)
+            if nonce in self._seen:
+                return False
+            if len(self._seen) >= self._max_entries:
+                # Full of live nonces: drop the oldest rather than grow without bound.
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[nonce] = expires_at
+            return True
+
+    def _forget_expired(self, horizon: int) -> None:
+        # Expired headers are refused anyway, so their nonces need not be kept.
+        while self._seen:
+            oldest = next(iter(self._seen))
+            if self._seen[oldest] >= horizon:
+                return
+            del self._seen[oldest]
+
+
+class IdentityMiddleware:
+    """Refuses requests without a valid identity header; binds the principal otherwise."""
+
+    def __init__(
+        self, app: ASGIApp, secret: bytes | None, replay_guard: ReplayGuard | None = None
+    ) -> None:
+        self.app = app
+        self.secret = secret
+        self.replay_guard = replay_guard if replay_guard is not None else ReplayGuard()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            # WebSockets carry no identity header we could check: refuse them.
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["method"] == "GET" and scope["path"] == _HEALTH_PATH:
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = self._verify(scope)
+        except InvalidIdentity as exc:
+            _logger.warning("Refused %s %s: %s", scope["method"], scope["path"], exc)
+            await _send_unauthenticated(send)
+            return
+        with bind_principal(principal):
+            await self.app(scope, receive, send)
+
+    def _verify(self, scope: Scope) -> Principal:
+        if not self.secret:
+            raise InvalidIdentity("no identity secret configured")
+        values = [v for k, v in scope.get("headers", []) if k.lower() == _HEADER_KEY]
+        if len(values) != 1:
+            raise InvalidIdentity("missing or repeated identity header")
+        claims = verify_identity_claims(
+            values[0].decode("latin-1"),
+            scope["method"],
+            scope["path"],
+            self.secret,
+            query=scope.get("query_string", b"").decode("latin-1"),
+        )
+        if not self.replay_guard.first_use(claims.nonce, claims.expires_at):
+            raise InvalidIdentity("identity header already used")
+        return claims.principal
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.secret:
+            await self.app(scope, receive, send)
+            return
+        # Without a secret every call would be refused: fail the start instead, loudly.
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send(
+                {
+                    "type": "lifespan.startup.failed",
+                    "message": f"{SECRET_ENV_VAR} is not set; the handler tier cannot start",
+                }
+            )
+
+
+async def _send_unauthenticated(send: Send) -> None:
+    body = json.dumps(
+        {
+            "error_code": "UNAUTHENTICATED",
+            "message": "This server only accepts requests that come through the gateway.",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None = None) -> ASGIApp:
+    """MLflow's server app behind the identity check (secret defaults to the environment's)."""
+    if mlflow_app is None:
+        from mlflow.server.fastapi_app import app as mlflow_app
+    if secret is None:
+        secret = identity_secret_from_env()
+    return IdentityMiddleware(mlflow_app, secret)
+
+
+app = create_handler_app()

@@ -1,0 +1,1 @@
+"""What every search shares: page tokens and comparisons with SQL's meaning."""

@@ -1,0 +1,1 @@
+"""Traces, spans and assessments of the tracking store (mixed into DynamoTrackingStore)."""

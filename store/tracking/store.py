@@ -1,0 +1,62 @@
+"""MLflow's tracking store on one DynamoDB table (`dynamodb://` store URIs).
+
+The calls live in one mixin per concern; this class puts them together and is what MLflow's
+tracking-store registry builds with `(store_uri, artifact_uri)`. Calls it does not offer raise
+MLflow's NOT_IMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+from mlflow.store.tracking.abstract_store import AbstractStore
+from mlflow.utils.uri import resolve_uri_if_local
+
+from store.dynamo.table import DynamoTable
+from store.traces.store import TracesMixin
+from store.tracking.experiments import ExperimentsMixin
+from store.tracking.logged_models import LoggedModelsMixin
+from store.tracking.metrics import MetricsMixin
+from store.tracking.run_inputs import RunInputsMixin
+from store.tracking.run_search import RunSearchMixin
+from store.tracking.runs import RunsMixin
+from store.unsupported import raise_not_implemented
+
+_ready_tables: set[tuple[str, str]] = set()
+_ready_lock = threading.Lock()
+
+
+@raise_not_implemented
+class DynamoTrackingStore(
+    LoggedModelsMixin,
+    TracesMixin,
+    ExperimentsMixin,
+    RunsMixin,
+    RunInputsMixin,
+    RunSearchMixin,
+    MetricsMixin,
+    AbstractStore,
+):
+    """Experiments, runs, metrics, datasets, logged models and traces in DynamoDB."""
+
+    ARTIFACTS_FOLDER_NAME = "artifacts"
+
+    def __init__(self, store_uri: str, artifact_uri: str | None = None) -> None:
+        super().__init__()
+        self.store_uri = store_uri
+        self.table = DynamoTable.from_uri(store_uri)
+        self.artifact_root_uri = resolve_uri_if_local(
+            artifact_uri or DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+        )
+        self._prepare_table()
+
+    def _prepare_table(self) -> None:
+        """Create the table and the Default experiment once per process and table."""
+        marker = (self.store_uri, self.artifact_root_uri)
+        with _ready_lock:
+            if marker in _ready_tables:
+                return
+            self.table.ensure_table()
+            self._ensure_default_experiment()
+            _ready_tables.add(marker)
