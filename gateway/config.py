@@ -19,7 +19,7 @@ class IssuerConfig:
     client_ids: tuple[str, ...]
     token_uses: tuple[str, ...] = (USE_ID, USE_ACCESS)
     groups_claim: str = "cognito:groups"
-    # Principal ids are "<tag>:<value of principal_claim>" (gateway/principal.py); the tag
+    # Principal ids are "<tag>:<value of principal_claim>" (gateway/authn/principal.py); the tag
     # defaults to the pool id of a Cognito issuer, else a digest of the issuer URL.
     principal_claim: str = "sub"  # sub | username | email
     principal_tag: str | None = None

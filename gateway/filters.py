@@ -24,7 +24,8 @@ from starlette.responses import JSONResponse, Response
 from gateway.authz.decide import Authorizer, BindingsLookup
 from gateway.errors import forbidden
 from gateway.proxy import Forwarder
-from gateway.routing.parse import ParsedRequest, ResourceRef, camel
+from gateway.routing.params import camel
+from gateway.routing.parse import ParsedRequest, ResourceRef
 from store.handler.identity import Principal
 
 if TYPE_CHECKING:

@@ -3,8 +3,8 @@
     browser ─▶ /oauth2/login ─▶ IdP authorize page ─▶ /oauth2/callback ─▶ the page it wanted
 
 The callback redeems the code at the token endpoint and verifies the ID token with the same code
-as bearer tokens (gateway/authn.py), nonce included; the session then lives in a sealed cookie
-(gateway/session.py) and is renewed with the refresh token shortly before the ID token expires.
+as bearer tokens (authn/bearer.py), nonce included; the session then lives in a sealed cookie
+(authn/session.py) and is renewed with the refresh token shortly before the ID token expires.
 `/.well-known/cedarflow` tells command-line clients where to sign in.
 """
 

@@ -1,7 +1,7 @@
 """The dev identity provider: a local token issuer for the stack on one machine.
 
 It keeps its own RSA key, publishes it as a JWKS with OIDC discovery, and mints Cognito-shaped
-access and ID tokens; gateway/devidp_oauth.py adds the sign-in page and the token endpoint.
+access and ID tokens; devidp/oauth.py adds the sign-in page and the token endpoint.
 The gateway trusts it like any other issuer: it fetches the JWKS over HTTP and verifies these
 tokens with exactly the code used for Cognito.
 

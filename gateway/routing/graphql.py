@@ -1,4 +1,4 @@
-"""GraphQL, checked per field: which resources a query document reads, or a refusal.
+"""GraphQL, read per root field: which resources a query document reads, or a refusal.
 
 MLflow's `/graphql` serves a read-only schema whose root fields map onto REST calls. A
 query is let through only when every root field is one of those below (so each names the
@@ -14,15 +14,13 @@ other root fields, root-level fragments, unreadable variables — is refused.
     mlflowSearchRuns                    SearchRuns                      input.experimentIds[]
     mlflowSearchDatasets                SearchDatasets                  input.experimentIds[]
 
-The gateway (gateway/authorize.py) and the simulator (gateway/simulate/request.py) both
-decide a query with `graphql_request_refs` and `check_graphql`, so they cannot disagree.
+gateway/pipeline.py decides each of them with its root field's action (for the gateway and the
+simulator alike).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 from graphql import (
     DocumentNode,
@@ -36,8 +34,7 @@ from graphql import (
 )
 from graphql.language import Visitor
 
-from gateway.authz.decide import Authorizer, BindingsLookup, Decision, PrincipalLike
-from gateway.errors import GatewayError, bad_request, forbidden
+from gateway.errors import bad_request, forbidden
 from gateway.routing.parse import ResourceRef
 from gateway.routing.values import has_unpaired_surrogate
 from store.vocabulary import EXPERIMENT, RUN
@@ -53,21 +50,6 @@ ROOT_FIELDS = {
 }
 _HARMLESS = {"__typename", "test"}
 _REFUSED_FIELDS = {"modelVersions", "model_versions"}
-
-
-@dataclass(frozen=True)
-class GraphQLCheck:
-    """A query's resources decided one by one, up to and including the first denial."""
-
-    decisions: tuple[Decision, ...]
-
-    @property
-    def denied(self) -> Decision | None:
-        return next((d for d in self.decisions if not d.allowed), None)
-
-    @property
-    def allowed(self) -> bool:
-        return self.denied is None
 
 
 def graphql_request_refs(method: str, body: bytes) -> tuple[ResourceRef, ...]:
@@ -103,26 +85,6 @@ def parse_graphql_request(method: str, body: bytes) -> tuple[DocumentNode, dict]
     except RecursionError:
         raise bad_request("The GraphQL query nests too deeply.") from None
     return document, variables
-
-
-def check_graphql(
-    authorizer: Authorizer,
-    principal: PrincipalLike,
-    refs: Sequence[ResourceRef],
-    lookup: BindingsLookup,
-) -> GraphQLCheck:
-    """Decide each resource with its root field's action; stop at the first denial."""
-    decisions: list[Decision] = []
-    for decision in authorizer.decide_each(principal, "GraphQL", refs, lookup):
-        decisions.append(decision)
-        if not decision.allowed:
-            break
-    return GraphQLCheck(tuple(decisions))
-
-
-def graphql_refs(body: bytes) -> tuple[ResourceRef, ...]:
-    """Every resource a GraphQL request body reads, each with its action; or raise GatewayError."""
-    return _refs_of(*parse_graphql_request("POST", body))
 
 
 def _refs_of(document: DocumentNode, variables: dict) -> tuple[ResourceRef, ...]:
@@ -192,12 +154,4 @@ class _Refused(Exception):
     pass
 
 
-__all__ = [
-    "ROOT_FIELDS",
-    "GraphQLCheck",
-    "GatewayError",
-    "check_graphql",
-    "graphql_refs",
-    "graphql_request_refs",
-    "parse_graphql_request",
-]
+__all__ = ["ROOT_FIELDS", "graphql_request_refs", "parse_graphql_request"]

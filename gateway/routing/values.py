@@ -1,7 +1,7 @@
 """Values MLflow's handlers would fail on with a 500 instead of refusing: refused here first.
 
-gateway/request_parse.py reads a request as the handler will; `check_values` then refuses:
-- JSON bodies whose values do not fit the call's protobuf message (request_messages.py);
+routing/parse.py reads a request as the handler will; `check_values` then refuses:
+- JSON bodies whose values do not fit the call's protobuf message (routing/messages.py);
 - string fields the handler decodes as JSON (`model_json`, dataset `tags` and `records`) that
   hold no JSON of the expected shape;
 - the query parameters of MLflow's raw handlers that are indexed (`request.args["path"]`) or

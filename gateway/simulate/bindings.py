@@ -84,7 +84,7 @@ class BindingsData:
     def lookup(self, ref: ResourceRef) -> Bindings | object | None:
         """The gateway's BindingsLookup contract: Bindings, MISSING, or None (unresolvable)."""
         if ref.kind not in _RESOLVABLE:
-            return None  # as gateway/resolve.py: datasets and the like are not resolved
+            return None  # as gateway/authz/resolver.py: datasets and the like are not resolved
         key = (ref.kind, ref.id)
         key = self.children.get(key, key)
         return self.resources.get(key, MISSING)

@@ -1,6 +1,6 @@
 """`replay`: the gateway's recorded decisions decided again with another policy set.
 
-Audit lines (gateway/audit.py) are JSON objects; decision lines have `"type": "decision"`
+Audit lines (gateway/observe/audit.py) are JSON objects; decision lines have `"type": "decision"`
 and the fields `time`, `request_id`, `principal` (subject), `username`, `groups`,
 `action`, `resource` ({kind, id}), `decided_on` ([Cedar type, id]), `decision`
 ("allow" | "deny"), `policies`, `errors`, `note` and `policy_revision`. A line is decided
@@ -8,7 +8,7 @@ again on the experiment or registered model it was decided on, with the bindings
 hold now; lines decided without the policies (a missing or unresolvable resource) are
 counted as skipped. A registry call whose outcome depends on the model version's stage
 (unknown to the audit line) is only reported when no stage would give the recorded
-decision. A narrowed search (`kept` and `dropped` experiment ids, see gateway/audit.py) is
+decision. A narrowed search (`kept` and `dropped` experiment ids, see gateway/observe/audit.py) is
 replayed once per experiment: each kept id as an allow, each dropped one as a deny, so an
 edit that would let the search read a dropped experiment shows.
 """

@@ -57,7 +57,7 @@ OPEN = Ids("900", "run-open", f"tr-{900:032x}", "m-open", "exp-open", "model-ope
 # Calls the gateway decides differently from the policies alone, and why:
 # - datasets: the gateway cannot resolve a dataset to its experiments, so it denies them;
 # - GraphQL: the matrix shows the workspace decision; the gateway then decides each root
-#   field of a non-administrator's query (graphql_check.py), which `simulate request` does too.
+#   field of a non-administrator's query (gateway/pipeline.py), which `simulate request` does too.
 DATASET_ACTIONS = {
     "AddDatasetToExperiments",
     "DeleteDataset",

@@ -1,4 +1,4 @@
-"""`replay`: recorded decisions (gateway/audit.py lines) decided again with other policies."""
+"""`replay`: recorded decisions (audit lines) decided again with other policies."""
 
 from __future__ import annotations
 

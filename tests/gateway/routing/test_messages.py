@@ -1,4 +1,4 @@
-"""gateway/request_messages.py against MLflow's own handlers and protobuf's own JSON parser."""
+"""routing/messages.py and descriptors.py against MLflow's handlers and protobuf's JSON parser."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from gateway.errors import GatewayError
 from gateway.routing import all_routes
-from gateway.routing.messages import NOT_PARSED, PARSED_AS, check_request_body, request_message
+from gateway.routing.descriptors import NOT_PARSED, PARSED_AS, request_message
+from gateway.routing.messages import check_request_body
 
 HANDLERS = Path(__import__("mlflow.server.handlers").server.handlers.__file__)
 ACTIONS = sorted({r.action for r in all_routes() if r.offered and r.action})
@@ -41,7 +42,7 @@ def test_calls_left_unchecked_are_not_parsed_by_their_handler():
 
 def test_the_descriptors_are_read_without_importing_mlflow():
     code = (
-        "import sys; from gateway.routing.messages import request_message;"
+        "import sys; from gateway.routing.descriptors import request_message;"
         "assert request_message('LogBatch') is not None;"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'mlflow']"
     )
