@@ -56,9 +56,6 @@ class Bindings:
             private=bool(data.get("private", False)),
         )
 
-    def to_data(self) -> dict:
-        return {"users": dict(self.users), "groups": dict(self.groups), "private": self.private}
-
     @property
     def cedar_uid(self) -> dict[str, str]:
         return {"type": _CEDAR_TYPE[self.kind], "id": self.id}

@@ -62,39 +62,26 @@ def request_message(action: str) -> Descriptor | None:
     return None
 
 
+# What MLflow's messages import: protobuf's own files and OpenTelemetry's, in dependency order.
+_IMPORTED_FILES = (
+    "google.protobuf.descriptor_pb2",
+    "google.protobuf.any_pb2",
+    "google.protobuf.duration_pb2",
+    "google.protobuf.empty_pb2",
+    "google.protobuf.field_mask_pb2",
+    "google.protobuf.struct_pb2",
+    "google.protobuf.timestamp_pb2",
+    "google.protobuf.wrappers_pb2",
+    "opentelemetry.proto.common.v1.common_pb2",
+    "opentelemetry.proto.resource.v1.resource_pb2",
+    "opentelemetry.proto.trace.v1.trace_pb2",
+)
+
+
 @cache
 def _pool() -> descriptor_pool.DescriptorPool:
-    from google.protobuf import (
-        any_pb2,
-        descriptor_pb2,
-        duration_pb2,
-        empty_pb2,
-        field_mask_pb2,
-        struct_pb2,
-        timestamp_pb2,
-        wrappers_pb2,
-    )
-    from opentelemetry.proto.common.v1 import common_pb2
-    from opentelemetry.proto.resource.v1 import resource_pb2
-    from opentelemetry.proto.trace.v1 import trace_pb2
-
     pool = descriptor_pool.DescriptorPool()
-    known = [
-        module.DESCRIPTOR.serialized_pb
-        for module in (
-            descriptor_pb2,
-            any_pb2,
-            duration_pb2,
-            empty_pb2,
-            field_mask_pb2,
-            struct_pb2,
-            timestamp_pb2,
-            wrappers_pb2,
-            common_pb2,
-            resource_pb2,
-            trace_pb2,
-        )
-    ]
+    known = [importlib.import_module(name).DESCRIPTOR.serialized_pb for name in _IMPORTED_FILES]
     pending = known + [_serialized_file(path) for path in _mlflow_proto_modules()]
     while pending:  # each file needs its imports added first: add what can be, repeat
         left = []

@@ -75,10 +75,6 @@ class Route:
     def offered(self) -> bool:
         return self.refused is None
 
-    @property
-    def primary_kind(self) -> str | None:
-        return self.refs[0].kind if self.refs else None
-
     def describe(self) -> str:
         """One line for people: `GET /path → Action on kind (source), ...; filter`."""
         if self.refused:

@@ -24,6 +24,7 @@ from gateway.simulate.inputs import (
     EXIT_POLICY,
     EXIT_USAGE,
 )
+from gateway.simulate.matrix import FORMATS
 
 EXIT_CODES = f"""\
 exit codes:
@@ -129,7 +130,7 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
 
     matrix = command("matrix", "print the roles x calls table of a policy set", run_matrix)
     _policies(matrix)
-    matrix.add_argument("--format", choices=("text", "markdown", "csv", "html"), default="text")
+    matrix.add_argument("--format", choices=FORMATS, default="text")
 
     test = command("test", "run policy test files (expected decisions)", run_test)
     test.add_argument("files", metavar="FILE", nargs="+", type=Path)

@@ -10,24 +10,14 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pytest
-import requests
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException, RestException
 from mlflow.server import get_app_client
+from mlflow_calls import denied
 from sklearn.linear_model import LogisticRegression
 
 DANA = ("dana", ("forecasting",))
 ERIN = ("erin", ("support",))
 MODEL = "dana-model"
-
-
-def denied(call) -> bool:
-    """The call fails with the gateway's 403 (MLflow's client reports it in several ways)."""
-    try:
-        call()
-    except (MlflowException, RestException, requests.HTTPError) as exc:
-        return "PERMISSION_DENIED" in str(exc)
-    return False
 
 
 @pytest.fixture(scope="module")

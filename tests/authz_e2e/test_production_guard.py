@@ -12,19 +12,11 @@ import warnings
 
 import pytest
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException, RestException
+from mlflow_calls import denied
 
 MIA = ("mia", ("models-team",))
 ERIN = ("erin", ("prod-editors",))
 MODEL = "guarded-churn"
-
-
-def denied(call) -> bool:
-    try:
-        call()
-    except (MlflowException, RestException) as exc:
-        return exc.error_code == "PERMISSION_DENIED"
-    return False
 
 
 def transition(client: MlflowClient, version: str, stage: str, archive: bool = False):

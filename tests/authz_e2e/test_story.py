@@ -15,22 +15,14 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException, RestException
 from mlflow.server import get_app_client
+from mlflow_calls import denied
 from sklearn.linear_model import LogisticRegression
 
 ALICE = ("alice", ("vision",))
 CAROL = ("carol", ("vision",))
 BOB = ("bob", ("nlp",))
 MODEL = "alice-model"
-
-
-def denied(call) -> bool:
-    try:
-        call()
-    except (MlflowException, RestException) as exc:
-        return exc.error_code == "PERMISSION_DENIED"
-    return False
 
 
 @pytest.fixture(scope="module")

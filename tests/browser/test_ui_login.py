@@ -12,14 +12,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from cdp import Chromium
-from gw_support import MACHINE, POLICIES, SECRET, ServerThread, free_port, handler_tier, table_on
+from gw_support import ServerThread, free_port, gateway_config, handler_tier, table_on
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from gateway.app import create_app
 from gateway.authn.oauth import random_token
-from gateway.config import GatewayConfig
 
 CREATE = "/ajax-api/2.0/mlflow/experiments/create"
 # Back on the UI's page (not the dev provider's, which the gateway serves on the same origin).
@@ -35,17 +34,7 @@ def stack(tmp_path_factory, dynalite_endpoint) -> Iterator[tuple[str, object]]:
     store_uri = table_on(dynalite_endpoint, "browser_tests")
     with handler_tier(store_uri, data) as handler_url:
         port = free_port()
-        config = GatewayConfig(
-            upstream_url=handler_url,
-            identity_secret=SECRET,
-            public_url=f"http://127.0.0.1:{port}",
-            dev_idp_dir=data / "devidp",
-            service_clients=(MACHINE,),
-            policies_dir=POLICIES,
-            store_uri=store_uri,
-            audit_path=data / "audit.jsonl",
-        )
-        app = create_app(config)
+        app = create_app(gateway_config(handler_url, port, data, store_uri))
         with ServerThread(app, port=port, proxy_headers=False) as server:
             yield server.url, app.state.dev_idp
 

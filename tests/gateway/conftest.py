@@ -15,12 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from gw_support import (
-    MACHINE,
-    POLICIES,
-    SECRET,
     EchoUpstream,
     ServerThread,
     free_port,
+    gateway_config,
     handler_tier,
     table_on,
 )
@@ -98,17 +96,7 @@ def start_gateway(tmp_path: Path, bindings_table: str) -> Iterator[GatewayFactor
 
     def start(upstream_url: str, **overrides) -> RunningGateway:
         port = free_port()
-        overrides.setdefault("policies_dir", POLICIES)
-        overrides.setdefault("store_uri", bindings_table)
-        overrides.setdefault("audit_path", tmp_path / f"audit-{port}.jsonl")
-        config = GatewayConfig(
-            upstream_url=upstream_url,
-            identity_secret=SECRET,
-            public_url=f"http://127.0.0.1:{port}",
-            dev_idp_dir=tmp_path / "devidp",
-            service_clients=(MACHINE,),
-            **overrides,
-        )
+        config = gateway_config(upstream_url, port, tmp_path, bindings_table, **overrides)
         app = create_app(config)
         # As at the edge: X-Forwarded-* from clients is not trusted.
         server = ServerThread(app, port=port, proxy_headers=False).__enter__()

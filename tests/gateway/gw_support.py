@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.config import ServiceClient
+from gateway.config import GatewayConfig, ServiceClient
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings
 from store.dynamo.table import DynamoTable
 
@@ -163,3 +163,21 @@ def handler_tier(store_uri: str, root: Path) -> Iterator[str]:
     )
     with HandlerTier(settings) as tier:
         yield tier.url
+
+
+def gateway_config(
+    upstream_url: str, port: int, root: Path, store_uri: str, **overrides
+) -> GatewayConfig:
+    """A gateway on 127.0.0.1:`port` with the dev identity provider (its key under `root`),
+    deciding with the shipped policies on the table `store_uri`, auditing under `root`."""
+    options = {
+        "upstream_url": upstream_url,
+        "identity_secret": SECRET,
+        "public_url": f"http://127.0.0.1:{port}",
+        "dev_idp_dir": root / "devidp",
+        "service_clients": (MACHINE,),
+        "policies_dir": POLICIES,
+        "store_uri": store_uri,
+        "audit_path": root / f"audit-{port}.jsonl",
+    }
+    return GatewayConfig(**(options | overrides))

@@ -78,7 +78,8 @@ class Sample:
 
 def build(route: Route, ids: Ids, other: Ids, *, version: str = "1") -> Sample | None:
     """A request for `route` whose references name `ids` (own family) or `other`."""
-    family = REGISTERED_MODEL if route.primary_kind == REGISTERED_MODEL else EXPERIMENT
+    primary = route.refs[0].kind if route.refs else None
+    family = REGISTERED_MODEL if primary == REGISTERED_MODEL else EXPERIMENT
     params: dict = {}
     path_params: dict[str, str] = {}
     headers: dict[str, str] = {}

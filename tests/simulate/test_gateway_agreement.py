@@ -27,7 +27,6 @@ from gateway.app import create_app
 from gateway.authn.principal import DEV_TAG, principal_id
 from gateway.authz.entities import Bindings
 from gateway.authz.policies import load_policies
-from gateway.config import GatewayConfig
 from gateway.devidp.provider import DevIdentityProvider, subject_for
 from gateway.routing import match_route
 from gateway.routing.tables.gateway import METRICS_PATH
@@ -44,7 +43,7 @@ from store.vocabulary import EXPERIMENT, REGISTERED_MODEL, WORKSPACE
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gw_support import EchoUpstream, ServerThread, free_port  # noqa: E402
+from gw_support import EchoUpstream, ServerThread, free_port, gateway_config  # noqa: E402
 from sample_requests import Ids, Sample, build, requests_by_action  # noqa: E402
 
 ADMINS = ("admins",)
@@ -175,16 +174,10 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
     echo = EchoUpstream()
     port = free_port()
     with ServerThread(echo.app()) as upstream:
-        config = GatewayConfig(
-            upstream_url=upstream.url,
-            identity_secret=secrets.token_bytes(32),
-            public_url=f"http://127.0.0.1:{port}",
-            dev_idp_dir=root / "devidp",
-            policies_dir=policies,
-            store_uri=store_uri,
-            audit_path=root / "audit.jsonl",
-            admin_groups=ADMINS,
-        )
+        config = gateway_config(
+            upstream.url, port, root, store_uri, policies_dir=policies,
+            audit_path=root / "audit.jsonl", admin_groups=ADMINS,
+        )  # fmt: skip
         app = create_app(config)
         idp = DevIdentityProvider(root / "devidp", config.dev_issuer)
         with ServerThread(app, port) as gateway:

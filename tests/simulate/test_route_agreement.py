@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 import threading
 import uuid
@@ -30,7 +29,6 @@ import yaml
 from gateway.app import create_app
 from gateway.authn.principal import DEV_TAG, principal_id
 from gateway.authz.policies import load_policies
-from gateway.config import GatewayConfig
 from gateway.devidp.provider import subject_for
 from gateway.routing import all_routes, match_route
 from gateway.routing.model import ANSWER, OPEN, PERMISSIONS, Route
@@ -41,7 +39,13 @@ from store.vocabulary import ARTIFACT_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
-from gw_support import EchoUpstream, ServerThread, free_port, table_on  # noqa: E402
+from gw_support import (  # noqa: E402
+    EchoUpstream,
+    ServerThread,
+    free_port,
+    gateway_config,
+    table_on,
+)
 from sample_requests import Ids, Sample, build  # noqa: E402
 
 ADMINS = ("admins",)
@@ -101,17 +105,7 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
     echo = EchoUpstream()
     port = free_port()
     with ServerThread(echo.app()) as upstream:
-        config = GatewayConfig(
-            upstream_url=upstream.url,
-            identity_secret=secrets.token_bytes(32),
-            public_url=f"http://127.0.0.1:{port}",
-            dev_idp_dir=root / "devidp",
-            policies_dir=REPO / "policies",
-            store_uri=uri,
-            audit_path=root / "audit.jsonl",
-            admin_groups=ADMINS,
-        )
-        app = create_app(config)
+        app = create_app(gateway_config(upstream.url, port, root, uri, admin_groups=ADMINS))
         with ServerThread(app, port) as gateway:
             yield World(
                 url=gateway.url,

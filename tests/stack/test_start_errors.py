@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
-
-from gateway.stack.processes import wait_until_gone
+from process_support import wait_until_gone
 
 
 def _processes_mentioning(text: str) -> list[int]:
