@@ -226,8 +226,8 @@ def _metrics(scraper: httpx.Client) -> str:
 
 def _reads(scraper: httpx.Client) -> int:
     text = _metrics(scraper)
-    match = re.search(r"^cedarflow_dynamodb_reads_total (\d+)", text, re.M)
-    return int(match.group(1)) if match else -1
+    match = re.search(r"^cedarflow_dynamodb_reads_total (\S+)", text, re.M)
+    return int(float(match.group(1))) if match else -1  # prometheus_client writes 3.0
 
 
 def _percentiles(samples: list[float]) -> dict:

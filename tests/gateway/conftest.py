@@ -96,7 +96,8 @@ def start_gateway(tmp_path: Path, bindings_table: str) -> Iterator[GatewayFactor
 
     def start(upstream_url: str, **overrides) -> RunningGateway:
         port = free_port()
-        config = gateway_config(upstream_url, port, tmp_path, bindings_table, **overrides)
+        store_uri = overrides.pop("store_uri", bindings_table)
+        config = gateway_config(upstream_url, port, tmp_path, store_uri, **overrides)
         app = create_app(config)
         # As at the edge: X-Forwarded-* from clients is not trusted.
         server = ServerThread(app, port=port, proxy_headers=False).__enter__()
