@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 
 import requests
 from mlflow.exceptions import MlflowException, RestException
@@ -17,3 +19,19 @@ def denied(call: Callable[[], object]) -> bool:
             "PERMISSION_DENIED" in str(exc)
         )
     return False
+
+
+@contextlib.contextmanager
+def mlflow_client_of(url: str, token: str) -> Iterator[None]:
+    """MLflow's client (fluent API, MlflowClient, `cedarflow` commands) on `url` with `token`."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    os.environ["MLFLOW_TRACKING_TOKEN"] = token
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -10,7 +10,6 @@ refused until it says which Alice it means.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from gw_support import ServerThread, free_port
+from mlflow_calls import mlflow_client_of
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -164,10 +164,7 @@ def test_the_command_line_names_a_principal_when_a_name_is_ambiguous(two_issuers
     experiment_id = _create_experiment(two_issuers, tokens["gina"], "gina-cli-two-issuers")
     parser = argparse.ArgumentParser()
     add_permission_commands(parser.add_subparsers())
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
-    os.environ["MLFLOW_TRACKING_URI"] = two_issuers.url
-    os.environ["MLFLOW_TRACKING_TOKEN"] = tokens["gina"]
-    try:
+    with mlflow_client_of(two_issuers.url, tokens["gina"]):
         ambiguous = parser.parse_args(
             ["grant", "--user", "alice", "--role", "editor", "--experiment", experiment_id]
         )
@@ -184,12 +181,6 @@ def test_the_command_line_names_a_principal_when_a_name_is_ambiguous(two_issuers
         )  # fmt: skip
         with pytest.raises(SystemExit, match="not a principal id"):
             bogus.run(bogus)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     capsys.readouterr()
     assert _reads(two_issuers, tokens["service alice"], experiment_id) == 200
     assert _reads(two_issuers, tokens["alice"], experiment_id) == 403
