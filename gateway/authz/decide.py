@@ -24,10 +24,10 @@ from typing import Protocol
 
 import cedarpy
 
-from gateway.authz.entities import Bindings, cached_entities
+from gateway.authz.entities import CEDAR_TYPE, WORKSPACE_UID, Bindings, cached_entities
 from gateway.authz.policies import PolicyBundle, PolicyStore
 from gateway.routing.parse import ParsedRequest, ResourceRef
-from store.vocabulary import DEFAULT_WORKSPACE, WORKSPACE
+from store.vocabulary import REGISTERED_MODEL, WORKSPACE
 
 
 class _Missing:
@@ -146,7 +146,7 @@ class _Plan:
 def _plan(ref: ResourceRef, action: str, lookup: BindingsLookup, revision: str) -> _Plan:
     action = ref.action or action
     if ref.kind == WORKSPACE:
-        return _Plan(ref, action, {"type": "Workspace", "id": DEFAULT_WORKSPACE})
+        return _Plan(ref, action, WORKSPACE_UID)
     try:
         bindings = lookup(ref)
     except Exception as exc:  # a failed lookup is a denial, never an allow
@@ -282,4 +282,4 @@ def _cedar_request(subject: str, plan: _Plan, context: Mapping | None) -> dict:
 
 
 def _is_model(plan: _Plan) -> bool:
-    return plan.uid["type"] == "RegisteredModel"
+    return plan.uid["type"] == CEDAR_TYPE[REGISTERED_MODEL]

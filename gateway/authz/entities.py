@@ -17,10 +17,13 @@ from urllib.parse import quote
 
 import cedarpy
 
-from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, ROLES
+from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, ROLES, WORKSPACE
 
 ADMIN_ROLE = {"type": "AdminRole", "id": "admin"}
-_CEDAR_TYPE = {EXPERIMENT: "Experiment", REGISTERED_MODEL: "RegisteredModel"}
+# The Cedar entity type of each kind of resource a decision is made on (the schema's names).
+CEDAR_TYPE = {WORKSPACE: "Workspace", EXPERIMENT: "Experiment", REGISTERED_MODEL: "RegisteredModel"}
+KIND_OF_CEDAR_TYPE = {cedar_type: kind for kind, cedar_type in CEDAR_TYPE.items()}
+WORKSPACE_UID = {"type": CEDAR_TYPE[WORKSPACE], "id": DEFAULT_WORKSPACE}
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Bindings:
     private: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in _CEDAR_TYPE:
+        if self.kind not in (EXPERIMENT, REGISTERED_MODEL):
             raise ValueError(f"bindings are on experiments or registered models, not {self.kind}")
         for subject, role in (*self.users, *self.groups):
             if role not in ROLES:
@@ -58,7 +61,7 @@ class Bindings:
 
     @property
     def cedar_uid(self) -> dict[str, str]:
-        return {"type": _CEDAR_TYPE[self.kind], "id": self.id}
+        return {"type": CEDAR_TYPE[self.kind], "id": self.id}
 
 
 def role_uid(kind: str, resource_id: str, role: str, *, group: bool = False) -> dict[str, str]:
@@ -93,9 +96,7 @@ def build_entities(
     entities.append({"uid": {"type": "User", "id": subject}, "attrs": {}, "parents": user_parents})
     for name, parents in group_parents.items():
         entities.append({"uid": {"type": "Group", "id": name}, "attrs": {}, "parents": parents})
-    entities.append(
-        {"uid": {"type": "Workspace", "id": DEFAULT_WORKSPACE}, "attrs": {}, "parents": []}
-    )
+    entities.append({"uid": WORKSPACE_UID, "attrs": {}, "parents": []})
     entities.append({"uid": ADMIN_ROLE, "attrs": {}, "parents": []})
     return entities
 
@@ -124,7 +125,7 @@ def _resource_entities(target: Bindings, split: bool) -> list[dict]:
         {
             "uid": target.cedar_uid,
             "attrs": attrs,
-            "parents": [{"type": "Workspace", "id": DEFAULT_WORKSPACE}],
+            "parents": [WORKSPACE_UID],
         }
     )
     return out

@@ -16,6 +16,7 @@ from gateway.simulate.inputs import (
     EXIT_USAGE,
     InputError,
 )
+from store.vocabulary import WORKSPACE
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -91,7 +92,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"simulate check: {exc}", file=sys.stderr)
         return EXIT_USAGE
     source = _source(args)
-    if not (args.bindings or args.table) and resource.kind != "workspace":
+    if not (args.bindings or args.table) and resource.kind != WORKSPACE:
         print(
             "simulate check: no --bindings or --table: every resource is unknown", file=sys.stderr
         )

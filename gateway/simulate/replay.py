@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from gateway.authz.entities import KIND_OF_CEDAR_TYPE
 from gateway.authz.policies import PolicyBundle
 from gateway.routing.parse import ResourceRef
 from gateway.simulate.catalog import Catalog, catalog, describe_policy
@@ -27,10 +28,7 @@ from gateway.simulate.cells import IN_PRODUCTION, NOT_IN_PRODUCTION
 from gateway.simulate.check import run_check
 from gateway.simulate.inputs import InputError, Location
 from gateway.simulate.sources import BindingsSource
-from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL
-
-_KIND_OF_TYPE = {"Experiment": EXPERIMENT, "RegisteredModel": REGISTERED_MODEL}
-_KIND_OF_TYPE |= {"Workspace": "workspace"}
+from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -122,10 +120,10 @@ def _main_decision(record: dict, where: Location) -> Recorded | None:
         if allowed and not record.get("policies") and "narrowed_from" not in record:
             return None  # older lines: a search whose every experiment was dropped
         cedar_type, resource_id = decided_on
-        kind = _KIND_OF_TYPE.get(cedar_type)
+        kind = KIND_OF_CEDAR_TYPE.get(cedar_type)
         if kind is None:
             raise InputError(where, f"decided_on names an unknown type {cedar_type!r}")
-        ref = ResourceRef(kind, DEFAULT_WORKSPACE if kind == "workspace" else str(resource_id))
+        ref = ResourceRef(kind, DEFAULT_WORKSPACE if kind == WORKSPACE else str(resource_id))
         return Recorded(
             where=where,
             time=str(record.get("time", "")),

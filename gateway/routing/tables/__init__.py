@@ -1,1 +1,1 @@
-"""The route rows of MLflow's server, one module per family of calls."""
+"""The route rows: MLflow's, one module per family of calls, and the gateway's own."""
