@@ -1,11 +1,13 @@
-"""`cedarflow table create|check`: the DynamoDB table the stores need, made and verified by the
-platform engineer before `cedarflow serve` runs (store/dynamo/provision.py, check.py)."""
+"""`cedarflow table create|check|export|import`: the DynamoDB table the stores need, made and
+verified by the platform engineer before `cedarflow serve` runs (store/dynamo/provision.py,
+check.py), and copied to files and back (store/dynamo/transfer.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 EXIT_OK = 0
@@ -49,6 +51,42 @@ def add_table_command(commands) -> argparse.ArgumentParser:
     )
     check.add_argument("--table", required=True, metavar="URI", help=URI_HELP)
     check.set_defaults(run=_run_check)
+
+    export = actions.add_parser(
+        "export",
+        help="write every item of the table to a directory",
+        description="Scan the table in parallel segments into DIR (new or empty): gzip'd JSON "
+        'lines in DynamoDB\'s export format ({"Item": {...}} per line) and manifest.json '
+        "(item counts, SHA-256 of each file), written last. The scan is not a snapshot: stop "
+        "writes first, or export a table restored to a point in time. Progress on stderr.",
+    )
+    export.add_argument("--table", required=True, metavar="URI", help=URI_HELP)
+    export.add_argument("--to", required=True, type=Path, metavar="DIR", dest="directory")
+    export.add_argument(
+        "--segments", type=int, default=4, metavar="N", help="parallel scan segments (default 4)"
+    )
+    export.set_defaults(run=_run_export)
+
+    load = actions.add_parser(
+        "import",
+        help="write an export into an empty table",
+        description="Check every file of the export in DIR against its manifest, then write "
+        "its items into the table (created with the schema if missing), which must be empty "
+        "unless --resume is given. Progress on stderr; exit 0 when the table then holds "
+        "exactly the exported items.",
+    )
+    load.add_argument("--table", required=True, metavar="URI", help=URI_HELP)
+    load.add_argument("--from", required=True, type=Path, metavar="DIR", dest="directory")
+    load.add_argument(
+        "--resume",
+        action="store_true",
+        help="the table is not empty because an import of this export stopped: write every "
+        "item again (the same values) to finish it",
+    )
+    load.add_argument(
+        "--writers", type=int, default=4, metavar="N", help="files written at once (default 4)"
+    )
+    load.set_defaults(run=_run_import)
     return table
 
 
@@ -75,6 +113,50 @@ def _run_check(args: argparse.Namespace) -> int:
     else:
         _print_differences(report)
     return EXIT_OK if report.matches else EXIT_DIFFERS
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from store.dynamo.transfer import export_table
+
+    table = _table(args, "export")
+    manifest = _transferring(
+        table,
+        "export",
+        lambda: export_table(table, args.directory, segments=args.segments, say=_progress),
+    )
+    print(f"exported {manifest.items} items of {table.name} to {args.directory}")
+    return EXIT_OK
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from store.dynamo.transfer import import_table, read_manifest
+
+    table = _table(args, "import")
+    manifest = _transferring(table, "import", lambda: read_manifest(args.directory))
+    held = _transferring(
+        table,
+        "import",
+        lambda: import_table(
+            table, args.directory, resume=args.resume, writers=args.writers, say=_progress
+        ),
+    )
+    if held != manifest.items:
+        print(
+            f"DynamoDB table {table.name} holds {held} items, the export {manifest.items}: "
+            "it held other items before the import"
+        )
+        return EXIT_DIFFERS
+    print(f"imported {manifest.items} items from {args.directory} into {table.name}")
+    return EXIT_OK
+
+
+def _transferring(table, command: str, work: Callable):
+    from store.dynamo.transfer import TransferError
+
+    try:
+        return _reading(table, command, work)
+    except TransferError as exc:
+        _fail(command, str(exc), EXIT_DIFFERS)
 
 
 def _print_differences(report) -> None:

@@ -17,11 +17,11 @@ from deploy_support import ROOT
 
 STORE_DIR = ROOT / "store"
 
-# Modules of `cedarflow table create`, which a platform engineer runs with
+# Modules of `cedarflow table create|export|import`, which a platform engineer runs with
 # their own credentials: `cedarflow serve` never creates, dumps or loads a table, so what only
 # they send is not granted. (`table check`, store/dynamo/check.py, is what serve runs at start:
 # its requests are granted.)
-TABLE_ADMINISTRATION_MODULES = frozenset({"provision.py"})
+TABLE_ADMINISTRATION_MODULES = frozenset({"provision.py", "transfer.py"})
 # /readyz checks the table with DescribeTable (serve's readiness contract: table + JWKS +
 # handler tier); it reads the table's description, no item.
 READINESS_OPERATIONS = frozenset({"DescribeTable"})
