@@ -12,7 +12,7 @@ import json
 import secrets
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,14 +67,29 @@ class AuthzStack:
 def authz_stack(
     dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AuthzStack]:
-    root = tmp_path_factory.mktemp("authz")
+    store_uri = f"dynamodb://{dynalite_endpoint.removeprefix('http://')}/{TABLE}"
+    with running_authz_stack(store_uri, tmp_path_factory.mktemp("authz")) as stack:
+        yield stack
+
+
+@pytest.fixture
+def start_authz_stack() -> Callable[..., contextlib.AbstractContextManager[AuthzStack]]:
+    """Starts stacks like `authz_stack`, each on a table and in a directory the test names:
+    `with start_authz_stack(store_uri, root, artifacts_dir=...) as stack:`."""
+    return running_authz_stack
+
+
+@contextlib.contextmanager
+def running_authz_stack(
+    store_uri: str, root: Path, *, artifacts_dir: Path | None = None
+) -> Iterator[AuthzStack]:
+    """The handler tier and the gateway on `store_uri`, their files under `root`."""
     policies = root / "policies"
     shutil.copytree(REPO / "policies", policies)
-    store_uri = f"dynamodb://{dynalite_endpoint.removeprefix('http://')}/{TABLE}"
     identity = secrets.token_hex(32)
     settings = HandlerTierSettings(
         store_uri=store_uri,
-        artifacts_dir=root / "artifacts",
+        artifacts_dir=artifacts_dir or root / "artifacts",
         identity_secret=identity,
         page_token_secret=secrets.token_hex(32),
         log_path=root / "handler.log",
