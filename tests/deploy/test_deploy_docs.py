@@ -45,3 +45,15 @@ def test_every_parameter_and_output_the_docs_use_exists():
     assert {"TableName", "ManageTable"} <= parameters
     assert parameters <= template_names("Parameters")
     assert outputs <= template_names("Outputs")
+
+
+def test_every_table_command_in_the_docs_parses():
+    from gateway.cli import build_parser
+
+    text = README.read_text() + RUNBOOK.read_text() + (ROOT / "README.md").read_text()
+    mentions = re.findall(r"cedarflow table ((?:create|check|export|import)\b[^`\n]*)", text)
+    commands = [mention for mention in mentions if "--" in mention]  # not a name in a sentence
+    assert {c.split()[0] for c in commands} == {"create", "check", "export", "import"}
+    for command in commands:
+        words = re.sub(r"\$\([^)]*\)", "X", command).split()  # a shell substitution: one word
+        build_parser().parse_args(["table", *words])
