@@ -26,6 +26,7 @@ from store.dynamo.table import DynamoTable
 
 _ACTIVE_TIMEOUT_S = 600.0  # a new table with its indexes is ACTIVE within a minute or two on AWS
 _POLL_S = 0.2
+_BACKUPS_RETRY_S = 5.0
 
 Say = Callable[[str], None]
 
@@ -102,7 +103,21 @@ def _switch_on_missing_settings(table: DynamoTable, schema: TableSchema, say: Sa
     recovery = (live.backups or {}).get("PointInTimeRecoveryDescription") or {}
     if schema.point_in_time_recovery and recovery.get("PointInTimeRecoveryStatus") != "ENABLED":
         say("switching on point-in-time recovery")
-        table._call("UpdateContinuousBackups", **schema.backups_request(table.name))
+        _switch_on_backups(table, schema)
+
+
+def _switch_on_backups(table: DynamoTable, schema: TableSchema) -> None:
+    # AWS refuses recovery for a while after a table is created ("backups are being enabled").
+    deadline = time.monotonic() + _ACTIVE_TIMEOUT_S
+    while True:
+        try:
+            table._call("UpdateContinuousBackups", **schema.backups_request(table.name))
+            return
+        except ClientError as exc:
+            busy = error_code(exc) == "ContinuousBackupsUnavailableException"
+            if not busy or time.monotonic() > deadline:
+                raise
+        time.sleep(_BACKUPS_RETRY_S)
 
 
 def _active(description: dict) -> bool:

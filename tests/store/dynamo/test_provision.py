@@ -6,6 +6,9 @@ import threading
 import uuid
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from store.dynamo import provision
 from store.dynamo.check import check_table
 from store.dynamo.provision import create_table
 from store.dynamo.schema import SCHEMA
@@ -94,3 +97,22 @@ def test_concurrent_creators_both_end_with_the_table(dynalite_endpoint):
         starter.join()
     assert len(reports) == 3
     assert all(report.matches for report in reports)
+
+
+def test_recovery_refused_right_after_creation_is_asked_again(aws_env, monkeypatch):
+    table = _aws_table()
+    monkeypatch.setattr(provision, "_BACKUPS_RETRY_S", 0.0)
+    send = table._call
+    refusals = 2
+
+    def busy_at_first(operation: str, **request: Any) -> dict:
+        nonlocal refusals
+        if operation == "UpdateContinuousBackups" and refusals:
+            refusals -= 1
+            error = {"Code": "ContinuousBackupsUnavailableException", "Message": "being enabled"}
+            raise ClientError({"Error": error}, operation)
+        return send(operation, **request)
+
+    table._call = busy_at_first
+    assert create_table(table).matches
+    assert refusals == 0
