@@ -4,6 +4,7 @@ format, refusals, resuming an import that stopped, unprocessed items retried."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -246,3 +247,24 @@ def test_export_and_import_commands(dynalite_endpoint, tmp_path):
     )  # fmt: skip
     assert missing.returncode == 1
     assert "has no manifest.json" in missing.stderr
+
+
+def test_an_item_the_server_refuses_stops_the_import_with_one_line(dynalite_endpoint, tmp_path):
+    export = tmp_path / "hand-made"
+    (export / "data").mkdir(parents=True)
+    data = export / "data" / "segment-0000-of-0001.json.gz"
+    data.write_bytes(gzip.compress(b'{"Item": {"pk": {"S": "EXP#1"}}}\n'))  # no sort key
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    segment = {"file": "data/segment-0000-of-0001.json.gz", "items": 1, "sha256": digest}
+    manifest = {"format": FORMAT, "version": 1, "table": "t", "items": 1, "segments": [segment]}
+    (export / MANIFEST).write_text(json.dumps(manifest))
+    target = _table(dynalite_endpoint)
+    refused = subprocess.run(
+        [CEDARFLOW, "table", "import", "--table", _uri(target), "--from", str(export)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    said = refused.stderr.splitlines()
+    assert said[0] == f"creating table {target.name}"  # the import creates a missing table
+    assert len(said) == 2, refused.stderr  # then one line, no traceback
+    assert said[1].startswith(f"cedarflow table import: DynamoDB table {target.name}: ")
