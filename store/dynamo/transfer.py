@@ -254,6 +254,7 @@ def count_items(table: DynamoTable) -> int:
             "Scan",
             TableName=table.name,
             Select="COUNT",
+            ConsistentRead=True,  # right after the import's writes
             **({"ExclusiveStartKey": start} if start else {}),
         )
         total += page.get("Count", 0)

@@ -268,3 +268,23 @@ def test_an_item_the_server_refuses_stops_the_import_with_one_line(dynalite_endp
     assert said[0] == f"creating table {target.name}"  # the import creates a missing table
     assert len(said) == 2, refused.stderr  # then one line, no traceback
     assert said[1].startswith(f"cedarflow table import: DynamoDB table {target.name}: ")
+
+
+def test_every_scan_reads_consistently(dynalite_endpoint, tmp_path):
+    # An eventually consistent count right after the writes could miss some of them.
+    source = _filled(dynalite_endpoint, runs=5)
+    target = _table(dynalite_endpoint)
+    scans: list[dict] = []
+    for table in (source, target):
+        send = table._call
+
+        def record(operation: str, _send=send, **request: Any) -> dict:
+            if operation == "Scan":
+                scans.append(request)
+            return _send(operation, **request)
+
+        table._call = record
+    export_table(source, tmp_path / "export", segments=2)
+    assert import_table(target, tmp_path / "export") == 6
+    assert len(scans) >= 4  # two segments, the emptiness check, the count
+    assert all(scan.get("ConsistentRead") is True for scan in scans)
