@@ -76,6 +76,15 @@ def upstream_unavailable(message: str) -> GatewayError:
     return GatewayError(502, "TEMPORARILY_UNAVAILABLE", message)
 
 
+def upstream_failed(status_code: int) -> GatewayError:
+    """A 5xx from the handler tier that was not MLflow's JSON (a crash page), same status."""
+    if status_code == 500:
+        return GatewayError(500, "INTERNAL_ERROR", "The MLflow server failed to handle the call.")
+    return GatewayError(
+        status_code, "TEMPORARILY_UNAVAILABLE", "The MLflow server is not available; try again."
+    )
+
+
 def upstream_timeout(message: str) -> GatewayError:
     return GatewayError(504, "DEADLINE_EXCEEDED", message)
 
