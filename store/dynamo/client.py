@@ -4,8 +4,9 @@ and time bounds.
 Retries are botocore's standard mode (jittered exponential backoff, a retry quota that stops
 retrying when DynamoDB keeps failing), set here and nowhere else; every attempt is counted by an
 event hook. A request therefore takes at most about `MAX_ATTEMPTS * (CONNECT_TIMEOUT_S +
-READ_TIMEOUT_S)` plus the backoff between attempts (under 1 + 2 + 4 s); when every attempt has
-failed the store raises StoreUnavailable (HTTP 503 where MLflow runs).
+READ_TIMEOUT_S)` plus the backoff between attempts (under 1 s, then 2 s, 4 s, ...): 42 s with
+the defaults. When every attempt has failed the store raises StoreUnavailable (HTTP 503 where
+MLflow runs).
 """
 
 from __future__ import annotations
