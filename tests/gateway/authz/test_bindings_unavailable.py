@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from gw_support import free_port
 
+PERMISSIONS = "/api/3.0/cedarflow/permissions"
 CALLS = [
     ("GET", "/api/2.0/mlflow/experiments/get", "experiment", None),
     ("GET", "/api/2.0/mlflow/runs/get", "run", None),
@@ -13,6 +14,8 @@ CALLS = [
     ("GET", "/api/2.0/mlflow/registered-models/get", "model", None),
     ("POST", "/api/2.0/mlflow/registered-models/alias", "model", {"alias": "a", "version": "1"}),
     ("GET", "/api/2.0/mlflow/experiments/get-by-name", "name", None),
+    ("GET", f"{PERMISSIONS}/effective", "grants", None),
+    ("POST", f"{PERMISSIONS}/grant", "grants", {"group": "video", "role": "editor"}),
 ]
 
 
@@ -22,6 +25,7 @@ def _arguments(target: str, alices) -> dict:
         "run": {"run_id": alices.run_id},
         "model": {"name": "some-model"},
         "name": {"experiment_name": "some-experiment"},
+        "grants": {"resource_type": "experiment", "resource_id": alices.experiment_id},
     }[target]
 
 
