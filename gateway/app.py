@@ -31,7 +31,7 @@ from gateway.body_limit import BodyLimitMiddleware
 from gateway.config import USE_ACCESS, USE_ID, BrowserLoginConfig, GatewayConfig, IssuerConfig
 from gateway.devidp.oauth import DevOAuthEndpoints
 from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider, dev_provider_for
-from gateway.errors import GatewayError, error_handler
+from gateway.errors import GatewayError, error_handler, store_unavailable_handler
 from gateway.filters import ResponseFilters
 from gateway.observe.audit import AuditLog
 from gateway.observe.metrics import Metrics
@@ -40,6 +40,7 @@ from gateway.pipeline import Gateway, Pipeline
 from gateway.proxy import Forwarder
 from gateway.routing.tables.gateway import METRICS_ACTION
 from store.bindings import BindingStore
+from store.dynamo.errors import StoreUnavailable
 from store.dynamo.table import DynamoTable
 
 _logger = logging.getLogger(__name__)
@@ -110,7 +111,11 @@ def create_app(config: GatewayConfig) -> Starlette:
         routes=[Route("/{path:path}", gateway.handle, methods=ALL_METHODS)],
         lifespan=lifespan,
         middleware=[Middleware(BodyLimitMiddleware, limits=config.body_limits)],
-        exception_handlers={GatewayError: error_handler, Exception: _internal_error},
+        exception_handlers={
+            GatewayError: error_handler,
+            StoreUnavailable: store_unavailable_handler,
+            Exception: _internal_error,
+        },
     )
     app.state.config = config
     app.state.gateway = gateway

@@ -2,7 +2,9 @@
 
 Any step may raise a GatewayError; the app has one handler for it (`error_handler`), as Starlette
 does with HTTPException. Values refused before a decision, denials, upstream failures and the
-permissions API's errors are all this type; only authentication adds what a 401 needs.
+permissions API's errors are all this type; only authentication adds what a 401 needs. The one
+other error answered on purpose is the store's StoreUnavailable (503): without the role
+bindings nothing can be decided.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from store.dynamo.errors import StoreUnavailable
 
 # RFC 6750 realm announced in WWW-Authenticate.
 REALM = "cedarflow"
@@ -76,11 +80,32 @@ def upstream_unavailable(message: str) -> GatewayError:
     return GatewayError(502, "TEMPORARILY_UNAVAILABLE", message)
 
 
+def upstream_failed(status_code: int) -> GatewayError:
+    """A 5xx from the handler tier that was not MLflow's JSON (a crash page), same status."""
+    if status_code == 500:
+        return GatewayError(500, "INTERNAL_ERROR", "The MLflow server failed to handle the call.")
+    return GatewayError(
+        status_code, "TEMPORARILY_UNAVAILABLE", "The MLflow server is not available; try again."
+    )
+
+
 def upstream_timeout(message: str) -> GatewayError:
     return GatewayError(504, "DEADLINE_EXCEEDED", message)
+
+
+def store_unavailable(message: str) -> GatewayError:
+    return GatewayError(503, "TEMPORARILY_UNAVAILABLE", message)
 
 
 async def error_handler(request: Request, exc: Exception) -> Response:
     """The app's handler for GatewayError (registered in gateway/app.py)."""
     assert isinstance(exc, GatewayError)
     return exc.to_response()
+
+
+async def store_unavailable_handler(request: Request, exc: Exception) -> Response:
+    """The app's handler for StoreUnavailable: role bindings or owners could not be read, so
+    the call is refused (never decided without them) and may be retried."""
+    assert isinstance(exc, StoreUnavailable)
+    error = store_unavailable("The permission store is not available; try again shortly.")
+    return error.to_response()

@@ -22,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.authn.session import LOGIN_COOKIE, SESSION_COOKIE
 from gateway.body_limit import body_limit
-from gateway.errors import upstream_timeout, upstream_unavailable
+from gateway.errors import upstream_failed, upstream_timeout, upstream_unavailable
 from store.handler.identity import IDENTITY_HEADER, Principal, sign_identity
 
 _logger = logging.getLogger(__name__)
@@ -177,6 +177,16 @@ class Forwarder:
             _logger.warning("Upstream unreachable: %s", exc)
             raise upstream_unavailable("The MLflow server is not reachable.") from None
         self._observe(time.perf_counter() - started)
+        if response.status >= 500 and not _is_json(response):
+            # A crash page (HTML, a traceback) means nothing to an MLflow client: say it in JSON.
+            _logger.warning(
+                "Upstream answered %s without JSON: %s %s",
+                response.status,
+                request.method,
+                request.url.path,
+            )
+            response.release()
+            raise upstream_failed(response.status)
         # Raw pairs keep repeated headers (Set-Cookie) and the upstream's exact values.
         headers = _response_headers(response)
         if response.content_length is not None and response.content_length <= _READ_WHOLE:
@@ -286,6 +296,10 @@ async def _relay(response: aiohttp.ClientResponse, request: Request):
         # The status line is sent already: all that is left is to cut the body short.
         _logger.warning("Upstream failed mid-body on %s: %s", request.url.path, exc)
         raise
+
+
+def _is_json(response: aiohttp.ClientResponse) -> bool:
+    return response.content_type in ("application/json", "application/problem+json")
 
 
 def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:

@@ -5,6 +5,7 @@
 - The whole set is refetched once it is older than the cache lifetime: a key the issuer removed
   stops being trusted then.
 - When the endpoint is down, the last good copy keeps serving (up to `max_stale_seconds`).
+- A fetch takes at most `fetch_timeout_seconds` in all, however slowly the endpoint answers.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ class JwksCache:
                 return
             self._attempted_at = now
             try:
-                keys = await self._fetch()
-            except (httpx.HTTPError, ValueError) as exc:
+                # The whole fetch is bounded: httpx's timeout bounds each read, not the answer.
+                keys = await asyncio.wait_for(self._fetch(), self.settings.fetch_timeout_seconds)
+            except (httpx.HTTPError, ValueError, TimeoutError) as exc:
                 _logger.warning("JWKS fetch from %s failed: %s", self.jwks_url, exc)
                 return
             self._keys = keys

@@ -36,7 +36,7 @@ from gateway.authz.registry_facts import (
     version_number,
 )
 from gateway.routing.parse import ParsedRequest, ResourceRef
-from store.dynamo.errors import InvalidValue
+from store.dynamo.errors import InvalidValue, StoreUnavailable
 from store.dynamo.table import DynamoTable
 from store.ownership import Ownership, VersionFacts
 from store.vocabulary import (
@@ -135,6 +135,8 @@ class Resolver:
                     resolved[ref] = self._bindings(*target)
                 else:
                     resolved[ref] = MISSING if target is MISSING else None
+            except StoreUnavailable:
+                raise  # the whole call is refused as unavailable, not decided without facts
             except Exception as exc:  # left unresolved: the decision denies it
                 _logger.warning("cannot resolve %s %r: %s", ref.kind, ref.id, exc)
                 resolved[ref] = None
@@ -178,6 +180,8 @@ class Resolver:
         """Registered models with a live version whose files `read` reads."""
         try:
             return await asyncio.to_thread(self._models_registered_from, read)
+        except StoreUnavailable:
+            raise
         except Exception as exc:  # unknown is no: the decision stays a denial
             _logger.warning("cannot read the versions registered from %s: %s", read, exc)
             return ()

@@ -178,11 +178,11 @@ def _reading(table, command: str, work: Callable):
     """Run `work`, turning what boto3 raises (credentials, access, endpoint) into one line."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from store.dynamo.errors import InvalidValue
+    from store.dynamo.errors import InvalidValue, StoreUnavailable
 
     try:
         return work()
-    except (BotoCoreError, ClientError, InvalidValue, TimeoutError) as exc:
+    except (BotoCoreError, ClientError, InvalidValue, StoreUnavailable, TimeoutError) as exc:
         _fail(command, f"DynamoDB table {table.name}: {exc}", EXIT_DIFFERS)
 
 

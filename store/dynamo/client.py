@@ -1,11 +1,17 @@
-"""The boto3 client of a table, and what every request through it shares: counting and retries.
+"""The boto3 client of a table, and what every request through it shares: counting, retries
+and time bounds.
 
-Retries are ours, not botocore's, so that every attempt is counted: throttling, server errors
-and dropped connections are retried with jittered exponential backoff, 8 attempts in all.
+Retries are botocore's standard mode (jittered exponential backoff, a retry quota that stops
+retrying when DynamoDB keeps failing), set here and nowhere else; every attempt is counted by an
+event hook. A request therefore takes at most about `MAX_ATTEMPTS * (CONNECT_TIMEOUT_S +
+READ_TIMEOUT_S)` plus the backoff between attempts (under 1 s, then 2 s, 4 s, ...): 42 s with
+the defaults. When every attempt has failed the store raises StoreUnavailable (HTTP 503 where
+MLflow runs).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -15,14 +21,23 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from store.dynamo.errors import error_code
+from store.dynamo.errors import error_code, unavailable
 from store.dynamo.uri import DynamoUri
 from store.dynamo.values import keep_items_raw
 
-_MAX_ATTEMPTS = 8
+# Environment overrides of the bounds (deployments with their own latency budget, and tests).
+MAX_ATTEMPTS_ENV = "CEDARFLOW_DYNAMODB_MAX_ATTEMPTS"
+READ_TIMEOUT_ENV = "CEDARFLOW_DYNAMODB_TIMEOUT_SECONDS"
+MAX_ATTEMPTS = 3  # attempts per request, the first included
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 10.0  # a DynamoDB answer takes milliseconds; a busy local server, seconds
+RETRY_MODE = "standard"
+
+_UNPROCESSED_ATTEMPTS = 8  # batch requests whose items DynamoDB left unprocessed
 _BACKOFF_BASE_S = 0.025
 _BACKOFF_CAP_S = 2.0
-_RETRYABLE_CODES = frozenset(
+# Answers after which DynamoDB may well succeed later: the store is unavailable, not wrong.
+_UNAVAILABLE_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
         "ThrottlingException",
@@ -55,32 +70,41 @@ class RoundTrips:
         with self._lock:
             return dict(self._counts)
 
+    def on_send(self, event_name: str, **kwargs: Any) -> None:
+        """botocore's before-send hook: one more attempt of the operation in `event_name`."""
+        self.record(event_name.rsplit(".", 1)[-1])
+
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
 
 
-def retryable(exc: ClientError) -> bool:
+def exhausted(exc: ClientError) -> bool:
+    """Whether `exc` is a failure botocore retried (throttling, a server error) to the end."""
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return error_code(exc) in _RETRYABLE_CODES or status >= 500
+    return error_code(exc) in _UNAVAILABLE_CODES or status >= 500
 
 
-def make_client(location: DynamoUri):
+def client_config() -> Config:
+    """The one botocore configuration of every DynamoDB request: retries and time bounds."""
+    return Config(
+        retries={
+            "mode": RETRY_MODE,
+            "total_max_attempts": _env_number(MAX_ATTEMPTS_ENV, MAX_ATTEMPTS),
+        },
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=_env_number(READ_TIMEOUT_ENV, READ_TIMEOUT_S),
+        max_pool_connections=32,
+        # Requests are built here from typed items; re-checking each one against the API
+        # model costs more CPU than the rest of a 1000-metric log_batch.
+        parameter_validation=False,
+    )
+
+
+def make_client(location: DynamoUri, round_trips: RoundTrips | None = None):
     session = boto3.session.Session()
     region = location.region or session.region_name or "us-east-1"
-    kwargs: dict[str, Any] = {
-        "region_name": region,
-        # Retries are ours (counted, with backoff); botocore's would be invisible.
-        "config": Config(
-            retries={"max_attempts": 1, "mode": "standard"},
-            max_pool_connections=32,
-            connect_timeout=5,
-            read_timeout=30,
-            # Requests are built here from typed items; re-checking each one against the API
-            # model costs more CPU than the rest of a 1000-metric log_batch.
-            parameter_validation=False,
-        ),
-    }
+    kwargs: dict[str, Any] = {"region_name": region, "config": client_config()}
     if location.endpoint_url:
         kwargs["endpoint_url"] = location.endpoint_url
     if location.is_local and session.get_credentials() is None:
@@ -88,12 +112,24 @@ def make_client(location: DynamoUri):
         kwargs["aws_secret_access_key"] = "local"  # noqa: S105 - a local server checks nothing
     client = session.client("dynamodb", **kwargs)
     client.meta.events.register("before-parse.dynamodb.*", keep_items_raw)
+    if round_trips is not None:
+        # Fired once per HTTP attempt, so botocore's retries are counted too.
+        client.meta.events.register_first("before-send.dynamodb.*", round_trips.on_send)
     return client
 
 
-def sleep_backoff(attempt: int, operation: str, cause: Exception | None = None) -> None:
-    if attempt >= _MAX_ATTEMPTS:
-        if cause is not None:
-            raise cause
-        raise RuntimeError(f"DynamoDB {operation}: unprocessed items after {attempt} attempts")
+def sleep_backoff(attempt: int, operation: str) -> None:
+    """Wait before resending what a batch request left unprocessed; give up after a bound."""
+    if attempt >= _UNPROCESSED_ATTEMPTS:
+        raise unavailable(f"DynamoDB {operation}: items left unprocessed after {attempt} attempts")
     time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
+
+
+def _env_number(name: str, default: float) -> Any:
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    number = type(default)(value)
+    if number <= 0:
+        raise ValueError(f"{name} must be a positive number, not {value!r}")
+    return number

@@ -4,6 +4,8 @@ A failed condition and an item over 400 KB change nothing and are the store's to
 other value DynamoDB refuses (a key over 2048 bytes, an empty attribute name, ...) is the
 caller's input it cannot hold. Where MLflow runs, that input error is MLflow's
 INVALID_PARAMETER_VALUE (HTTP 400); the gateway never loads MLflow and sees InvalidValue.
+A DynamoDB still throttled, failing or out of reach after every retry makes the store
+unavailable: StoreUnavailable, where MLflow runs its TEMPORARILY_UNAVAILABLE (HTTP 503).
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ class InvalidValue(Exception):  # noqa: N818
     """
 
 
+class StoreUnavailable(Exception):  # noqa: N818 - the state of the store, as MLflow names it
+    """DynamoDB did not answer in time or kept refusing (throttled, unreachable, failing) after
+    every retry. Nothing is known to be wrong with the request: it may succeed later.
+
+    Where MLflow runs it is raised as an MlflowException with TEMPORARILY_UNAVAILABLE: MLflow
+    answers 503, which its clients retry.
+    """
+
+
 @contextlib.contextmanager
 def within_item_limit(what: str, advice: str = "") -> Iterator[None]:
     """A write refused for DynamoDB's 400 KB item limit, as the caller's error naming `what`
@@ -53,6 +64,14 @@ def _invalid_value(message: str) -> InvalidValue:
     return InvalidValue(message)  # the gateway never imports MLflow (seconds, ~100 MB)
 
 
+def unavailable(message: str) -> StoreUnavailable:
+    """StoreUnavailable, raised where MLflow runs as its TEMPORARILY_UNAVAILABLE (HTTP 503)."""
+    _logger.warning("%s", message)
+    if "mlflow.exceptions" in sys.modules:
+        return _mlflow_unavailable()(message)
+    return StoreUnavailable(message)
+
+
 def _refused_value(operation: str, exc: ClientError) -> InvalidValue:
     detail = exc.response.get("Error", {}).get("Message", "") or str(exc)
     _logger.info("DynamoDB %s refused a value: %s", operation, detail)
@@ -69,6 +88,18 @@ def _mlflow_invalid_value() -> type[InvalidValue]:
             MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
 
     return InvalidParameterValue
+
+
+@functools.cache
+def _mlflow_unavailable() -> type[StoreUnavailable]:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    class TemporarilyUnavailable(StoreUnavailable, MlflowException):
+        def __init__(self, message: str) -> None:
+            MlflowException.__init__(self, message, error_code=TEMPORARILY_UNAVAILABLE)
+
+    return TemporarilyUnavailable
 
 
 def error_of(operation: str, exc: ClientError) -> Exception | None:

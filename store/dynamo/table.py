@@ -2,8 +2,8 @@
 goes through `DynamoTable._call`.
 
 Items are plain dicts of Python values (store/dynamo/values.py converts them); every request is
-counted and retried (store/dynamo/client.py), and refusals become the store's exceptions
-(store/dynamo/errors.py). It uses only
+counted and retried (store/dynamo/client.py), and refusals and failures become the store's
+exceptions (store/dynamo/errors.py). It uses only
 the operations every DynamoDB-compatible server offers (no transactions, PartiQL or streams).
 """
 
@@ -17,8 +17,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from store.dynamo.client import RoundTrips, make_client, retryable, sleep_backoff
-from store.dynamo.errors import ConditionFailed, error_of, within_item_limit
+from store.dynamo.client import RoundTrips, exhausted, make_client, sleep_backoff
+from store.dynamo.errors import (
+    ConditionFailed,
+    error_of,
+    unavailable,
+    within_item_limit,
+)
 from store.dynamo.expressions import Update
 from store.dynamo.schema import SCHEMA
 from store.dynamo.uri import DynamoUri, parse_dynamo_uri
@@ -41,7 +46,7 @@ class DynamoTable:
         self.location = location
         self.name = location.table
         self.round_trips = RoundTrips()
-        self._client = make_client(location)
+        self._client = make_client(location, self.round_trips)
         self.parallel_writes = PARALLEL_BATCH_WRITES
         self._writer_pool: ThreadPoolExecutor | None = None
         self._writers_lock = threading.Lock()
@@ -258,23 +263,19 @@ class DynamoTable:
     # -- the one place requests are sent --
 
     def _call(self, operation: str, **request: Any) -> dict:
+        # botocore retries (store/dynamo/client.py); what is left failing is final here.
         method = getattr(self._client, _snake_case(operation))
-        attempt = 0
-        while True:
-            self.round_trips.record(operation)
-            try:
-                return method(**request)
-            except ClientError as exc:
-                refused = error_of(operation, exc)
-                if refused is not None:
-                    raise refused from exc
-                if not retryable(exc):
-                    raise
-                attempt += 1
-                sleep_backoff(attempt, operation, exc)
-            except (ConnectionError, HTTPClientError) as exc:
-                attempt += 1
-                sleep_backoff(attempt, operation, exc)
+        try:
+            return method(**request)
+        except ClientError as exc:
+            refused = error_of(operation, exc)
+            if refused is not None:
+                raise refused from exc
+            if exhausted(exc):
+                raise unavailable(f"DynamoDB {operation} failed after retries: {exc}") from exc
+            raise
+        except (ConnectionError, HTTPClientError) as exc:
+            raise unavailable(f"DynamoDB {operation} did not answer: {exc}") from exc
 
 
 def _waves_without_duplicate_keys(requests: list, size: int, parallel: int) -> Iterator[list[list]]:

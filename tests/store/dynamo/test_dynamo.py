@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import subprocess
 import sys
 from decimal import Decimal
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.awsrequest import AWSResponse
 from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.abstract_store import AbstractStore
 from moto import mock_aws
@@ -17,7 +18,7 @@ from moto import mock_aws
 from store.dynamo import client as dynamo_client
 from store.dynamo import table as dynamo
 from store.dynamo import values as dynamo_values
-from store.dynamo.errors import ConditionFailed, InvalidValue, ItemTooLarge
+from store.dynamo.errors import ConditionFailed, InvalidValue, ItemTooLarge, StoreUnavailable
 from store.dynamo.expressions import Update
 from store.dynamo.table import DynamoTable
 from store.dynamo.uri import DynamoUri, InvalidStoreUri, parse_dynamo_uri
@@ -107,34 +108,66 @@ def test_batch_get_returns_existing_items_in_chunks_of_100(table):
     assert table.round_trips.by_operation() == {"BatchGetItem": 2}
 
 
-def test_throttling_is_retried_and_counted(table, monkeypatch):
-    monkeypatch.setattr(dynamo_client, "_BACKOFF_BASE_S", 0.0)
-    real = table._client.get_item
-    failures = iter([True, True, False])
+def _answer_first(table: DynamoTable, failures: int, code: str) -> list[int]:
+    """Answer the first `failures` HTTP attempts with DynamoDB's error `code` as the service
+    does (botocore retries what it retries itself); returns the count of answers given."""
+    given = [0]
 
-    def flaky(**request):
-        if next(failures):
-            raise ClientError(
-                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"},
-                 "ResponseMetadata": {"HTTPStatusCode": 400}},
-                "GetItem",
-            )  # fmt: skip
-        return real(**request)
+    def answer(**kwargs):
+        if given[0] >= failures:
+            return None  # sent to the (emulated) service
+        given[0] += 1
+        body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}"}).encode()
+        return AWSResponse("http://dynamodb", 400, {"x-amzn-requestid": "t"}, _Raw(body))
 
-    monkeypatch.setattr(table._client, "get_item", flaky)
+    table._client.meta.events.register_first("before-send.dynamodb.*", answer)
+    return given
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kwargs):
+        yield self._body
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda *a: 0)
+
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException"])
+def test_throttling_is_retried_by_botocore_and_counted(table, no_backoff, code):
+    given = _answer_first(table, dynamo_client.MAX_ATTEMPTS - 1, code)
     assert table.get("none", "none") is None
-    assert table.round_trips.by_operation() == {"GetItem": 3}
+    assert given[0] == dynamo_client.MAX_ATTEMPTS - 1
+    assert table.round_trips.by_operation() == {"GetItem": dynamo_client.MAX_ATTEMPTS}
 
 
-def test_validation_errors_are_not_retried(table, monkeypatch):
-    def invalid(**request):
-        raise ClientError(
-            {"Error": {"Code": "ValidationException", "Message": "bad"},
-             "ResponseMetadata": {"HTTPStatusCode": 400}},
-            "GetItem",
-        )  # fmt: skip
+def test_throttling_past_the_attempts_is_temporarily_unavailable(table, no_backoff):
+    _answer_first(table, 100, "ProvisionedThroughputExceededException")
+    with pytest.raises(StoreUnavailable) as caught:
+        table.get("x", "y")
+    assert isinstance(caught.value, MlflowException)  # MLflow is loaded: its handlers answer 503
+    assert caught.value.error_code == "TEMPORARILY_UNAVAILABLE"
+    assert caught.value.get_http_status_code() == 503
+    assert table.round_trips.by_operation() == {"GetItem": dynamo_client.MAX_ATTEMPTS}
 
-    monkeypatch.setattr(table._client, "get_item", invalid)
+
+def test_the_attempts_and_timeout_are_set_in_one_configuration(monkeypatch):
+    monkeypatch.setenv(dynamo_client.MAX_ATTEMPTS_ENV, "5")
+    monkeypatch.setenv(dynamo_client.READ_TIMEOUT_ENV, "2.5")
+    config = dynamo_client.client_config()
+    assert config.retries == {"mode": "standard", "total_max_attempts": 5}
+    assert config.read_timeout == 2.5
+    monkeypatch.setenv(dynamo_client.MAX_ATTEMPTS_ENV, "0")
+    with pytest.raises(ValueError, match=dynamo_client.MAX_ATTEMPTS_ENV):
+        dynamo_client.client_config()
+
+
+def test_validation_errors_are_not_retried(table, no_backoff):
+    _answer_first(table, 100, "ValidationException")
     with pytest.raises(InvalidValue) as caught:
         table.get("x", "y")
     assert isinstance(caught.value, MlflowException)  # MLflow is loaded: its handlers answer 400
