@@ -5,6 +5,7 @@ check.py), and copied to files and back (store/dynamo/transfer.py)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -180,6 +181,8 @@ def _reading(table, command: str, work: Callable):
 
     from store.dynamo.errors import InvalidValue, StoreUnavailable
 
+    # The store logs an unavailable table as a warning; here the failure is said once, below.
+    logging.getLogger("store.dynamo.errors").setLevel(logging.ERROR)
     try:
         return work()
     except (BotoCoreError, ClientError, InvalidValue, StoreUnavailable, TimeoutError) as exc:
