@@ -8,12 +8,14 @@ JSON error shape, so the handler tier's port gives nothing to a caller who goes 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store.handler.identity import (
     IDENTITY_HEADER,
@@ -69,11 +71,16 @@ class IdentityMiddleware:
     """Refuses requests without a valid identity header; binds the principal otherwise."""
 
     def __init__(
-        self, app: ASGIApp, secret: bytes | None, replay_guard: ReplayGuard | None = None
+        self,
+        app: ASGIApp,
+        secret: bytes | None,
+        replay_guard: ReplayGuard | None = None,
+        on_startup: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.secret = secret
         self.replay_guard = replay_guard if replay_guard is not None else ReplayGuard()
+        self.on_startup = on_startup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -115,7 +122,7 @@ class IdentityMiddleware:
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.secret:
-            await self.app(scope, receive, send)
+            await self.app(scope, self._starting(receive), send)
             return
         # Without a secret every call would be refused: fail the start instead, loudly.
         message = await receive()
@@ -126,6 +133,19 @@ class IdentityMiddleware:
                     "message": f"{SECRET_ENV_VAR} is not set; the handler tier cannot start",
                 }
             )
+
+    def _starting(self, receive: Receive) -> Receive:
+        """`receive`, running `on_startup` (off the event loop) before the startup is passed on."""
+        if self.on_startup is None:
+            return receive
+
+        async def receive_after_startup() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await asyncio.to_thread(self.on_startup)
+            return message
+
+        return receive_after_startup
 
 
 async def _send_unauthenticated(send: Send) -> None:
@@ -150,11 +170,23 @@ async def _send_unauthenticated(send: Send) -> None:
 
 def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None = None) -> ASGIApp:
     """MLflow's server app behind the identity check (secret defaults to the environment's)."""
+    on_startup = None
     if mlflow_app is None:
         from mlflow.server.fastapi_app import app as mlflow_app
+
+        on_startup = _open_stores
     if secret is None:
         secret = identity_secret_from_env()
-    return IdentityMiddleware(mlflow_app, secret)
+    return IdentityMiddleware(mlflow_app, secret, on_startup=on_startup)
+
+
+def _open_stores() -> None:
+    """Open the stores at start, as `mlflow server` does: the tracking store makes the Default
+    experiment, which the gateway must find to decide a first call on it."""
+    from mlflow.server.handlers import _get_model_registry_store, _get_tracking_store
+
+    _get_tracking_store()
+    _get_model_registry_store()
 
 
 app = create_handler_app()
