@@ -1,4 +1,4 @@
-"""`cedarflow up`: its options, and the stack they start (gateway/stack/supervisor.py)."""
+"""`cedarflow up`: its options, and the stack they start (gateway/stack/local.py)."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def _service_client(value: str, parser_error):
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    from gateway.stack.supervisor import Stack, StackConfig
+    from gateway.stack.local import Stack, StackConfig
 
     def error(message: str) -> NoReturn:
         print(f"cedarflow up: {message}", file=sys.stderr)
