@@ -1,4 +1,5 @@
-"""The `cedarflow` command. Each subcommand registers from its package: `up` (gateway/stack/),
+"""The `cedarflow` command. Each subcommand registers from its package: `up` and `serve`
+(gateway/stack/),
 `token` (gateway/devidp/), `login`, `grant`, `revoke`, `permissions` (gateway/client/) and
 `simulate` (gateway/simulate/)."""
 
@@ -14,6 +15,7 @@ from gateway.client.permissions_cli import add_permission_commands
 from gateway.devidp.command import add_token_command
 from gateway.simulate.cli import add_simulate_command
 from gateway.stack.command import add_up_command
+from gateway.stack.serve_command import add_serve_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
     add_up_command(commands)
+    add_serve_command(commands)
     add_login_command(commands)
     add_token_command(commands)
     add_simulate_command(commands)

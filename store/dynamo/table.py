@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from store.dynamo.client import RoundTrips, make_client, retryable, sleep_backoff
 from store.dynamo.errors import ConditionFailed, error_code, error_of, within_item_limit
@@ -287,9 +287,27 @@ class DynamoTable:
                     sleep_backoff(attempt, "BatchGetItem")
         return found
 
+    def describe(self) -> dict | None:
+        """One DescribeTable without retries: the table's description, None when it is missing."""
+        try:
+            return self._call("DescribeTable", once=True, TableName=self.name)["Table"]
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+
+    def reachable(self) -> bool:
+        """Whether a readiness probe may say "ready": the table answers and is usable."""
+        try:
+            described = self.describe()
+        except (ClientError, BotoCoreError):
+            return False
+        return described is not None and described["TableStatus"] in ("ACTIVE", "UPDATING")
+
     # -- the one place requests are sent --
 
-    def _call(self, operation: str, **request: Any) -> dict:
+    def _call(self, operation: str, *, once: bool = False, **request: Any) -> dict:
+        """Send one request, retried on throttling and transient errors unless `once`."""
         method = getattr(self._client, _snake_case(operation))
         attempt = 0
         while True:
@@ -300,11 +318,13 @@ class DynamoTable:
                 refused = error_of(operation, exc)
                 if refused is not None:
                     raise refused from exc
-                if not retryable(exc):
+                if once or not retryable(exc):
                     raise
                 attempt += 1
                 sleep_backoff(attempt, operation, exc)
             except (ConnectionError, HTTPClientError) as exc:
+                if once:
+                    raise
                 attempt += 1
                 sleep_backoff(attempt, operation, exc)
 

@@ -103,12 +103,19 @@ def test_the_cedarflow_wheel_is_built_and_installed(instructions):
 
 
 def wheel_inputs() -> set[str]:
-    """What pyproject.toml builds the wheel from: itself, its readme and the package folders."""
+    """What pyproject.toml builds the wheel from: itself, its readme, the package folders and
+    the folders their links point into (the packaged policies)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
     folders = {p.rstrip("*") for p in packages}
     assert all((ROOT / folder / "__init__.py").is_file() for folder in folders)
-    return {"pyproject.toml", project["project"]["readme"], *folders}
+    linked = {
+        path.resolve().relative_to(ROOT.resolve()).parts[0]
+        for folder in folders
+        for path in (ROOT / folder).rglob("*")
+        if path.is_symlink()
+    }
+    return {"pyproject.toml", project["project"]["readme"], *folders, *linked}
 
 
 def test_build_context_keeps_what_the_image_copies(instructions):
