@@ -171,7 +171,10 @@ class ServeProcess:
 
     def start(self) -> ServeProcess:
         """Launch and wait for the "serving" log line; fails with serve's own stderr."""
-        self.launch()
+        return self.launch().start_launched()
+
+    def start_launched(self) -> ServeProcess:
+        """Wait for the "serving" log line of a launched serve."""
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
