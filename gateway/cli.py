@@ -1,7 +1,6 @@
 """The `cedarflow` command. Each subcommand registers from its package: `up` and `serve`
-(gateway/stack/),
-`token` (gateway/devidp/), `login`, `grant`, `revoke`, `permissions` (gateway/client/) and
-`simulate` (gateway/simulate/)."""
+(gateway/stack/), `token` (gateway/devidp/), `login`, `grant`, `revoke`, `permissions`
+(gateway/client/), `simulate` (gateway/simulate/) and `table` (gateway/table/)."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from gateway.devidp.command import add_token_command
 from gateway.simulate.cli import add_simulate_command
 from gateway.stack.command import add_up_command
 from gateway.stack.serve_command import add_serve_command
+from gateway.table.command import add_table_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_token_command(commands)
     add_simulate_command(commands)
     add_permission_commands(commands)
+    add_table_command(commands)
     return parser
 
 

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 from process_support import wait_until_gone  # noqa: E402
 
 from gateway.stack.dynamodb_server import DynamoServer  # noqa: E402
-from gateway.stack.processes import spawn  # noqa: E402
+from gateway.stack.processes import spawn, stop  # noqa: E402
 
 _STACK_START_TIMEOUT = 240.0
 
@@ -30,6 +30,22 @@ def dynalite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     log = tmp_path_factory.mktemp("dynalite") / "dynalite.log"
     with DynamoServer(None, log_path=log, allow_moto=False) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of moto's server (in memory, every AWS setting of a table answered) for this session."""
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as err:
+        proc = spawn(
+            [sys.executable, "-m", "gateway.stack.moto_launch"], stdout=subprocess.PIPE, stderr=err
+        )
+    try:
+        line = proc.stdout.readline()
+        assert line, f"moto's server did not start: {log.read_text()[-2000:]}"
+        yield f"http://127.0.0.1:{json.loads(line)['port']}"
+    finally:
+        stop(proc)
 
 
 class StackProcess:

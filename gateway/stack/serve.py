@@ -181,33 +181,23 @@ class Service(Tiers):
 
 
 def table_problem(uri: str) -> str | None:
-    """Why serve cannot use the table at `uri`, in one line; None when it can."""
+    """Why serve cannot use the table at `uri`, in one line; None when it matches the schema.
+    Serve never creates a table: `cedarflow table create` does."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from store.dynamo.check import check_table
     from store.dynamo.errors import error_code
-    from store.dynamo.table import DynamoTable
     from store.dynamo.uri import InvalidStoreUri
 
     try:
-        described = DynamoTable.from_uri(uri).describe()
+        report = check_table(uri)
     except InvalidStoreUri as exc:
         return f"--table: {exc}"
     except ClientError as exc:
-        return f"cannot use table {uri}: {error_code(exc)}"
+        return f"cannot read table {uri}: {error_code(exc)}: {exc.response['Error'].get('Message')}"
     except BotoCoreError as exc:
         return f"cannot reach table {uri}: {exc}"
-    if described is None:
-        return f"table {uri} does not exist: create it with `cedarflow table create --table {uri}`"
-    from store.dynamo.schema import SCHEMA
-
-    indexes = {i["IndexName"]: i["KeySchema"] for i in described.get("GlobalSecondaryIndexes", [])}
-    wanted = {i["IndexName"]: i["KeySchema"] for i in SCHEMA.index_definitions()}
-    if described["KeySchema"] != SCHEMA.key_schema() or indexes != wanted:
-        return (
-            f"table {uri} does not have the schema Cedarflow needs: see `cedarflow table check "
-            f"--table {uri}` (`cedarflow table create` makes a matching table)"
-        )
-    return None
+    return None if report.matches else report.summary
 
 
 def _check_policies(directory: Path) -> None:

@@ -1,9 +1,7 @@
-"""The table: THE one definition of its keys, attribute definitions, index, stream, TTL and
-billing. Table creation (`DynamoTable.ensure_table`) sends what this module builds, and the
+"""The table: THE one definition of its keys, attribute definitions, indexes, stream, TTL,
+billing and backups. Table creation (store/dynamo/provision.py) sends what this module builds,
+`cedarflow table check` (store/dynamo/check.py) compares a live table with it, and the
 deployment templates are checked against it (tests/deploy).
-
-Local servers (dynalite, moto) get provisioned capacity and none of the stream, TTL and backup
-settings, which they do not have.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ class TableSchema:
     stream_view_type: str = "NEW_AND_OLD_IMAGES"
     ttl_attribute: str = "ttl"
     point_in_time_recovery: bool = True
-    local_capacity_units: int = 1000  # read and write, per table and index, on a local server
 
     def attribute_definitions(self) -> list[dict[str, str]]:
         names = [*self.key, *(name for keys in self.indexes.values() for name in keys)]
@@ -46,38 +43,33 @@ class TableSchema:
             for name, keys in self.indexes.items()
         ]
 
-    def create_table_request(self, table_name: str, *, local: bool) -> dict[str, Any]:
-        """The CreateTable request: on AWS on-demand with a stream, on a local server
-        provisioned (what it demands) without one."""
-        request: dict[str, Any] = {
+    def create_table_request(self, table_name: str) -> dict[str, Any]:
+        """The CreateTable request, the same on every server (dynalite drops the stream)."""
+        return {
             "TableName": table_name,
             "AttributeDefinitions": self.attribute_definitions(),
             "KeySchema": self.key_schema(),
             "GlobalSecondaryIndexes": self.index_definitions(),
+            "BillingMode": self.billing_mode,
+            "StreamSpecification": self.stream_specification(),
         }
-        if local:
-            units = self.local_capacity_units
-            capacity = {"ReadCapacityUnits": units, "WriteCapacityUnits": units}
-            request["ProvisionedThroughput"] = capacity
-            for index in request["GlobalSecondaryIndexes"]:
-                index["ProvisionedThroughput"] = dict(capacity)
-        else:
-            request["BillingMode"] = self.billing_mode
-            request["StreamSpecification"] = {
-                "StreamEnabled": True,
-                "StreamViewType": self.stream_view_type,
-            }
-        return request
+
+    def stream_specification(self) -> dict[str, Any]:
+        return {"StreamEnabled": True, "StreamViewType": self.stream_view_type}
+
+    def stream_request(self, table_name: str) -> dict[str, Any]:
+        """UpdateTable switching the stream on (a table restored to a point in time has none)."""
+        return {"TableName": table_name, "StreamSpecification": self.stream_specification()}
 
     def time_to_live_request(self, table_name: str) -> dict[str, Any]:
-        """UpdateTimeToLive, sent once the table is ACTIVE (AWS only)."""
+        """UpdateTimeToLive, sent once the table is ACTIVE (where the server offers TTL)."""
         return {
             "TableName": table_name,
             "TimeToLiveSpecification": {"Enabled": True, "AttributeName": self.ttl_attribute},
         }
 
     def backups_request(self, table_name: str) -> dict[str, Any]:
-        """UpdateContinuousBackups (point-in-time recovery), once the table is ACTIVE (AWS only)."""
+        """UpdateContinuousBackups (point-in-time recovery), once the table is ACTIVE."""
         return {
             "TableName": table_name,
             "PointInTimeRecoverySpecification": {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -61,42 +60,11 @@ class DynamoTable:
     # -- schema --
 
     def ensure_table(self) -> None:
-        """Create the table if missing (idempotent) and wait until it is ACTIVE."""
-        try:
-            status = self._call("DescribeTable", TableName=self.name)["Table"]["TableStatus"]
-        except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
-            status = self._create_table()
-        deadline = time.monotonic() + 120
-        while status != "ACTIVE":
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"DynamoDB table {self.name} is not ACTIVE after 120 s")
-            time.sleep(0.2)
-            status = self._call("DescribeTable", TableName=self.name)["Table"]["TableStatus"]
+        """Create the table if missing (idempotent) and wait until it is ACTIVE
+        (store/dynamo/provision.py: the schema's table, every setting the server offers)."""
+        from store.dynamo.provision import ensure_table  # provision builds on this module
 
-    def _create_table(self) -> str:
-        local = self.location.is_local
-        try:
-            request = SCHEMA.create_table_request(self.name, local=local)
-            status = self._call("CreateTable", **request)["TableDescription"]["TableStatus"]
-        except ClientError as exc:
-            if error_code(exc) != "ResourceInUseException":  # created by a concurrent starter
-                raise
-            return "CREATING"
-        if local:
-            return status
-        self._wait_active()
-        self._call("UpdateTimeToLive", **SCHEMA.time_to_live_request(self.name))
-        self._call("UpdateContinuousBackups", **SCHEMA.backups_request(self.name))
-        return "ACTIVE"
-
-    def _wait_active(self) -> None:
-        deadline = time.monotonic() + 120
-        while self._call("DescribeTable", TableName=self.name)["Table"]["TableStatus"] != "ACTIVE":
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"DynamoDB table {self.name} is not ACTIVE after 120 s")
-            time.sleep(0.2)
+        ensure_table(self)
 
     # -- single items --
 

@@ -55,6 +55,13 @@ def parse_dynamo_uri(uri: str) -> DynamoUri:
     )
 
 
+def format_dynamo_uri(location: DynamoUri) -> str:
+    """The `dynamodb://` URI that `parse_dynamo_uri` reads back as `location`."""
+    if location.endpoint_url:
+        return f"{SCHEME}://{urlsplit(location.endpoint_url).netloc}/{location.table}"
+    return f"{SCHEME}://{location.region or ''}/{location.table}"
+
+
 def _host_and_port(parts, uri: str) -> tuple[str, int]:
     try:
         port = parts.port

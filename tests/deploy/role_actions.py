@@ -17,9 +17,11 @@ from deploy_support import ROOT
 
 STORE_DIR = ROOT / "store"
 
-# DynamoTable methods that create the table. `cedarflow serve` never creates tables (the
-# template or `cedarflow table create` does), so what only they send is not granted.
-TABLE_CREATION_METHODS = frozenset({"ensure_table", "_create_table", "_wait_active"})
+# Modules of `cedarflow table create|export|import`, which a platform engineer runs with
+# their own credentials: `cedarflow serve` never creates, dumps or loads a table, so what only
+# they send is not granted. (`table check`, store/dynamo/check.py, is what serve runs at start:
+# its requests are granted.)
+TABLE_ADMINISTRATION_MODULES = frozenset({"provision.py", "transfer.py"})
 # /readyz checks the table with DescribeTable (serve's readiness contract: table + JWKS +
 # handler tier); it reads the table's description, no item.
 READINESS_OPERATIONS = frozenset({"DescribeTable"})
@@ -45,31 +47,27 @@ S3_REQUEST_BUILDERS = frozenset({"get_paginator", "generate_presigned_url"})
 S3_NOT_REQUESTS = frozenset({"meta"})
 
 
-def dynamodb_operations_by_function() -> dict[str, set[str]]:
-    """DynamoDB operation → the store functions that send it."""
+def dynamodb_operations_by_module() -> dict[str, set[str]]:
+    """DynamoDB operation → the store modules (file names) that send it."""
     found: dict[str, set[str]] = {}
     for path in sorted(STORE_DIR.rglob("*.py")):
-        for function, call in _calls_in_functions(ast.parse(path.read_text())):
+        for _, call in _calls_in_functions(ast.parse(path.read_text())):
             if isinstance(call.func, ast.Attribute) and call.func.attr == "_call":
                 first = call.args[0] if call.args else None
                 assert isinstance(first, ast.Constant) and isinstance(first.value, str), (
                     f"{path.name}:{call.lineno}: _call with an operation not named literally"
                 )
-                found.setdefault(first.value, set()).add(function)
+                found.setdefault(first.value, set()).add(path.name)
     return found
 
 
 def dynamodb_actions_of_the_service() -> set[str]:
-    """Every operation sent outside table creation, plus the readiness check's."""
-    by_function = dynamodb_operations_by_function()
-    assert set(by_function) >= READINESS_OPERATIONS, "the readiness operation is not a store call"
-    methods = {
-        node.name
-        for node in ast.walk(ast.parse((STORE_DIR / "dynamo" / "table.py").read_text()))
-        if isinstance(node, ast.FunctionDef)
-    }
-    assert methods >= TABLE_CREATION_METHODS, "table creation moved: update TABLE_CREATION_METHODS"
-    served = {op for op, functions in by_function.items() if functions - TABLE_CREATION_METHODS}
+    """Every operation sent outside table administration, plus the readiness check's."""
+    by_module = dynamodb_operations_by_module()
+    assert set(by_module) >= READINESS_OPERATIONS, "the readiness operation is not a store call"
+    present = {path.name for path in (STORE_DIR / "dynamo").glob("*.py")}
+    assert present >= TABLE_ADMINISTRATION_MODULES, "table administration moved: update the set"
+    served = {op for op, modules in by_module.items() if modules - TABLE_ADMINISTRATION_MODULES}
     return {f"dynamodb:{op}" for op in served | READINESS_OPERATIONS}
 
 

@@ -74,7 +74,8 @@ def test_settings_come_from_the_environment(serve_env, user_pool, tmp_path):
     env |= {"CEDARFLOW_ARTIFACTS": str(tmp_path / "a"), "CEDARFLOW_ISSUER": user_pool.issuer}
     env |= {"CEDARFLOW_JWKS_URL": user_pool.jwks_url, "CEDARFLOW_CLIENT_ID": user_pool.client_id}
     _, line = _refused([], env, tmp_path)
-    assert "dynamodb:///nowhere-table does not exist" in line
+    assert "nowhere-table does not exist" in line
+    assert "cedarflow table create --table dynamodb:///nowhere-table" in line
 
 
 def test_a_policy_set_that_fails_validation_stops_serve(serve_env, table, user_pool, tmp_path):

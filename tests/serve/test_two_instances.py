@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_support import ServeProcess, create_table, secret_env
+from serve_support import ServeProcess, cedarflow_command, secret_env
 
 from gateway.authz.policies import PACKAGED_POLICIES
 from gateway.stack.serve import BINDINGS_TTL_SECONDS
@@ -40,7 +40,7 @@ def service(moto_endpoint, user_pool, bucket, tmp_path_factory) -> Iterator[Serv
     root = tmp_path_factory.mktemp("two-instances")
     policies = root / "policies"
     shutil.copytree(PACKAGED_POLICIES, policies)
-    table = create_table(moto_endpoint, f"shared-{uuid.uuid4().hex[:8]}")
+    table = f"dynamodb:///shared-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CEDARFLOW_", "AWS_"))}
     env |= {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -54,6 +54,16 @@ def service(moto_endpoint, user_pool, bucket, tmp_path_factory) -> Iterator[Serv
         "CEDARFLOW_WORKERS": "1",
         **secret_env(),  # the same secrets on both, as behind one load balancer
     }
+    # The platform engineer's two commands: create the table, check it.
+    for action in ("create", "check"):
+        done = subprocess.run(
+            [*cedarflow_command(), "table", action, "--table", table],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
     args = user_pool.serve_args()
     suffix = uuid.uuid4().hex[:6]
     users = {"alice": ["vision"], "bob": ["nlp"]}

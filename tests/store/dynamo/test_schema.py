@@ -1,38 +1,54 @@
-"""The table definition is the one table creation uses, on AWS and on a local server."""
+"""The table definition is the one table creation sends, on AWS and on a local server."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from store.dynamo.schema import GSI1, SCHEMA
 from store.dynamo.table import DynamoTable
 from store.dynamo.uri import parse_dynamo_uri
 
 
-def test_creation_on_aws_sends_the_schema():
+def test_create_table_request_is_the_schema_with_on_demand_billing_and_a_stream():
+    request = SCHEMA.create_table_request("cedarflow")
+    assert request == {
+        "TableName": "cedarflow",
+        "AttributeDefinitions": SCHEMA.attribute_definitions(),
+        "KeySchema": SCHEMA.key_schema(),
+        "GlobalSecondaryIndexes": SCHEMA.index_definitions(),
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }
+    assert all("ProvisionedThroughput" not in index for index in request["GlobalSecondaryIndexes"])
+
+
+def test_creation_sends_the_schema_then_ttl_and_recovery(aws_env):
     table = DynamoTable(parse_dynamo_uri("dynamodb://us-east-1/cedarflow"))
-    sent = _record_creation(table)
-    assert list(sent) == [
-        "DescribeTable",
-        "CreateTable",
-        "UpdateTimeToLive",
-        "UpdateContinuousBackups",
-    ]
-    create = sent["CreateTable"][0]
-    assert create == SCHEMA.create_table_request("cedarflow", local=False)
-    assert create["BillingMode"] == "PAY_PER_REQUEST"
-    assert create["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
-    assert "ProvisionedThroughput" not in create
-    ttl = sent["UpdateTimeToLive"][0]["TimeToLiveSpecification"]
-    assert ttl == {"Enabled": True, "AttributeName": "ttl"}
-    backups = sent["UpdateContinuousBackups"][0]["PointInTimeRecoverySpecification"]
-    assert backups == {"PointInTimeRecoveryEnabled": True}
+    sent = _spy(table)
+    table.ensure_table()
+    creates = [request for operation, request in sent if operation == "CreateTable"]
+    assert creates == [SCHEMA.create_table_request("cedarflow")]
+    updates = {operation: request for operation, request in sent if operation.startswith("Update")}
+    assert updates == {
+        "UpdateTimeToLive": SCHEMA.time_to_live_request("cedarflow"),
+        "UpdateContinuousBackups": SCHEMA.backups_request("cedarflow"),
+    }
+    assert updates["UpdateTimeToLive"]["TimeToLiveSpecification"] == {
+        "Enabled": True,
+        "AttributeName": "ttl",
+    }
 
 
-def test_a_local_server_gets_the_same_keys_and_index(dynalite_endpoint):
+def test_ensure_table_on_an_existing_table_only_describes_it(aws_env):
+    table = DynamoTable(parse_dynamo_uri("dynamodb://us-east-1/cedarflow"))
+    table.ensure_table()
+    sent = _spy(table)
+    table.ensure_table()
+    assert [operation for operation, _ in sent] == ["DescribeTable"]
+
+
+def test_a_local_server_gets_the_same_keys_index_and_billing(dynalite_endpoint):
     host_port = dynalite_endpoint.removeprefix("http://")
     name = f"schema{uuid.uuid4().hex[:8]}"
     table = DynamoTable(parse_dynamo_uri(f"dynamodb://{host_port}/{name}"))
@@ -46,31 +62,20 @@ def test_a_local_server_gets_the_same_keys_and_index(dynalite_endpoint):
     assert index["IndexName"] == GSI1
     assert _keys(index["KeySchema"]) == (("gsi1pk", "HASH"), ("gsi1sk", "RANGE"))
     assert index["Projection"]["ProjectionType"] == "ALL"
+    assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     table.ensure_table()  # idempotent
 
 
-def _record_creation(table: DynamoTable) -> dict[str, list[dict]]:
-    """The requests table creation sends, answered here (nothing leaves the process)."""
-    sent: dict[str, list[dict]] = {}
-    created = False
+def _spy(table: DynamoTable) -> list[tuple[str, dict[str, Any]]]:
+    """Records every request the table sends from now on (each still reaches the server)."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+    send = table._call
 
     def record(operation: str, **request: Any) -> dict:
-        nonlocal created
-        sent.setdefault(operation, []).append(request)
-        if operation == "DescribeTable":
-            if not created:
-                raise ClientError(
-                    {"Error": {"Code": "ResourceNotFoundException", "Message": "no table"}},
-                    operation,
-                )
-            return {"Table": {"TableStatus": "ACTIVE"}}
-        if operation == "CreateTable":
-            created = True
-            return {"TableDescription": {"TableStatus": "CREATING"}}
-        return {}
+        sent.append((operation, request))
+        return send(operation, **request)
 
     table._call = record  # every request of DynamoTable goes through _call
-    table.ensure_table()
     return sent
 
 

@@ -1,0 +1,1 @@
+"""`cedarflow table`: creating, checking, exporting and importing the DynamoDB table."""
