@@ -68,7 +68,9 @@ class OidcClient:
         )
 
     async def _discover(self) -> dict:
-        url = f"{self.config.issuer.rstrip('/')}/.well-known/openid-configuration"
+        url = self.config.discovery_url or (
+            f"{self.config.issuer.rstrip('/')}/.well-known/openid-configuration"
+        )
         try:
             response = await self._http.get(url, timeout=5.0)
             response.raise_for_status()

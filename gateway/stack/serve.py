@@ -10,10 +10,11 @@ Before anything is bound or spawned it checks the secrets, the policy set and th
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from gateway.config import (
     BodyLimits,
@@ -31,6 +32,7 @@ from gateway.stack.tiers import Tiers
 IDENTITY_SECRET_ENV = "CEDARFLOW_IDENTITY_SECRET"  # noqa: S105 (a variable name)
 SESSION_SECRET_ENV = "CEDARFLOW_SESSION_SECRET"  # noqa: S105 (a variable name)
 UI_CLIENT_SECRET_ENV = "CEDARFLOW_UI_CLIENT_SECRET"  # noqa: S105 (a variable name)
+COGNITO_ENDPOINT_ENV = "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"
 MIN_SECRET_LENGTH = 32
 # How long an instance trusts role bindings it read: a grant or revoke made through another
 # instance applies here within this many seconds (README, "Run in production").
@@ -88,13 +90,17 @@ class ServeConfig:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def browser_login(self, ui_client_secret: str | None) -> BrowserLoginConfig | None:
+    def browser_login(
+        self, ui_client_secret: str | None, environ: Mapping[str, str] | None = None
+    ) -> BrowserLoginConfig | None:
         """Browser sign-in with the UI app client of the first issuer; endpoints discovered."""
         if not self.ui_client_id:
             return None
         issuer = self.issuers[0].issuer
+        discovery = f"{issuer}/.well-known/openid-configuration"
         return BrowserLoginConfig(
             issuer=issuer,
+            discovery_url=cognito_endpoint(discovery, environ or {}),
             client_id=self.ui_client_id,
             client_secret=ui_client_secret,
             logout_style="cognito" if _is_cognito(issuer) else "oidc",
@@ -154,10 +160,13 @@ class Service(Tiers):
             upstream_url=handler_url,
             identity_secret=parse_secret(self._secrets.identity),
             public_url=config.url_for(port),
-            issuers=config.issuers,
+            issuers=tuple(
+                replace(i, jwks_url=cognito_endpoint(i.jwks_url, self.environ))
+                for i in config.issuers
+            ),
             service_clients=config.service_clients,
             admin_groups=config.admin_groups,
-            browser_login=config.browser_login(self._secrets.ui_client),
+            browser_login=config.browser_login(self._secrets.ui_client, self.environ),
             session=SessionSettings(secret=self._secrets.session.encode()),
             policies_dir=config.policies_dir.absolute(),
             store_uri=config.table,
@@ -213,11 +222,19 @@ def _check_policies(directory: Path) -> None:
         raise StackError(f"the policy set in {directory} is refused: {first}{more}") from None
 
 
-def _is_cognito(issuer: str) -> bool:
-    from urllib.parse import urlsplit
-
-    host = urlsplit(issuer).hostname or ""
+def _is_cognito(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
     return host.startswith("cognito-idp.") and host.endswith(".amazonaws.com")
+
+
+def cognito_endpoint(url: str, environ: Mapping[str, str]) -> str:
+    """A Cognito user pool URL (its keys, its discovery document) at the endpoint that
+    AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER names, as boto3 would reach the service there."""
+    endpoint = environ.get(COGNITO_ENDPOINT_ENV, "").strip().rstrip("/")
+    if not endpoint or not _is_cognito(url):
+        return url
+    parts = urlsplit(url)
+    return endpoint + parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def with_principal_claim(issuers: tuple[IssuerConfig, ...], claim: str) -> tuple[IssuerConfig, ...]:

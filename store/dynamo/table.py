@@ -256,9 +256,9 @@ class DynamoTable:
         return found
 
     def describe(self) -> dict | None:
-        """One DescribeTable without retries: the table's description, None when it is missing."""
+        """DescribeTable: the table's description, None when it is missing."""
         try:
-            return self._call("DescribeTable", once=True, TableName=self.name)["Table"]
+            return self._call("DescribeTable", TableName=self.name)["Table"]
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 return None
@@ -274,8 +274,7 @@ class DynamoTable:
 
     # -- the one place requests are sent --
 
-    def _call(self, operation: str, *, once: bool = False, **request: Any) -> dict:
-        """Send one request, retried on throttling and transient errors unless `once`."""
+    def _call(self, operation: str, **request: Any) -> dict:
         method = getattr(self._client, _snake_case(operation))
         attempt = 0
         while True:
@@ -286,13 +285,11 @@ class DynamoTable:
                 refused = error_of(operation, exc)
                 if refused is not None:
                     raise refused from exc
-                if once or not retryable(exc):
+                if not retryable(exc):
                     raise
                 attempt += 1
                 sleep_backoff(attempt, operation, exc)
             except (ConnectionError, HTTPClientError) as exc:
-                if once:
-                    raise
                 attempt += 1
                 sleep_backoff(attempt, operation, exc)
 
