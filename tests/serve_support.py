@@ -158,16 +158,25 @@ class ServeProcess:
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
+    @property
+    def stdout_path(self) -> Path:
+        return self.log.with_suffix(".stdout")
+
     def launch(self) -> ServeProcess:
-        with open(self.log, "wb") as err:
+        with open(self.log, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = processes.spawn(
                 [*self.command, "serve", "--host", "127.0.0.1", "--port", "0", *self.args],
                 env=self.env,
-                stdout=subprocess.DEVNULL,
+                stdout=out,
                 stderr=err,
                 cwd=self.cwd,
             )
         return self
+
+    def audit_lines(self) -> list[dict]:
+        """The audit records serve wrote on stdout (`--audit-log -`, the default)."""
+        text = self.stdout_path.read_text() if self.stdout_path.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def start(self) -> ServeProcess:
         """Launch and wait for the "serving" log line; fails with serve's own stderr."""
@@ -205,6 +214,18 @@ class ServeProcess:
     @property
     def stderr(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def non_json_lines(self) -> list[str]:
+        """Lines of stderr that are not one JSON object each."""
+        found = []
+        for text in self.stderr.splitlines():
+            try:
+                if isinstance(json.loads(text), dict):
+                    continue
+            except ValueError:
+                pass
+            found.append(text)
+        return found
 
     def log_lines(self) -> list[dict]:
         lines = []

@@ -133,6 +133,17 @@ def test_readyz_with_the_deployed_pool_and_table(serve):
     assert ready.status_code == 200, ready.text
 
 
+def test_cedarflow_login_is_told_the_cli_client_and_its_registered_port(serve, deployed):
+    document = httpx.get(f"{serve.url}/.well-known/cedarflow", timeout=60).json()
+    assert document["client_id"] == deployed.identity["CliClientId"]
+    assert (document["redirect_host"], str(document["redirect_port"])) == (
+        "localhost",
+        deployed.identity["CliLoopbackPort"],
+    )
+    assert document["issuer"] == deployed.identity["Issuer"]
+    assert document["authorization_endpoint"].startswith(deployed.endpoint)
+
+
 def test_a_browser_signs_in_through_the_hosted_ui_and_gets_a_session(serve, deployed, user):
     jar: dict[str, str] = {}
     with httpx.Client(timeout=60, follow_redirects=False) as browser:

@@ -75,5 +75,7 @@ def test_sigterm_drains_the_call_in_flight_and_exits_0(
         )
         assert stored["Body"].read() == b"a" * 65536 + b"b" * 65536
         assert wait_until_gone(processes_mentioning(marker, environment=True)) == []
+        decided = {(r.get("action"), r.get("decision")) for r in serve.audit_lines()}
+        assert {("CreateExperiment", "allow"), ("UploadArtifact", "allow")} <= decided
     finally:
         serve.kill()

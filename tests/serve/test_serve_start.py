@@ -131,5 +131,9 @@ def test_unreachable_jwks_does_not_stop_serve_and_readyz_waits_for_it(
         finally:
             keys.shutdown()
             keys.server_close()
+        # Production never has the dev identity provider, whatever the path.
+        assert httpx.get(f"{serve.url}/devidp/login", timeout=30).status_code == 404
     finally:
         assert serve.stop() == 0, serve.stderr
+    assert serve.non_json_lines() == []
+    assert any(line["logger"] == "handler" for line in serve.log_lines())
