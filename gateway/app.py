@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -73,7 +74,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     login_config = browser_login_config(config, dev_idp)
     authenticator = Authenticator(config, trusted_issuers(config, dev_idp, login_config), http)
     browser = BrowserLogin(config, login_config, authenticator, http) if login_config else None
-    probes = Probes(forwarder, authenticator)
+    probes = Probes(forwarder, authenticator, table)
     answers = {**probes.endpoints(), METRICS_ACTION: metrics.endpoint}
     if browser is not None:
         answers |= browser.endpoints()
@@ -175,6 +176,7 @@ class Probes:
 
     forwarder: Forwarder
     authenticator: Authenticator
+    table: DynamoTable
 
     def endpoints(self) -> dict:
         return {"Healthz": self.healthz, "Readyz": self.readyz}
@@ -184,13 +186,14 @@ class Probes:
 
     async def readyz(self, request: Request) -> Response:
         upstream_ok = await self.forwarder.healthy()
+        table_ok = await run_in_threadpool(self.table.reachable)
         issuers = {
             issuer: await cache.ensure_loaded()
             for issuer, cache in self.authenticator.jwks_caches.items()
         }
-        ready = upstream_ok and all(issuers.values())
+        ready = upstream_ok and table_ok and all(issuers.values())
         body = {"status": "ready" if ready else "not ready", "upstream": upstream_ok}
-        body["issuers"] = issuers
+        body |= {"table": table_ok, "issuers": issuers}
         return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -1,6 +1,6 @@
-"""The `cedarflow` command. Each subcommand registers from its package: `up` (gateway/stack/),
-`token` (gateway/devidp/), `login`, `grant`, `revoke`, `permissions` (gateway/client/),
-`simulate` (gateway/simulate/) and `table` (gateway/table/)."""
+"""The `cedarflow` command. Each subcommand registers from its package: `up` and `serve`
+(gateway/stack/), `token` (gateway/devidp/), `login`, `grant`, `revoke`, `permissions`
+(gateway/client/), `simulate` (gateway/simulate/) and `table` (gateway/table/)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from gateway.client.permissions_cli import add_permission_commands
 from gateway.devidp.command import add_token_command
 from gateway.simulate.cli import add_simulate_command
 from gateway.stack.command import add_up_command
+from gateway.stack.serve_command import add_serve_command
 from gateway.table.command import add_table_command
 
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
     add_up_command(commands)
+    add_serve_command(commands)
     add_login_command(commands)
     add_token_command(commands)
     add_simulate_command(commands)

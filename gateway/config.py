@@ -76,6 +76,7 @@ class BrowserLoginConfig:
     cli_client_id: str | None = None
     cli_loopback_host: str = "127.0.0.1"  # Cognito accepts plain-http callbacks on localhost only
     cli_loopback_port: int = 0  # 0 = any free port (RFC 8252); set when the IdP needs one fixed
+    discovery_url: str | None = None  # None = ISSUER/.well-known/openid-configuration
 
     @classmethod
     def cognito(

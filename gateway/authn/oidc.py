@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -55,6 +55,11 @@ class OidcClient:
                 "the provider's discovery document names no authorize/token endpoint"
             )
         end_session = config.end_session_endpoint or discovered.get("end_session_endpoint")
+        if not end_session and config.logout_style == "cognito":
+            # Cognito's discovery document names no logout endpoint: it is on the hosted UI's
+            # domain, the authorization endpoint's host.
+            parts = urlsplit(authorize)
+            end_session = f"{parts.scheme}://{parts.netloc}/logout"
         return OidcEndpoints(
             issuer=config.issuer,
             authorization_endpoint=authorize,
@@ -63,7 +68,9 @@ class OidcClient:
         )
 
     async def _discover(self) -> dict:
-        url = f"{self.config.issuer.rstrip('/')}/.well-known/openid-configuration"
+        url = self.config.discovery_url or (
+            f"{self.config.issuer.rstrip('/')}/.well-known/openid-configuration"
+        )
         try:
             response = await self._http.get(url, timeout=5.0)
             response.raise_for_status()

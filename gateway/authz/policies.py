@@ -22,6 +22,10 @@ SCHEMA_FILE = "schema.cedarschema"
 log = logging.getLogger("cedarflow.policy")
 
 
+# The default roles, inside the package (in a checkout, `gateway/policies` is `policies/`).
+PACKAGED_POLICIES = Path(__file__).resolve().parents[1] / "policies"
+
+
 @dataclass(frozen=True)
 class PolicyError:
     file: str

@@ -27,7 +27,9 @@ def default_policies() -> Path:
     here = Path("policies")
     if (here / "schema.cedarschema").is_file():
         return here
-    return Path(__file__).resolve().parents[2] / "policies"
+    from gateway.authz.policies import PACKAGED_POLICIES
+
+    return PACKAGED_POLICIES
 
 
 def _load(directory: Path | None):

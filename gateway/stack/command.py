@@ -1,4 +1,4 @@
-"""`cedarflow up`: its options, and the stack they start (gateway/stack/supervisor.py)."""
+"""`cedarflow up`: its options, and the stack they start (gateway/stack/local.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from gateway.authz.policies import PACKAGED_POLICIES
 from gateway.stack.datadir import add_data_dir
 
-# The default roles that ship beside the packages (`policies/` at the top of the checkout).
-SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+# The default roles that ship inside the package (`policies/` at the top of a checkout).
+SHIPPED_POLICIES = PACKAGED_POLICIES
 
 
 def add_up_command(commands) -> argparse.ArgumentParser:
@@ -32,20 +33,20 @@ def add_up_command(commands) -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
     up.add_argument(
         "--issuer",
-        action=_IssuerAction,
+        action=IssuerAction,
         metavar="URL",
         help="trust tokens from this OIDC/Cognito issuer instead of the dev identity provider "
         "(repeatable; each --issuer takes the --jwks-url and --client-id options that follow it)",
     )
     up.add_argument(
         "--jwks-url",
-        action=_IssuerAction,
+        action=IssuerAction,
         metavar="URL",
         help="JWKS of the preceding --issuer (default ISSUER/.well-known/jwks.json)",
     )
     up.add_argument(
         "--client-id",
-        action=_IssuerAction,
+        action=IssuerAction,
         metavar="ID",
         help="app client id accepted for the preceding --issuer (repeatable)",
     )
@@ -94,7 +95,7 @@ def add_up_command(commands) -> argparse.ArgumentParser:
     return up
 
 
-class _IssuerAction(argparse.Action):
+class IssuerAction(argparse.Action):
     """Collects --issuer groups in order: --jwks-url/--client-id belong to the last --issuer."""
 
     def __call__(self, parser, namespace, value, option_string=None) -> None:
@@ -110,7 +111,7 @@ class _IssuerAction(argparse.Action):
         namespace.issuer_groups = groups
 
 
-def _issuers(args: argparse.Namespace, parser_error) -> tuple:
+def issuers_from(args: argparse.Namespace, parser_error) -> tuple:
     from gateway.config import IssuerConfig
 
     issuers = []
@@ -127,7 +128,7 @@ def _issuers(args: argparse.Namespace, parser_error) -> tuple:
     return tuple(issuers)
 
 
-def _service_client(value: str, parser_error):
+def service_client(value: str, parser_error):
     from gateway.config import ServiceClient
 
     client_id, _, rest = value.partition("=")
@@ -140,7 +141,7 @@ def _service_client(value: str, parser_error):
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    from gateway.stack.supervisor import Stack, StackConfig
+    from gateway.stack.local import Stack, StackConfig
 
     def error(message: str) -> NoReturn:
         print(f"cedarflow up: {message}", file=sys.stderr)
@@ -151,19 +152,19 @@ def _run_up(args: argparse.Namespace) -> int:
     if not args.policies_dir.is_dir():
         error(f"--policies {args.policies_dir} is not a directory")
     config = StackConfig(
-        body_limits=_body_limits(args, error),
+        body_limits=body_limits_from(args, error),
         data_dir=args.data_dir,
         host=args.host,
         port=args.port,
-        issuers=_issuers(args, error),
+        issuers=issuers_from(args, error),
         dev_idp=args.dev_idp,
-        service_clients=tuple(_service_client(v, error) for v in args.service_clients),
+        service_clients=tuple(service_client(v, error) for v in args.service_clients),
         policies_dir=args.policies_dir,
     )
     return Stack(config).run()
 
 
-def _body_limits(args: argparse.Namespace, parser_error):
+def body_limits_from(args: argparse.Namespace, parser_error):
     from gateway.config import MIB, BodyLimits
 
     limits = BodyLimits()

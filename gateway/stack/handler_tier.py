@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.observe.jsonlog import relay_lines
 from gateway.stack import processes
 from gateway.stack.dynamodb_server import LocalCredentials
 from gateway.stack.processes import StackError
@@ -28,11 +29,26 @@ _READY_TIMEOUT = 180.0  # importing MLflow takes a while on a busy machine
 @dataclass(frozen=True)
 class HandlerTierSettings:
     store_uri: str  # dynamodb://127.0.0.1:PORT/TABLE, for tracking and the registry
-    artifacts_dir: Path  # served as mlflow-artifacts:/
-    identity_secret: str  # shared with the gateway (hex)
-    page_token_secret: str  # signs page tokens (hex)
+    artifacts_dir: Path | str  # served as mlflow-artifacts:/ (a folder, or s3://bucket/prefix)
+    identity_secret: str  # shared with the gateway (hex or text, store/handler/identity.py)
+    page_token_secret: str  # signs page tokens (hex); empty = derived from the identity secret
     log_path: Path | None = None
+    log_to_stderr: bool = False  # its output as JSON lines on this process's stderr
     dynamodb_credentials: LocalCredentials | None = None  # None = boto3's own chain as is
+    workers: int = 1
+
+    @property
+    def artifacts_destination(self) -> str:
+        """Where MLflow's artifact proxy writes: an object store URI as given, else a folder."""
+        if isinstance(self.artifacts_dir, str) and "://" in self.artifacts_dir:
+            return self.artifacts_dir
+        return str(Path(self.artifacts_dir).resolve())
+
+    @property
+    def local_artifacts(self) -> Path | None:
+        if isinstance(self.artifacts_dir, str) and "://" in self.artifacts_dir:
+            return None
+        return Path(self.artifacts_dir)
 
 
 def handler_env(
@@ -45,7 +61,7 @@ def handler_env(
             "_MLFLOW_SERVER_FILE_STORE": settings.store_uri,
             "_MLFLOW_SERVER_REGISTRY_STORE": settings.store_uri,
             "_MLFLOW_SERVER_SERVE_ARTIFACTS": "true",
-            "_MLFLOW_SERVER_ARTIFACT_DESTINATION": str(settings.artifacts_dir.resolve()),
+            "_MLFLOW_SERVER_ARTIFACT_DESTINATION": settings.artifacts_destination,
             "_MLFLOW_SERVER_ARTIFACT_ROOT": "mlflow-artifacts:/",
             "_MLFLOW_SGI_NAME": "uvicorn",
             "_MLFLOW_SERVER_BOOT_ID": uuid.uuid4().hex,
@@ -53,10 +69,11 @@ def handler_env(
             # Jobs need a SQL backend and a worker pool: not part of this stack.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             "CEDARFLOW_IDENTITY_SECRET": settings.identity_secret,
-            "CEDARFLOW_PAGE_TOKEN_SECRET": settings.page_token_secret,
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if settings.page_token_secret:
+        env["CEDARFLOW_PAGE_TOKEN_SECRET"] = settings.page_token_secret
     if settings.dynamodb_credentials is not None:  # in the environment: `ps` shows argv
         settings.dynamodb_credentials.apply_to(env)
     return env
@@ -82,19 +99,27 @@ class HandlerTier:
         self.stop()
 
     def start(self) -> str:
-        self.settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.local_artifacts is not None:
+            self.settings.local_artifacts.mkdir(parents=True, exist_ok=True)
         env = handler_env(self.settings)
+        workers = str(self.settings.workers)
+        to_stderr = self.settings.log_to_stderr
+        relay = None
         problem = "no attempt"
         try:
             for _ in range(_START_ATTEMPTS):
                 port = free_port()
                 self.proc = processes.spawn(
                     [sys.executable, "-m", "uvicorn", "store.handler.app:app",
-                     "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                     "--host", "127.0.0.1", "--port", str(port), "--workers", workers,
                      "--no-access-log", "--timeout-graceful-shutdown", "5"],
                     env=env,
                     log_path=self.settings.log_path,
+                    stdout=subprocess.PIPE if to_stderr else None,
+                    stderr=subprocess.STDOUT if to_stderr else None,
                 )  # fmt: skip
+                if to_stderr:
+                    relay = relay_lines(self.proc.stdout, source="handler")
                 self.url = f"http://127.0.0.1:{port}"
                 problem = _wait_for_health(self.url, self.proc)
                 if problem is None:
@@ -105,7 +130,7 @@ class HandlerTier:
             self.stop()
             raise
         log = self.settings.log_path
-        tail = processes.last_line(log) if log else ""
+        tail = processes.last_line(log) if log else (relay.last if relay else "")
         where = f" (see {log})" if log else ""
         raise StackError(f"handler tier did not start: {tail or problem}{where}")
 

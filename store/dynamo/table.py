@@ -15,11 +15,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from store.dynamo.client import RoundTrips, exhausted, make_client, sleep_backoff
 from store.dynamo.errors import (
     ConditionFailed,
+    StoreUnavailable,
+    error_code,
     error_of,
     unavailable,
     within_item_limit,
@@ -259,6 +261,23 @@ class DynamoTable:
                     attempt += 1
                     sleep_backoff(attempt, "BatchGetItem")
         return found
+
+    def describe(self) -> dict | None:
+        """DescribeTable: the table's description, None when it is missing."""
+        try:
+            return self._call("DescribeTable", TableName=self.name)["Table"]
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+
+    def reachable(self) -> bool:
+        """Whether a readiness probe may say "ready": the table answers and is usable."""
+        try:
+            described = self.describe()
+        except (ClientError, BotoCoreError, StoreUnavailable):
+            return False
+        return described is not None and described["TableStatus"] in ("ACTIVE", "UPDATING")
 
     # -- the one place requests are sent --
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from cfnlint.decode import decode
 
+from gateway.stack.serve import IDENTITY_SECRET_ENV, SESSION_SECRET_ENV, UI_CLIENT_SECRET_ENV
+from gateway.stack.serve_command import environment_variable, serve_flags
 from store.dynamo.schema import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,39 +18,14 @@ AWS_DIR = ROOT / "deploy" / "aws"
 TEMPLATES = sorted(AWS_DIR.glob("*.yaml"))
 DOCKERFILE = ROOT / "deploy" / "container" / "Dockerfile"
 
-# The contract of `cedarflow serve` (DESIGN.md, "Production"): each flag is also
-# CEDARFLOW_<FLAG> in the environment. The task definition may set only these.
-SERVE_FLAGS = (
-    "table",
-    "artifacts",
-    "issuer",
-    "jwks-url",
-    "client-id",
-    "service-client",
-    "public-url",
-    "ui-client-id",
-    "cli-client-id",
-    # Cognito matches callback URLs exactly, port included: serve must tell `cedarflow login`
-    # the port registered on the CLI app client (identity.yaml CliLoopbackPort).
-    "cli-loopback-port",
-    "policies",
-    "admin-group",
-    "principal-claim",
-    "audit-log",
-    "host",
-    "port",
-    "workers",
-    "drain-seconds",
-)
-SERVE_SECRETS = (
-    "CEDARFLOW_IDENTITY_SECRET",
-    "CEDARFLOW_SESSION_SECRET",
-    "CEDARFLOW_UI_CLIENT_SECRET",
-)
+# `cedarflow serve` reads each of its flags also as CEDARFLOW_<FLAG>: the task definition may
+# set only these (read from serve's own parser).
+SERVE_FLAGS = serve_flags()
+SERVE_SECRETS = (IDENTITY_SECRET_ENV, SESSION_SECRET_ENV, UI_CLIENT_SECRET_ENV)
 
 
 def serve_environment_variable(flag: str) -> str:
-    return "CEDARFLOW_" + flag.upper().replace("-", "_")
+    return environment_variable(flag)
 
 
 def load_template(path: Path) -> dict:

@@ -103,12 +103,19 @@ def test_the_cedarflow_wheel_is_built_and_installed(instructions):
 
 
 def wheel_inputs() -> set[str]:
-    """What pyproject.toml builds the wheel from: itself, its readme and the package folders."""
+    """What pyproject.toml builds the wheel from: itself, its readme, the package folders and
+    the folders their links point into (the packaged policies)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
     folders = {p.rstrip("*") for p in packages}
     assert all((ROOT / folder / "__init__.py").is_file() for folder in folders)
-    return {"pyproject.toml", project["project"]["readme"], *folders}
+    linked = {
+        path.resolve().relative_to(ROOT.resolve()).parts[0]
+        for folder in folders
+        for path in (ROOT / folder).rglob("*")
+        if path.is_symlink()
+    }
+    return {"pyproject.toml", project["project"]["readme"], *folders, *linked}
 
 
 def test_build_context_keeps_what_the_image_copies(instructions):
@@ -162,3 +169,22 @@ def test_policies_are_in_the_image_and_serve_reads_them_there(runtime):
     environment = " ".join(i.arguments for i in runtime if i.keyword == "ENV")
     assert f"CEDARFLOW_POLICIES={destination.rstrip('/')}" in environment
     assert (ROOT / "policies" / "schema.cedarschema").is_file()
+
+
+def test_the_image_policies_are_what_serve_reads_and_a_mount_or_flag_overrides_them(runtime):
+    from gateway.stack.serve_command import environment_variable, serve_flags
+
+    environment = " ".join(i.arguments for i in runtime if i.keyword == "ENV")
+    (setting,) = re.findall(r"(CEDARFLOW_POLICIES)=(\S+)", environment)
+    assert setting[0] in {environment_variable(flag) for flag in serve_flags()}
+    # Not inside the installed package: a directory mounted there replaces the policies.
+    assert not setting[1].startswith("/opt/cedarflow")
+
+
+def test_the_user_exists_with_a_uid_other_than_0(runtime):
+    user = one(runtime, "USER").arguments.split(":")[0]
+    created = " ".join(i.arguments for i in runtime if i.keyword == "RUN")
+    uid = re.search(rf"useradd .*--uid (\d+) .*{user}", created)
+    assert uid and int(uid.group(1)) != 0
+    entry = [i.keyword for i in runtime].index("ENTRYPOINT")
+    assert [i.keyword for i in runtime].index("USER") < entry

@@ -12,7 +12,7 @@ import pytest
 from gateway import cli
 from gateway.config import IssuerConfig, ServiceClient
 from gateway.stack.datadir import DataDir
-from gateway.stack.supervisor import StackConfig, banner
+from gateway.stack.local import StackConfig, banner
 
 
 def _up_config(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> StackConfig:
@@ -25,7 +25,7 @@ def _up_config(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> StackConfig:
         def run(self) -> int:
             return 0
 
-    monkeypatch.setattr("gateway.stack.supervisor.Stack", FakeStack)
+    monkeypatch.setattr("gateway.stack.local.Stack", FakeStack)
     assert cli.main(["up", *argv]) == 0
     return seen[0]
 

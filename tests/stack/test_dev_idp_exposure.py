@@ -19,7 +19,7 @@ from process_support import processes_mentioning
 from gateway import cli
 from gateway.authn.oauth import random_token
 from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider
-from gateway.stack.supervisor import StackConfig
+from gateway.stack.local import StackConfig
 
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=10"
 

@@ -14,15 +14,12 @@ handler tier and the gateway get in their environment.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import shlex
 import shutil
-import signal
-import socket
 import sys
-import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -31,15 +28,11 @@ from gateway.config import BodyLimits, GatewayConfig, IssuerConfig, ServiceClien
 from gateway.devidp.provider import is_loopback_host
 from gateway.stack.datadir import DEFAULT_DATA_DIR, DataDir
 from gateway.stack.dynamodb_server import DynamoServer, FileLock
-from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings
+from gateway.stack.handler_tier import HandlerTierSettings
 from gateway.stack.processes import StackError
+from gateway.stack.tiers import Tiers
 
 TABLE_NAME = "cedarflow"
-_WATCH_INTERVAL = 1.0
-
-
-class StopRequested(BaseException):
-    """SIGINT, SIGTERM or SIGHUP arrived: stop everything and exit cleanly."""
 
 
 @dataclass(frozen=True)
@@ -80,44 +73,22 @@ class StackConfig:
         return f"http://{host}:{self.port}"
 
 
-class Stack:
+class Stack(Tiers):
     """Runs the whole stack in the foreground until a signal; `run()` returns the exit code."""
 
     def __init__(self, config: StackConfig, out: IO = sys.stdout, err: IO = sys.stderr) -> None:
+        super().__init__(err)
         self.config = config
         self.data = DataDir.at(config.data_dir)
         self.out = out
-        self.err = err
         self._lock = FileLock(self.data.lock, wait=False)
         self._dynamo: DynamoServer | None = None
-        self._handler: HandlerTier | None = None
-        self._server = None  # uvicorn.Server once the gateway is built
         self._gateway_config: GatewayConfig | None = None
+        self._bound: StackConfig = config
         self._store_uri = ""
-        self._failure: str | None = None
 
-    def run(self) -> int:
-        previous = _install_stop_handlers()
-        try:
-            self._start_and_serve()
-        except StopRequested:
-            pass
-        except StackError as exc:
-            print(f"cedarflow: {exc}", file=self.err, flush=True)
-            return 1
-        except Exception as exc:  # still one line for the user; the traceback goes to a log
-            print(f"cedarflow: {self._log_unexpected(exc)}", file=self.err, flush=True)
-            return 1
-        finally:
-            self._stop_children()
-            _restore_handlers(previous)
-        if self._failure:
-            print(f"cedarflow: {self._failure}", file=self.err, flush=True)
-            return 1
-        return 0
-
-    def _log_unexpected(self, exc: Exception) -> str:
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    def unexpected(self, exc: Exception) -> str:
+        message = super().unexpected(exc)
         log = self.data.logs / "cedarflow.log"
         try:
             with open(log, "a") as file:
@@ -126,7 +97,7 @@ class Stack:
             return message
         return f"{message} (details in {log})"
 
-    def _start_and_serve(self) -> None:
+    def check(self) -> None:
         problem = self.config.sign_in_problem()
         if problem:
             raise StackError(problem)
@@ -135,13 +106,9 @@ class Stack:
         except OSError as exc:
             raise StackError(f"cannot create {self.data.root}: {exc.strerror}") from None
         self._lock_data_dir()
-        sock = _bind(self.config.host, self.config.port)
-        try:
-            config = self._with_bound_port(sock)
-            self._start_children()
-            self._serve(config, sock)
-        finally:
-            sock.close()
+
+    def address(self) -> tuple[str, int]:
+        return self.config.host, self.config.port
 
     def _lock_data_dir(self) -> None:
         try:
@@ -153,17 +120,14 @@ class Stack:
                 f"{self.data.root} is in use by another cedarflow stack{owner}"
             ) from None
 
-    def _with_bound_port(self, sock: socket.socket) -> StackConfig:
-        address, port = sock.getsockname()[:2]
+    def start_backing(self, address: str, port: int) -> None:
         # A name such as localhost may resolve elsewhere: what was bound is what counts.
         if self.config.runs_dev_idp and not is_loopback_host(address):
             raise StackError(
                 f"--host {self.config.host} is {address}, not a loopback address: the dev "
                 "identity provider runs on loopback only (give an --issuer instead)"
             )
-        return dataclasses.replace(self.config, port=port)
-
-    def _start_children(self) -> None:
+        self._bound = dataclasses.replace(self.config, port=port)
         credentials = self.data.dynamodb_credentials()
         self._dynamo = DynamoServer(
             self.data.dynamodb, log_path=self.data.logs / "dynamodb.log", credentials=credentials
@@ -174,25 +138,21 @@ class Stack:
         # The gateway runs in this process: its table client reads the key from here too.
         credentials.apply_to(os.environ)
         _ensure_table(self._store_uri)
-        self._handler = HandlerTier(
-            HandlerTierSettings(
-                store_uri=self._store_uri,
-                artifacts_dir=self.data.artifacts,
-                identity_secret=self.data.secret("identity"),
-                page_token_secret=self.data.secret("page-token"),
-                log_path=self.data.logs / "handler.log",
-                dynamodb_credentials=credentials,
-            )
+
+    def handler_settings(self) -> HandlerTierSettings:
+        return HandlerTierSettings(
+            store_uri=self._store_uri,
+            artifacts_dir=self.data.artifacts,
+            identity_secret=self.data.secret("identity"),
+            page_token_secret=self.data.secret("page-token"),
+            log_path=self.data.logs / "handler.log",
+            dynamodb_credentials=self.data.dynamodb_credentials(),
         )
-        self._handler.start()
 
-    def _serve(self, config: StackConfig, sock: socket.socket) -> None:
-        import uvicorn
-
-        from gateway.app import create_app
-
-        gateway_config = GatewayConfig(
-            upstream_url=self._handler.url,
+    def gateway_config(self, port: int, handler_url: str) -> GatewayConfig:
+        config = self._bound
+        self._gateway_config = GatewayConfig(
+            upstream_url=handler_url,
             identity_secret=bytes.fromhex(self.data.secret("identity")),
             public_url=config.public_url,
             issuers=config.issuers,
@@ -203,37 +163,15 @@ class Stack:
             audit_path=self.data.logs / "audit.jsonl",
             body_limits=config.body_limits,
         )
-        self._gateway_config = gateway_config
-        app = create_app(gateway_config)
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="auto")
-        )
-        watcher = threading.Thread(target=self._watch, args=(config,), daemon=True)
-        watcher.start()
-        try:
-            self._server.run(sockets=[sock])
-        finally:
-            self.data.remove_stack_info()
-        if not self._server.started and not self._failure:
-            raise StackError("the gateway did not start (see the messages above)")
+        return self._gateway_config
 
-    def _watch(self, config: StackConfig) -> None:
-        """Announce the stack once the gateway serves; stop it if a child dies."""
-        server = self._server
-        stopped = threading.Event()
-        while not server.started and not server.should_exit:
-            stopped.wait(0.05)
-        if server.should_exit:
-            return
-        self.data.write_stack_info(self._stack_info(config))
-        print(banner(config, self.data, self._dynamo), file=self.out, flush=True)
-        while not server.should_exit:
-            for name, child in (("local DynamoDB", self._dynamo), ("handler tier", self._handler)):
-                code = child.proc.poll() if child and child.proc else None
-                if code is not None:
-                    self._failure = f"the {name} exited with code {code}; stopping"
-                    server.should_exit = True
-            stopped.wait(_WATCH_INTERVAL)
+    def serving(self, port: int) -> None:
+        self.data.write_stack_info(self._stack_info(self._bound))
+        print(banner(self._bound, self.data, self._dynamo), file=self.out, flush=True)
+
+    def children(self) -> Iterator[tuple[str, object]]:
+        yield "local DynamoDB", self._dynamo
+        yield from super().children()
 
     def _stack_info(self, config: StackConfig) -> dict:
         return {
@@ -249,19 +187,11 @@ class Stack:
             "data_dir": str(self.data.root),
         }
 
-    def _stop_children(self) -> None:
-        # Signals during the stop must not interrupt it half way.
-        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
-        if self._server is not None:
-            self._server.should_exit = True  # the watcher must not report this stop as a crash
-        try:
-            if self._handler:
-                self._handler.stop()
-            if self._dynamo:
-                self._dynamo.stop()
-            self._lock.release()
-        finally:
-            _restore_handlers(previous)
+    def stop_backing(self) -> None:
+        self.data.remove_stack_info()
+        if self._dynamo:
+            self._dynamo.stop()
+        self._lock.release()
 
 
 def _ensure_table(store_uri: str) -> None:
@@ -321,34 +251,3 @@ def _cedarflow_command() -> str:
             return "cedarflow"
         return shlex.quote(str(me))
     return "cedarflow"
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        sock.set_inheritable(False)
-    except OSError as exc:
-        sock.close()
-        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise StackError(f"cannot listen on {host}:{port}: {reason}") from None
-    return sock
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise StopRequested(signal.Signals(signum).name)
-
-
-def _install_stop_handlers() -> dict:
-    return {sig: signal.signal(sig, _raise_stop) for sig in _STOP_SIGNALS}
-
-
-def _restore_handlers(previous: dict) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
