@@ -69,6 +69,11 @@ class Update:
         self._conditions.append(f"{self.path(path)} = {self.value(value)}")
         return self
 
+    def require(self, condition: str) -> Update:
+        """A condition written by hand with `path()` and `value()` aliases."""
+        self._conditions.append(condition)
+        return self
+
     def differs(self, path: Path, value: Any) -> Update:
         self._conditions.append(f"{self.path(path)} <> {self.value(value)}")
         return self
