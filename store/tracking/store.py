@@ -19,6 +19,8 @@ from store.tracking.experiments import ExperimentsMixin
 from store.tracking.logged_models import LoggedModelsMixin
 from store.tracking.metrics import MetricsMixin
 from store.tracking.run_inputs import RunInputsMixin
+from store.tracking.run_locator import Locators
+from store.tracking.run_logging import RunLoggingMixin
 from store.tracking.run_search import RunSearchMixin
 from store.tracking.runs import RunsMixin
 from store.unsupported import raise_not_implemented
@@ -33,6 +35,7 @@ class DynamoTrackingStore(
     TracesMixin,
     ExperimentsMixin,
     RunsMixin,
+    RunLoggingMixin,
     RunInputsMixin,
     RunSearchMixin,
     MetricsMixin,
@@ -46,6 +49,7 @@ class DynamoTrackingStore(
         super().__init__()
         self.store_uri = store_uri
         self.table = DynamoTable.from_uri(store_uri)
+        self._locators = Locators(self.table)
         self.artifact_root_uri = resolve_uri_if_local(
             artifact_uri or DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
         )
