@@ -18,6 +18,7 @@ from store.traces.store import TracesMixin
 from store.tracking.experiments import ExperimentsMixin
 from store.tracking.logged_models import LoggedModelsMixin
 from store.tracking.metrics import MetricsMixin
+from store.tracking.run_gc import RunGcMixin
 from store.tracking.run_inputs import RunInputsMixin
 from store.tracking.run_locator import Locators
 from store.tracking.run_logging import RunLoggingMixin
@@ -37,6 +38,7 @@ class DynamoTrackingStore(
     RunsMixin,
     RunLoggingMixin,
     RunInputsMixin,
+    RunGcMixin,
     RunSearchMixin,
     MetricsMixin,
     AbstractStore,
