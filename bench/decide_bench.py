@@ -17,10 +17,10 @@ from pathlib import Path
 
 import cedarpy
 
-from gateway.decide import Authorizer
-from gateway.entities import Bindings, build_entities, cached_entities
-from gateway.policy import load_policies
-from gateway.request_parse import ResourceRef, parse_request
+from gateway.authz.decide import Authorizer
+from gateway.authz.entities import Bindings, build_entities, cached_entities
+from gateway.authz.policies import load_policies
+from gateway.routing.parse import ResourceRef, parse_request
 from store.handler.identity import Principal
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"

@@ -32,7 +32,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gateway.devidp import DevIdentityProvider, subject_for  # noqa: E402
+from gateway.devidp.provider import DevIdentityProvider, subject_for  # noqa: E402
 from gateway.stack.dynamodb_server import DynamoServer  # noqa: E402
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings, free_port  # noqa: E402
 from store.handler.identity import IDENTITY_HEADER, Principal, sign_identity  # noqa: E402
@@ -178,10 +178,10 @@ def _run(url: str, handler_url: str, secret: bytes, token: str, admin: str, args
 
 def _decisions_per_second(count: int = 2000) -> float:
     """Parse + Cedar decision of one LogMetric with warm bindings, in this process."""
-    from gateway.decide import Authorizer
-    from gateway.entities import Bindings
-    from gateway.policy import PolicyStore
-    from gateway.request_parse import parse_request
+    from gateway.authz.decide import Authorizer
+    from gateway.authz.entities import Bindings
+    from gateway.authz.policies import PolicyStore
+    from gateway.routing.parse import parse_request
 
     authz = Authorizer(PolicyStore(REPO / "policies"))
     bindings = Bindings.from_data("experiment", "1", {"users": {"u": "editor"}})
@@ -226,8 +226,8 @@ def _metrics(scraper: httpx.Client) -> str:
 
 def _reads(scraper: httpx.Client) -> int:
     text = _metrics(scraper)
-    match = re.search(r"^cedarflow_dynamodb_reads_total (\d+)", text, re.M)
-    return int(match.group(1)) if match else -1
+    match = re.search(r"^cedarflow_dynamodb_reads_total (\S+)", text, re.M)
+    return int(float(match.group(1))) if match else -1  # prometheus_client writes 3.0
 
 
 def _percentiles(samples: list[float]) -> dict:

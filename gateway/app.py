@@ -1,15 +1,10 @@
-"""The gateway application: every MLflow call is authenticated, authorized, then forwarded.
+"""The gateway application: builds the request path of gateway/pipeline.py and serves it.
 
-    request ─▶ authenticate (authn.py) ─▶ authorize (Authorizer) ─▶ forward (proxy.py) ─▶ MLflow
-
-`/healthz` and `/readyz` answer without credentials; so do the dev identity provider (under
-`/devidp`, on a loopback gateway without outside issuers only; `404` otherwise), the sign-in
-routes (gateway/login.py) and the UI's static files, which a browser loads before it signs in.
-Every other path, the whole MLflow API included, needs a valid bearer token or a browser
-session cookie (state-changing calls on a cookie must come from the gateway's own origin); a
-browser navigating without either is sent to sign in.
-`/metrics` takes the same path: authenticated here, then decided and served by the policy step.
-Before any of it, a request body is held to its route's size limit (gateway/body_limit.py).
+Every request, whatever its path, goes to `Gateway.handle`, which routes it with the one route
+table (MLflow's rows and the gateway's own, routing/tables/gateway.py). Before any of it, a
+request body is held to its row's size limit (gateway/body_limit.py). A gateway decides every
+call with Cedar policies: without a policy folder and the table of role bindings it does not
+start. Errors anywhere are GatewayErrors, answered in MLflow's JSON shape by one handler.
 """
 
 from __future__ import annotations
@@ -17,110 +12,110 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, replace
-from typing import Protocol
+from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import Route
 
-from gateway.authn import Authenticator
+from gateway.authn.bearer import Authenticator
+from gateway.authn.browser import BrowserLogin
+from gateway.authn.principal import DEV_TAG
+from gateway.authz.decide import Authorizer
+from gateway.authz.policies import PolicyStore
+from gateway.authz.resolver import Resolver
 from gateway.body_limit import BodyLimitMiddleware
 from gateway.config import USE_ACCESS, USE_ID, BrowserLoginConfig, GatewayConfig, IssuerConfig
-from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider, dev_provider_for
-from gateway.devidp_oauth import DevOAuthEndpoints
-from gateway.errors import AuthenticationError, GatewayError, mlflow_error_response
-from gateway.login import BrowserLogin, login_redirect, wants_html
-from gateway.principal import ANONYMOUS, DEV_TAG, Authenticated
+from gateway.devidp.oauth import DevOAuthEndpoints
+from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider, dev_provider_for
+from gateway.errors import GatewayError, error_handler
+from gateway.filters import ResponseFilters
+from gateway.observe.audit import AuditLog
+from gateway.observe.metrics import Metrics
+from gateway.permissions_api import PermissionsApi
+from gateway.pipeline import Gateway, Pipeline
 from gateway.proxy import Forwarder
+from gateway.routing.tables.gateway import METRICS_ACTION
+from store.bindings import BindingStore
+from store.dynamo.table import DynamoTable
 
 _logger = logging.getLogger(__name__)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+NO_POLICIES = (
+    "the gateway decides every call with Cedar policies: give it a policy folder "
+    "(policies_dir) and the table that holds the role bindings (store_uri)"
+)
 
 
-class Authorizer(Protocol):
-    """Step 2: may this caller make this call? Raise gateway.errors.PermissionDenied if not."""
-
-    async def authorize(self, request: Request, caller: Authenticated) -> None: ...
-
-
-class AllowAuthenticated:
-    """Lets every authenticated caller through (the policy engine replaces it)."""
-
-    async def authorize(self, request: Request, caller: Authenticated) -> None:
-        return None
-
-
-def create_app(config: GatewayConfig, *, authorizer: Authorizer | None = None) -> Starlette:
-    """The gateway as an ASGI app."""
+def create_app(config: GatewayConfig) -> Starlette:
+    """The gateway as an ASGI app; refuses a configuration that would decide nothing."""
     dev_idp = dev_provider_for(config)  # refuses a dev provider that would be exposed
-    upstream_client = httpx.AsyncClient(  # the readiness probe's; MLflow calls use the Forwarder
-        timeout=httpx.Timeout(config.upstream_timeout_seconds, connect=5.0),
-        follow_redirects=False,
-        trust_env=False,  # the handler tier is on a private address: never via a proxy
-    )
+    if config.policies_dir is None or config.store_uri is None:
+        raise ValueError(NO_POLICIES)
+    policies = PolicyStore(Path(config.policies_dir))  # a broken set never starts
+    authorizer = Authorizer(policies, admin_groups=tuple(config.admin_groups))
+    table = DynamoTable.from_uri(config.store_uri)
+    resolver = Resolver(table, ttl=config.bindings_ttl_seconds)
+    audit = AuditLog(config.audit_path)
+    metrics = Metrics(dynamodb_reads=lambda: resolver.reads)
     forwarder = Forwarder(
         config.upstream_url,
         config.identity_secret,
         timeout_seconds=config.upstream_timeout_seconds,
+        observe=metrics.observe_upstream,
     )
-    jwks_client = httpx.AsyncClient(follow_redirects=False)
+    http = httpx.AsyncClient(follow_redirects=False)  # JWKS and OIDC discovery
     login_config = browser_login_config(config, dev_idp)
-    issuers = trusted_issuers(config, dev_idp, login_config)
-    authenticator = Authenticator(config, issuers, jwks_client)
-    browser = (
-        BrowserLogin(config, login_config, authenticator, jwks_client) if login_config else None
-    )
-    if authorizer is None and config.policies_dir is not None:  # Cedar policies + role bindings
-        from gateway.authorize import PolicyAuthorizer
-
-        authorizer = PolicyAuthorizer.from_config(config)
-    gateway = MlflowGateway(
-        authenticator=authenticator,
-        authorizer=authorizer or AllowAuthenticated(),
-        forwarder=forwarder,
-        browser=browser,
-    )
-    probes = Probes(upstream_client, config.upstream_url, gateway.authenticator)
-
-    routes: list[BaseRoute] = [
-        Route("/healthz", probes.healthz, methods=["GET"]),
-        Route("/readyz", probes.readyz, methods=["GET"]),
-    ]
+    authenticator = Authenticator(config, trusted_issuers(config, dev_idp, login_config), http)
+    browser = BrowserLogin(config, login_config, authenticator, http) if login_config else None
+    probes = Probes(forwarder, authenticator)
+    answers = {**probes.endpoints(), METRICS_ACTION: metrics.endpoint}
+    if browser is not None:
+        answers |= browser.endpoints()
     if dev_idp is not None:
-        dev_endpoints = DevOAuthEndpoints(
+        services = [s.client_id for s in config.service_clients]
+        answers |= DevOAuthEndpoints(
             dev_idp,
             gateway_url=config.public_url,
-            machine_clients=[s.client_id for s in config.service_clients],
+            machine_clients=services,
             token_ttl=config.dev_token_ttl_seconds,
-        )
-        routes.append(Mount("/devidp", routes=dev_endpoints.routes()))
-    else:  # its sign-in and token endpoints do not exist here, whoever asks
-        no_dev_idp = Route("/{path:path}", _no_dev_idp, methods=ALL_METHODS)
-        routes.append(Mount("/devidp", routes=[no_dev_idp]))
-    if browser is not None:
-        routes.extend(browser.routes())
-    routes.append(Route("/{path:path}", gateway.handle, methods=ALL_METHODS))
+        ).endpoints()
+    gateway = Gateway(
+        authenticator=authenticator,
+        pipeline=Pipeline(authorizer, resolver, audit=audit, metrics=metrics),
+        forwarder=forwarder,
+        filters=ResponseFilters(authorizer, resolver.prefetch, forwarder),
+        permissions=PermissionsApi(authorizer, resolver, BindingStore(table), audit),
+        answers=answers,
+        browser=browser,
+        after_success=resolver.after_success,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        yield
-        await upstream_client.aclose()
-        await jwks_client.aclose()
-        await forwarder.aclose()
+        policies.start()  # hot reload: an edited policy file applies within a second
+        try:
+            yield
+        finally:
+            policies.stop()
+            await http.aclose()
+            await forwarder.aclose()
+            audit.close()
 
     app = Starlette(
-        routes=routes,
+        routes=[Route("/{path:path}", gateway.handle, methods=ALL_METHODS)],
         lifespan=lifespan,
         middleware=[Middleware(BodyLimitMiddleware, limits=config.body_limits)],
-        exception_handlers={Exception: _internal_error},
+        exception_handlers={GatewayError: error_handler, Exception: _internal_error},
     )
     app.state.config = config
     app.state.gateway = gateway
     app.state.dev_idp = dev_idp
+    app.state.policies = policies
     return app
 
 
@@ -170,84 +165,20 @@ def trusted_issuers(
 
 
 @dataclass
-class MlflowGateway:
-    """The MLflow request path, one step per collaborator."""
-
-    authenticator: Authenticator
-    authorizer: Authorizer
-    forwarder: Forwarder
-    browser: BrowserLogin | None = None
-
-    async def handle(self, request: Request) -> Response:
-        try:
-            if is_public_static(request) and not self._is_signed_in_page(request):
-                return await self.forwarder.forward(request, ANONYMOUS)
-            caller, set_cookie = await self._authenticate(request)
-            request.state.caller = caller
-            handle = getattr(self.authorizer, "handle", None)
-            if handle is not None:  # the policy step forwards and filters responses itself
-                response = await handle(request, caller, self.forwarder)
-            else:
-                await self.authorizer.authorize(request, caller)
-                response = await self.forwarder.forward(request, caller.principal)
-            if set_cookie is not None:
-                response.raw_headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-            return response
-        except AuthenticationError as exc:
-            _logger.info(
-                "401 %s %s from %s: %s",
-                request.method,
-                request.url.path,
-                request.client.host if request.client else "-",
-                exc.reason,
-            )
-            if self.browser is not None and wants_html(request):
-                redirect = login_redirect(request)
-                if "Set-Cookie" in exc.headers:
-                    redirect.headers.append("Set-Cookie", exc.headers["Set-Cookie"])
-                return redirect
-            return exc.to_response()
-        except GatewayError as exc:
-            return exc.to_response()
-
-    async def _authenticate(self, request: Request) -> tuple[Authenticated, str | None]:
-        """A bearer token when one is sent (never CSRF-prone), else the browser's session."""
-        browser = self.browser
-        if browser is None or "authorization" in request.headers:
-            return await self.authenticator.authenticate(request), None
-        if not browser.has_session_cookie(request):
-            return await self.authenticator.authenticate(request), None
-        outcome = await browser.authenticate(request)
-        return outcome.caller, outcome.set_cookie
-
-    def _is_signed_in_page(self, request: Request) -> bool:
-        # With browser sign-in on, the UI's page itself sends a stranger to sign in.
-        return self.browser is not None and request.scope["path"] == "/"
-
-
-def is_public_static(request: Request) -> bool:
-    """The UI page and its static files: readable without a token so the browser can load."""
-    if request.method not in ("GET", "HEAD"):
-        return False
-    path = request.scope["path"]
-    if ".." in path or "\\" in path or "//" in path:
-        return False
-    return path in ("/", "/favicon.ico") or path.startswith("/static-files/")
-
-
-@dataclass
 class Probes:
     """Liveness and readiness, for load balancers and the local launcher."""
 
-    upstream_client: httpx.AsyncClient
-    upstream_url: str
+    forwarder: Forwarder
     authenticator: Authenticator
+
+    def endpoints(self) -> dict:
+        return {"Healthz": self.healthz, "Readyz": self.readyz}
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        upstream_ok = await self._upstream_healthy()
+        upstream_ok = await self.forwarder.healthy()
         issuers = {
             issuer: await cache.ensure_loaded()
             for issuer, cache in self.authenticator.jwks_caches.items()
@@ -257,22 +188,8 @@ class Probes:
         body["issuers"] = issuers
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    async def _upstream_healthy(self) -> bool:
-        try:
-            response = await self.upstream_client.get(
-                f"{self.upstream_url.rstrip('/')}/health", timeout=3.0
-            )
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
-
-
-async def _no_dev_idp(request: Request) -> Response:
-    return mlflow_error_response(
-        404, "ENDPOINT_NOT_FOUND", "This gateway runs no dev identity provider."
-    )
-
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     _logger.exception("Unhandled error on %s %s", request.method, request.url.path)
-    return mlflow_error_response(500, "INTERNAL_ERROR", "The gateway failed to handle the call.")
+    error = GatewayError(500, "INTERNAL_ERROR", "The gateway failed to handle the call.")
+    return error.to_response()

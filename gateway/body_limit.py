@@ -8,7 +8,8 @@ the gateway holds at most one limit's worth of any body. The rest of a refused b
 by the server as it arrives (the connection stays usable, so the client reads the 413).
 
 Limits (GatewayConfig.body_limits):
-- sign-in and dev identity provider forms (`/devidp/...`, `/oauth2/...`, `/logout`): `form`;
+- the gateway's calls answered without credentials (sign-in, the dev identity provider's
+  forms; routing/tables/gateway.py): `form`;
 - MLflow calls that carry bulk data (LogBatch, LogInputs, traces and OTLP spans, GraphQL,
   dataset records, the UI's small-file upload): `large`;
 - artifact uploads (`PUT .../mlflow-artifacts/artifacts/...`): no limit, they stream through;
@@ -18,13 +19,12 @@ Calls with a limit are forwarded as the exact bytes that were read, with their C
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import MIB, BodyLimits
-from gateway.routes import match_route
-from gateway.routes.model import Refusal
+from gateway.errors import GatewayError
+from gateway.routing import match_route
+from gateway.routing.model import OPEN
 
 # The scope key under which the middleware leaves the request's limit (None: streamed).
 LIMIT_KEY = "cedarflow.body_limit"
@@ -43,17 +43,16 @@ LARGE_BODY_ACTIONS = frozenset(
         "UploadArtifact",
     }
 )
-FORM_PREFIXES = ("/devidp/", "/oauth2/", "/logout")
 
 
 def limit_for(limits: BodyLimits, method: str, raw_path: str) -> int | None:
     """The body limit of one request; None for artifact uploads, which stream unbounded."""
-    if raw_path.startswith(FORM_PREFIXES):
-        return limits.form
     try:
         route = match_route(method, raw_path).route
-    except Refusal:
+    except GatewayError:
         return limits.json  # refused without reading; a body is still held to a limit
+    if route.serve == OPEN:
+        return limits.form
     if route.action == "UploadArtifact" and route.method == "PUT":
         return None
     if route.action in LARGE_BODY_ACTIONS:
@@ -93,10 +92,12 @@ class BodyLimitMiddleware:
             return
         declared = _declared_length(scope)
         if declared is _MALFORMED:
-            await _send_error(send, 400, "BAD_REQUEST", "The Content-Length header is malformed.")
+            await _send_error(
+                scope, send, 400, "BAD_REQUEST", "The Content-Length header is malformed."
+            )
             return
         if declared is not None and declared > limit:
-            await _send_too_large(send, limit)
+            await _send_too_large(scope, send, limit)
             return
         started = False
 
@@ -110,7 +111,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:  # cannot happen for bounded routes: each reads its body first
                 raise
-            await _send_too_large(send, limit)
+            await _send_too_large(scope, send, limit)
 
 
 class _CappedReceive:
@@ -142,8 +143,9 @@ def _declared_length(scope: Scope) -> int | object | None:
     return int(values[0])
 
 
-async def _send_too_large(send: Send, limit: int) -> None:
+async def _send_too_large(scope: Scope, send: Send, limit: int) -> None:
     await _send_error(
+        scope,
         send,
         413,
         "INVALID_PARAMETER_VALUE",
@@ -151,19 +153,12 @@ async def _send_too_large(send: Send, limit: int) -> None:
     )
 
 
-async def _send_error(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error_code": code, "message": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _send_error(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    await GatewayError(status, code, message).to_response()(scope, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _describe(limit: int) -> str:

@@ -19,7 +19,7 @@ class IssuerConfig:
     client_ids: tuple[str, ...]
     token_uses: tuple[str, ...] = (USE_ID, USE_ACCESS)
     groups_claim: str = "cognito:groups"
-    # Principal ids are "<tag>:<value of principal_claim>" (gateway/principal.py); the tag
+    # Principal ids are "<tag>:<value of principal_claim>" (gateway/authn/principal.py); the tag
     # defaults to the pool id of a Cognito issuer, else a digest of the issuer URL.
     principal_claim: str = "sub"  # sub | username | email
     principal_tag: str | None = None
@@ -146,8 +146,8 @@ class GatewayConfig:
     browser_login: BrowserLoginConfig | None = None  # None = the dev provider's, when it is on
     session: SessionSettings = field(default_factory=SessionSettings)
     dev_token_ttl_seconds: int = 3600  # lifetime of the dev provider's access and ID tokens
-    # Authorization (gateway/authorize.py): Cedar policies from `policies_dir`, role bindings
-    # from the handler tier's table `store_uri`; None = every authenticated caller passes.
+    # Authorization (gateway/pipeline.py): Cedar policies from `policies_dir`, role bindings
+    # from the handler tier's table `store_uri`; both required (the gateway refuses to start).
     policies_dir: Path | None = None
     store_uri: str | None = None  # dynamodb://...
     bindings_ttl_seconds: float = 5.0  # how long the gateway trusts cached role bindings

@@ -1,64 +1,86 @@
-"""Errors the gateway returns, in MLflow's JSON shape so MLflow clients show them as usual."""
+"""The gateway's one error type, answered in MLflow's JSON shape so MLflow clients show it as usual.
+
+Any step may raise a GatewayError; the app has one handler for it (`error_handler`), as Starlette
+does with HTTPException. Values refused before a decision, denials, upstream failures and the
+permissions API's errors are all this type; only authentication adds what a 401 needs.
+"""
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+from collections.abc import Mapping
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 # RFC 6750 realm announced in WWW-Authenticate.
 REALM = "cedarflow"
 
 
 class GatewayError(Exception):
-    """A refusal with an HTTP status, an MLflow error code and a message for the user."""
+    """An answer with an HTTP status, an MLflow error code and a message for the user."""
 
-    status_code = 400
-    error_code = "BAD_REQUEST"
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        error_code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
+        self.status_code = status_code
+        self.error_code = error_code
         self.message = message
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
+
+    def to_json(self) -> dict[str, str]:
+        return {"error_code": self.error_code, "message": self.message}
 
     def to_response(self) -> JSONResponse:
-        return mlflow_error_response(
-            self.status_code, self.error_code, self.message, headers=self.headers
-        )
+        return JSONResponse(self.to_json(), status_code=self.status_code, headers=self.headers)
+
+    def __str__(self) -> str:
+        return f"{self.status_code} {self.error_code}: {self.message}"
 
 
 class AuthenticationError(GatewayError):
     """No usable credentials (401). `reason` is for the log only, never sent to the client."""
-
-    status_code = 401
-    error_code = "UNAUTHENTICATED"
 
     def __init__(self, message: str, *, reason: str, token_present: bool = True) -> None:
         # RFC 6750: no error code when the request carried no token at all.
         challenge = f'Bearer realm="{REALM}"'
         if token_present:
             challenge += ', error="invalid_token"'
-        super().__init__(message, headers={"WWW-Authenticate": challenge})
+        super().__init__(401, "UNAUTHENTICATED", message, headers={"WWW-Authenticate": challenge})
         self.reason = reason
 
 
-class PermissionDenied(GatewayError):
-    status_code = 403
-    error_code = "PERMISSION_DENIED"
+def bad_request(message: str) -> GatewayError:
+    return GatewayError(400, "INVALID_PARAMETER_VALUE", message)
 
 
-class UpstreamUnavailable(GatewayError):
-    status_code = 502
-    error_code = "TEMPORARILY_UNAVAILABLE"
+def forbidden(message: str) -> GatewayError:
+    return GatewayError(403, "PERMISSION_DENIED", message)
 
 
-class UpstreamTimeout(GatewayError):
-    status_code = 504
-    error_code = "DEADLINE_EXCEEDED"
+def permission_denied(action: str, what: str) -> GatewayError:
+    """The denial of a decided call: the action and what the caller named, nothing more."""
+    return forbidden(f"Permission denied: {action} on {what}.")
 
 
-def mlflow_error_response(
-    status_code: int, error_code: str, message: str, *, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """{"error_code": ..., "message": ...} with the given status, as MLflow's server answers."""
-    return JSONResponse(
-        {"error_code": error_code, "message": message}, status_code=status_code, headers=headers
-    )
+def not_found(message: str) -> GatewayError:
+    return GatewayError(404, "ENDPOINT_NOT_FOUND", message)
+
+
+def upstream_unavailable(message: str) -> GatewayError:
+    return GatewayError(502, "TEMPORARILY_UNAVAILABLE", message)
+
+
+def upstream_timeout(message: str) -> GatewayError:
+    return GatewayError(504, "DEADLINE_EXCEEDED", message)
+
+
+async def error_handler(request: Request, exc: Exception) -> Response:
+    """The app's handler for GatewayError (registered in gateway/app.py)."""
+    assert isinstance(exc, GatewayError)
+    return exc.to_response()

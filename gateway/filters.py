@@ -1,29 +1,39 @@
-"""Response filters: list and search answers keep only the items the caller may read.
+"""Narrowing and filtering: a search reads only what the caller may read.
 
-Each item is decided on its own experiment or registered model with the "get" action of
-its kind (a run with GetRun, a model version with GetModelVersion, ...), so the policy
-files decide what a search shows. A page that lost items is refilled from the handler
-tier: the next pages are asked for exactly the number of items still missing, so every
-upstream page is consumed whole and the handler's own next-page token stays valid.
+Before forwarding, a search's experiment ids the caller may not read are dropped from the
+request (`narrowed_request`). After, list and search answers keep only the items the caller
+may read (`ResponseFilters`): each item is decided on its own experiment or registered model
+with the "get" action of its kind (a run with GetRun, a model version with GetModelVersion,
+...), so the policy files decide what a search shows. A page that lost items is refilled from
+the handler tier: the next pages are asked for exactly the number of items still missing, so
+every upstream page is consumed whole and the handler's own next-page token stays valid.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.decide import Authorizer
-from gateway.request_parse import ParsedRequest, ResourceRef
+from gateway.authz.decide import Authorizer, BindingsLookup
+from gateway.errors import forbidden
+from gateway.proxy import Forwarder
+from gateway.routing.params import camel
+from gateway.routing.parse import ParsedRequest, ResourceRef
 from store.handler.identity import Principal
+
+if TYPE_CHECKING:
+    from gateway.pipeline import Call
 from store.vocabulary import EXPERIMENT, REGISTERED_MODEL
 
 _MAX_REFILLS = 20  # upstream pages per client page at most (bounded work per request)
+GRAPHQL = "graphql"  # the filter of /graphql: decided per root field before forwarding
 
 
 @dataclass(frozen=True)
@@ -70,17 +80,23 @@ RULES: dict[str, ItemRule] = {
 
 
 class ResponseFilters:
-    def __init__(self, authorizer: Authorizer, resolver):
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        prefetch: Callable[[list[ResourceRef]], Awaitable[BindingsLookup]],
+        forwarder: Forwarder,
+    ):
         self.authz = authorizer
-        self.resolver = resolver
+        self.prefetch = prefetch
+        self.forwarder = forwarder
 
     async def apply(
         self,
         request: Request,
+        call: Call,
         parsed: ParsedRequest,
         principal: Principal,
         response: Response,
-        forwarder,
     ) -> Response:
         raw = await _drain(response)
         document = _decode_json(raw, response)
@@ -102,13 +118,11 @@ class ResponseFilters:
         )
         lost = len(document.get(rule.key) or []) - len(items)
         token = document.get("next_page_token")
-        wanted = _max_results(request, parsed) or len(document.get(rule.key) or [])
+        wanted = _max_results(call, parsed) or len(document.get(rule.key) or [])
         refills = 0
         while lost and token and len(items) < wanted and refills < _MAX_REFILLS:
             refills += 1
-            page = await self._page(
-                request, parsed, forwarder, principal, token, wanted - len(items)
-            )
+            page = await self._page(request, call, parsed, principal, token, wanted - len(items))
             if page is None:
                 break
             items += await self.readable(
@@ -132,14 +146,14 @@ class ResponseFilters:
         refs = [ResourceRef(kind, str(i)) for i in dict.fromkeys(x for x in ids if x)]
         if not refs:
             return []
-        lookup = await self.resolver.prefetch(refs)
+        lookup = await self.prefetch(refs)
         decisions = self.authz.decide_each(principal, action, refs, lookup)
         allowed = {d.resource.id for d in decisions if d.allowed}
         return [item for item, i in zip(items, ids, strict=True) if i and str(i) in allowed]
 
-    async def _page(self, request, parsed, forwarder, principal, token: str, count: int):
+    async def _page(self, request, call, parsed, principal, token: str, count: int):
         """The next upstream page, asked for `count` items."""
-        if "params:query" in parsed.flags or request.method == "GET":
+        if "params:query" in parsed.flags or call.method == "GET":
             pairs = [
                 (k, v)
                 for k, v in parse_qsl(
@@ -150,14 +164,12 @@ class ResponseFilters:
             pairs += [("page_token", token), ("max_results", str(count))]
             follow = body_request(request, query=urlencode(pairs).encode("ascii"))
         else:
-            params = json.loads(request._body or b"{}")
-            if isinstance(params, str):
-                params = json.loads(params)
+            params = _body_params(call)
             for key in ("pageToken", "maxResults"):
                 params.pop(key, None)
             params["page_token"], params["max_results"] = token, count
             follow = body_request(request, body=json.dumps(params).encode())
-        response = await forwarder.forward(follow, principal)
+        response = await self.forwarder.forward(follow, principal)
         if response.status_code != 200:
             await _drain(response)
             return None
@@ -171,7 +183,7 @@ def body_request(
     scope = dict(request.scope)
     if query is not None:
         scope["query_string"] = query
-    content = body if body is not None else (request._body if hasattr(request, "_body") else b"")
+    content = body if body is not None else b""
     headers = [
         (k, v)
         for k, v in request.scope["headers"]
@@ -190,20 +202,15 @@ def body_request(
         return {"type": "http.request", "body": content, "more_body": False}
 
     copy = Request(scope, receive)
-    copy._body = content
     copy.state.request_id = getattr(request.state, "request_id", None)
     return copy
 
 
-def _max_results(request: Request, parsed: ParsedRequest) -> int | None:
-    if "params:query" in parsed.flags or request.method == "GET":
-        value = dict(parse_qsl(request.scope["query_string"].decode("ascii"))).get("max_results")
+def _max_results(call: Call, parsed: ParsedRequest) -> int | None:
+    if "params:query" in parsed.flags or call.method == "GET":
+        value = dict(parse_qsl(_query(call))).get("max_results")
     else:
-        try:
-            params = json.loads(request._body or b"{}")
-        except ValueError:
-            return None
-        params = params if isinstance(params, dict) else {}
+        params = _body_params(call)
         value = params.get("max_results", params.get("maxResults"))
     try:
         return int(value) if value is not None else None
@@ -265,7 +272,58 @@ def _json(document: dict, original: Response) -> Response:
 
 
 def _refused(action: str) -> Response:
-    return JSONResponse(
-        {"error_code": "PERMISSION_DENIED", "message": f"Permission denied: {action}."},
-        status_code=403,
-    )
+    return forbidden(f"Permission denied: {action}.").to_response()
+
+
+def narrowed_request(
+    request: Request, call: Call, parsed: ParsedRequest, kept: tuple[ResourceRef, ...]
+) -> Request:
+    """The same request with only the readable experiment ids of a search."""
+    keep = {r.id for r in kept}
+    specs = [s for s in parsed.route.refs if s.narrow]
+    if "params:query" in parsed.flags:
+        names = {s.source.removesuffix("[]") for s in specs}
+        pairs = parse_qsl(_query(call), keep_blank_values=True)
+        pairs = [(k, v) for k, v in pairs if k not in names or v in keep]
+        return body_request(request, query=urlencode(pairs).encode("ascii"))
+    params = _body_params(call)
+    for spec in specs:
+        _narrow_field(params, spec.source, keep)
+    return body_request(request, body=json.dumps(params).encode())
+
+
+def _narrow_field(params: dict, source: str, keep: set[str]) -> None:
+    head, _, rest = source.partition(".")
+    name = head.removesuffix("[]")
+    key = name if name in params else camel(name)
+    if key not in params:
+        return
+    if not rest:  # experiment_ids[]
+        params[key] = [v for v in params[key] if v in keep]
+        return
+    # locations[].mlflow_experiment.experiment_id: keep the list entries whose id is kept
+    params[key] = [e for e in params[key] if _nested(e, rest) in keep]
+
+
+def _nested(obj: object, path: str) -> object:
+    for part in path.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part, obj.get(camel(part)))
+    return obj
+
+
+def _body_params(call: Call) -> dict:
+    """The JSON object of a body the parse step read (legacy clients double-encode it)."""
+    try:
+        params = json.loads(call.body or b"{}")
+        if isinstance(params, str):
+            params = json.loads(params)
+    except ValueError:
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def _query(call: Call) -> str:
+    query = call.query
+    return query.decode("ascii") if isinstance(query, bytes) else query

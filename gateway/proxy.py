@@ -11,17 +11,18 @@ calling only from the signed identity header added here.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import aiohttp
 import yarl
-from multidict import CIMultiDict
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.authn.session import LOGIN_COOKIE, SESSION_COOKIE
 from gateway.body_limit import body_limit
-from gateway.errors import UpstreamTimeout, UpstreamUnavailable
-from gateway.session import LOGIN_COOKIE, SESSION_COOKIE
+from gateway.errors import upstream_timeout, upstream_unavailable
 from store.handler.identity import IDENTITY_HEADER, Principal, sign_identity
 
 _logger = logging.getLogger(__name__)
@@ -141,8 +142,10 @@ class Forwarder:
         timeout_seconds: float,
         connect_timeout_seconds: float = 5.0,
         max_connections: int = 200,
+        observe: Callable[[float], None] = lambda seconds: None,
     ):
         self.upstream = upstream_url.rstrip("/")
+        self._observe = observe  # time to the handler tier's response headers
         self._secret = identity_secret
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout_seconds, sock_read=timeout_seconds
@@ -158,6 +161,7 @@ class Forwarder:
         """
         body = await _request_body(request)
         headers = self._upstream_headers(request, principal, isinstance(body, bytes))
+        started = time.perf_counter()
         try:
             response = await self._session_now().request(
                 request.method,
@@ -168,10 +172,11 @@ class Forwarder:
             )
         except (TimeoutError, aiohttp.ServerTimeoutError):
             _logger.warning("Upstream timed out: %s %s", request.method, request.url.path)
-            raise UpstreamTimeout("The MLflow server did not answer in time.") from None
+            raise upstream_timeout("The MLflow server did not answer in time.") from None
         except aiohttp.ClientError as exc:
             _logger.warning("Upstream unreachable: %s", exc)
-            raise UpstreamUnavailable("The MLflow server is not reachable.") from None
+            raise upstream_unavailable("The MLflow server is not reachable.") from None
+        self._observe(time.perf_counter() - started)
         # Raw pairs keep repeated headers (Set-Cookie) and the upstream's exact values.
         headers = _response_headers(response)
         if response.content_length is not None and response.content_length <= _READ_WHOLE:
@@ -179,7 +184,7 @@ class Forwarder:
                 body = await response.read()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 _logger.warning("Upstream failed mid-body on %s: %s", request.url.path, exc)
-                raise UpstreamUnavailable("The MLflow server's answer was cut short.") from None
+                raise upstream_unavailable("The MLflow server's answer was cut short.") from None
             finally:
                 response.release()
             whole = Response(body, status_code=response.status)
@@ -192,6 +197,16 @@ class Forwarder:
         )
         streamed.raw_headers = headers
         return streamed
+
+    async def healthy(self) -> bool:
+        """Whether the handler tier answers its health check (the readiness probe's question)."""
+        try:
+            async with self._session_now().get(
+                f"{self.upstream}/health", timeout=aiohttp.ClientTimeout(total=3.0)
+            ) as response:
+                return response.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return False
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -220,20 +235,19 @@ class Forwarder:
 
     def _upstream_headers(
         self, request: Request, principal: Principal, body_framed_here: bool
-    ) -> CIMultiDict:
-        headers = CIMultiDict(
-            forwardable_request_headers(request, body_framed_here=body_framed_here)
-        )
-        headers[IDENTITY_HEADER] = sign_identity(
+    ) -> list[tuple[str, str]]:
+        headers = forwardable_request_headers(request, body_framed_here=body_framed_here)
+        identity = sign_identity(
             principal,
             request.method,
             request.scope["path"],
             self._secret,
             query=request.scope.get("query_string", b"").decode("latin-1"),
         )
+        headers.append((IDENTITY_HEADER, identity))
         if request.client is not None:
-            headers["x-forwarded-for"] = request.client.host
-        headers["x-forwarded-proto"] = request.url.scheme
+            headers.append(("x-forwarded-for", request.client.host))
+        headers.append(("x-forwarded-proto", request.url.scheme))
         return headers
 
 

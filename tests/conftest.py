@@ -16,9 +16,10 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
+from process_support import wait_until_gone  # noqa: E402
 
 from gateway.stack.dynamodb_server import DynamoServer  # noqa: E402
-from gateway.stack.processes import spawn, wait_until_gone  # noqa: E402
+from gateway.stack.processes import spawn  # noqa: E402
 
 _STACK_START_TIMEOUT = 240.0
 
@@ -89,7 +90,7 @@ class StackProcess:
 
     def token(self, user: str, groups: Sequence[str] = (), **options) -> str:
         """A dev access token for `user` (options: machine_client_id, ttl)."""
-        from gateway.devidp import DevIdentityProvider
+        from gateway.devidp.provider import DevIdentityProvider
 
         provider = DevIdentityProvider(self.data_dir / "devidp", self.info["issuer"])
         return provider.mint(user, tuple(groups), **options)

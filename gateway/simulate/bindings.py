@@ -17,11 +17,16 @@ bindings, and the runs, logged models, traces and datasets that live in each exp
       churn:
         users: {bob: manager}
         groups: {vision: reader}
-        versions: {"3": {stage: Production, aliases: [champion]}}
+        versions:
+          "3": {stage: Production, aliases: [champion], source: "runs:/run-1/model"}
+          "4": {model_id: m-1}          # registered from a logged model
 
 Anything not listed does not exist (the gateway denies it, or forwards it when MLflow
 answers 404 itself, like an unknown experiment name). Datasets are not listed: the
 gateway does not resolve a dataset to its experiments, so calls naming one are denied.
+A version's `source` (`runs:/<run>/<path>`) or `model_id` says which files its readers
+may load (gateway/authz/model_readers.py): the store keeps a run's files under
+`<experiment>/<run>/artifacts/`, and a logged model's in its experiment.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.decide import MISSING
-from gateway.entities import Bindings
-from gateway.request_parse import ResourceRef
+from gateway.authz.decide import MISSING
+from gateway.authz.entities import Bindings
+from gateway.authz.model_readers import ArtifactRead
+from gateway.routing.parse import ResourceRef
 from gateway.simulate.inputs import (
     InputError,
     Location,
@@ -41,10 +47,18 @@ from gateway.simulate.inputs import (
     located,
     read_document,
 )
-from store.vocabulary import EXPERIMENT, REGISTERED_MODEL, ROLES
+from store.vocabulary import (
+    EXPERIMENT,
+    EXPERIMENT_NAME,
+    LOGGED_MODEL,
+    REGISTERED_MODEL,
+    ROLES,
+    RUN,
+    TRACE,
+)
 
-_CHILDREN = {"runs": "run", "logged_models": "logged_model", "traces": "trace"}
-_RESOLVABLE = {EXPERIMENT, REGISTERED_MODEL, "experiment_name", *_CHILDREN.values()}
+_CHILDREN = {"runs": RUN, "logged_models": LOGGED_MODEL, "traces": TRACE}
+_RESOLVABLE = {EXPERIMENT, REGISTERED_MODEL, EXPERIMENT_NAME, *_CHILDREN.values()}
 _EXPERIMENT_KEYS = {"name", "users", "groups", "private", *_CHILDREN}
 _MODEL_KEYS = {"users", "groups", "versions"}
 
@@ -55,6 +69,8 @@ Lookup = Callable[[ResourceRef], object]
 class VersionFacts:
     stage: str = "None"
     aliases: tuple[str, ...] = ()
+    model_id: str | None = None  # the logged model it was registered from
+    source: str | None = None  # e.g. runs:/<run id>/<path>
 
 
 @dataclass(frozen=True)
@@ -68,7 +84,7 @@ class BindingsData:
     def lookup(self, ref: ResourceRef) -> Bindings | object | None:
         """The gateway's BindingsLookup contract: Bindings, MISSING, or None (unresolvable)."""
         if ref.kind not in _RESOLVABLE:
-            return None  # as gateway/resolve.py: datasets and the like are not resolved
+            return None  # as gateway/authz/resolver.py: datasets and the like are not resolved
         key = (ref.kind, ref.id)
         key = self.children.get(key, key)
         return self.resources.get(key, MISSING)
@@ -96,8 +112,24 @@ class BindingsData:
             if name == model and facts.stage == stage
         )
 
-    def get(self, kind: str, resource_id: str) -> Bindings | None:
-        return self.resources.get((kind, str(resource_id)))
+    def models_registered_from(self, read: ArtifactRead) -> tuple[str, ...]:
+        """Models with a listed version registered from the files `read` reads."""
+        names = [name for (name, _), facts in self.versions.items() if self._holds(facts, read)]
+        return tuple(dict.fromkeys(names))
+
+    def _holds(self, facts: VersionFacts, read: ArtifactRead) -> bool:
+        if read.logged_model is not None:
+            owner = self.children.get((LOGGED_MODEL, read.logged_model))
+            in_place = owner is not None and read.experiment_id in (None, owner[1])
+            return in_place and facts.model_id == read.logged_model
+        from store.ownership import runs_source  # boto3 only when a run's files are asked about
+
+        source = runs_source(facts.source or "")
+        owner = self.children.get((RUN, read.run_id or ""))
+        if source is None or source[0] != read.run_id or owner is None or read.path is None:
+            return False
+        folder = "/".join(p for p in (owner[1], source[0], "artifacts", source[1]) if p)
+        return read.path == folder or read.path.startswith(folder + "/")
 
 
 def load_bindings(path: str | Path) -> BindingsData:
@@ -123,7 +155,7 @@ def bindings_from_data(document: object, where: Location) -> BindingsData:
         bindings = _bindings(EXPERIMENT, str(exp_id), entry, here)
         data.resources[(EXPERIMENT, str(exp_id))] = bindings
         if entry.get("name"):
-            data.children[("experiment_name", str(entry["name"]))] = (EXPERIMENT, str(exp_id))
+            data.children[(EXPERIMENT_NAME, str(entry["name"]))] = (EXPERIMENT, str(exp_id))
         for key, kind in _CHILDREN.items():
             for child in expect_strings(entry.get(key), here, key):
                 data.children[(kind, child)] = (EXPERIMENT, str(exp_id))
@@ -143,8 +175,14 @@ def bindings_from_data(document: object, where: Location) -> BindingsData:
             data.versions[(str(name), str(version))] = VersionFacts(
                 stage=str(facts.get("stage", "None")),
                 aliases=expect_strings(facts.get("aliases"), here, "aliases"),
+                model_id=_optional_text(facts.get("model_id")),
+                source=_optional_text(facts.get("source")),
             )
     return data
+
+
+def _optional_text(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 def _refuse_unknown(entry: Mapping, allowed: set[str], where: Location) -> None:

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.policy import SCHEMA_FILE, PolicyBundle
+from gateway.authz.policies import SCHEMA_FILE, PolicyBundle
 from gateway.simulate.bindings import BindingsData, bindings_from_data, load_bindings
 from gateway.simulate.check import parse_resource, run_check, version_context
 from gateway.simulate.inputs import (

@@ -10,13 +10,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.policy import SCHEMA_FILE, PolicyBundle, PolicySource
+from gateway.authz.entities import CEDAR_TYPE, KIND_OF_CEDAR_TYPE
+from gateway.authz.policies import SCHEMA_FILE, PolicyBundle, PolicySource
 
 # Cedar entity type → the simulator's resource type names (as in `--resource`)
-RESOURCE_TYPES = {"Workspace": "workspace", "Experiment": "experiment"}
-RESOURCE_TYPES |= {"RegisteredModel": "registered_model"}
-TYPE_LABELS = {"workspace": "workspace", "experiment": "experiment"}
-TYPE_LABELS |= {"registered_model": "registered model"}
+RESOURCE_TYPES = KIND_OF_CEDAR_TYPE
+TYPE_LABELS = {kind: kind.replace("_", " ") for kind in CEDAR_TYPE}
 
 _COMMENT = re.compile(r"//[^\n]*")
 _ACTION = re.compile(r"\baction\s+(.+?)\s+appliesTo\s*\{(.*?)\}\s*;", re.S)
@@ -25,7 +24,7 @@ _RESOURCE = re.compile(r"\bresource\s*:\s*\[?\s*([A-Za-z_:][A-Za-z0-9_:, ]*)\]?"
 
 @dataclass(frozen=True)
 class Catalog:
-    """Actions by resource type ("workspace", "experiment", "registered_model"), in order."""
+    """Actions by resource kind (workspace, experiment, registered model), in order."""
 
     actions: dict[str, tuple[str, ...]]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.decide import Decision, decide, model_version_context
-from gateway.entities import Bindings
-from gateway.policy import PolicyBundle
-from gateway.request_parse import ResourceRef
+from gateway.authz.decide import Authorizer, Decision, model_version_context
+from gateway.authz.entities import Bindings
+from gateway.authz.policies import PolicyBundle
+from gateway.routing.parse import ResourceRef
 from store.handler.identity import Principal
 from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, ROLES, WORKSPACE
 
@@ -113,15 +113,8 @@ def decide_on(
 ) -> Decision:
     """One decision on a resource whose bindings are given (not looked up)."""
     ref = ResourceRef(rtype, bindings.id if bindings else SAMPLE_ID[rtype])
-    return decide(
-        principal,
-        action,
-        [ref],
-        lambda _ref: bindings,
-        policies=bundle,
-        admin_groups=tuple(admin_groups),
-        context=context,
-    )
+    authorizer = Authorizer(bundle, admin_groups)
+    return authorizer.decide(principal, action, [ref], lambda _ref: bindings, context)
 
 
 # The registry facts (gateway/registry_facts.py) of a call that leaves Production alone, and

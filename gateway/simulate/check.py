@@ -5,32 +5,42 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.decide import Decision, decide, model_version_context
-from gateway.entities import Bindings
-from gateway.policy import PolicyBundle
-from gateway.request_parse import ResourceRef
+from gateway.authz.decide import Authorizer, Decision, model_version_context
+from gateway.authz.entities import Bindings
+from gateway.authz.policies import PolicyBundle
+from gateway.routing.parse import ResourceRef
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
 from store.handler.identity import Principal
-from store.vocabulary import DEFAULT_WORKSPACE
+from store.vocabulary import (
+    DATASET,
+    DEFAULT_WORKSPACE,
+    EXPERIMENT,
+    EXPERIMENT_NAME,
+    LOGGED_MODEL,
+    REGISTERED_MODEL,
+    RUN,
+    TRACE,
+    WORKSPACE,
+)
 
 # `--resource` prefixes → the gateway's resource kinds
 RESOURCE_KINDS = {
-    "experiment": "experiment",
-    "model": "registered_model",
-    "registered_model": "registered_model",
-    "run": "run",
-    "trace": "trace",
-    "logged_model": "logged_model",
-    "dataset": "dataset",
-    "experiment_name": "experiment_name",
+    "experiment": EXPERIMENT,
+    "model": REGISTERED_MODEL,
+    "registered_model": REGISTERED_MODEL,
+    "run": RUN,
+    "trace": TRACE,
+    "logged_model": LOGGED_MODEL,
+    "dataset": DATASET,
+    "experiment_name": EXPERIMENT_NAME,
 }
 
 
 def parse_resource(text: str) -> ResourceRef:
     """`experiment:ID`, `model:NAME` (also run:, trace:, logged_model:, dataset:), `workspace`."""
-    if text == "workspace":
-        return ResourceRef("workspace", DEFAULT_WORKSPACE)
+    if text == WORKSPACE:
+        return ResourceRef(WORKSPACE, DEFAULT_WORKSPACE)
     prefix, sep, ident = text.partition(":")
     if not sep or not ident or prefix not in RESOURCE_KINDS:
         raise ValueError(
@@ -78,14 +88,8 @@ def run_check(
     groups = tuple(groups)
     admin_groups = tuple(admin_groups)
     principal = Principal(user, user, groups=groups)
-    decision = decide(
-        principal,
-        action,
-        [resource],
-        lookup,
-        policies=bundle,
-        admin_groups=admin_groups,
-        context=context,
+    decision = Authorizer(bundle, admin_groups).decide(
+        principal, action, [resource], lookup, context
     )
     found = _safe_lookup(lookup, resource)
     text = reason(decision, user, groups, found, bundle, admin_groups, context, display)
@@ -93,7 +97,7 @@ def run_check(
 
 
 def _safe_lookup(lookup, ref: ResourceRef) -> Bindings | None:
-    if ref.kind == "workspace":
+    if ref.kind == WORKSPACE:
         return None
     try:
         found = lookup(ref)
@@ -124,4 +128,4 @@ def render_check(result: CheckResult, bundle: PolicyBundle) -> str:
 
 
 def _ref(ref: ResourceRef) -> str:
-    return "the workspace" if ref.kind == "workspace" else f"{ref.kind} {ref.id}"
+    return "the workspace" if ref.kind == WORKSPACE else f"{ref.kind} {ref.id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.policy import PolicyBundle
+from gateway.authz.policies import PolicyBundle
 from gateway.simulate.catalog import TYPE_LABELS, describe_policy
 from gateway.simulate.cells import COLUMNS, Cell
 from gateway.simulate.matrix import Matrix

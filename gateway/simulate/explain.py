@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.decide import Decision
-from gateway.entities import Bindings
-from gateway.policy import PolicyBundle
+from gateway.authz.decide import Decision
+from gateway.authz.entities import Bindings
+from gateway.authz.policies import PolicyBundle
 from gateway.simulate.catalog import TYPE_LABELS
 from gateway.simulate.cells import ADMIN, Column, decide_on, sample
-from store.vocabulary import EXPERIMENT, ROLES
+from store.vocabulary import EXPERIMENT, ROLES, WORKSPACE
 
 _PLURAL = {"reader": "readers", "editor": "editors", "manager": "managers"}
 
@@ -72,7 +72,7 @@ def who_may(
 ) -> str:
     """`editors may LogMetric`, `only administrators may ...`, or `no one may ...`."""
     admin_groups = tuple(admin_groups)
-    if rtype in TYPE_LABELS and rtype != "workspace":
+    if rtype in TYPE_LABELS and rtype != WORKSPACE:
         for role in ROLES:
             column = Column(role, role, private=private and rtype == EXPERIMENT)
             principal, bindings = sample(rtype, column, admin_groups)
@@ -117,7 +117,7 @@ def reason(
     if decision.allowed:
         verb = "permits" if len(decision.policy_ids) == 1 else "permit"
         return "; ".join(p for p in (f"ALLOW: {ids} {verb} {action}", about) if p)
-    rtype = bindings.kind if bindings else "workspace"
+    rtype = bindings.kind if bindings else WORKSPACE
     private = bool(bindings and bindings.private)
     if decision.policy_ids:
         verb = "forbids" if len(decision.policy_ids) == 1 else "forbid"

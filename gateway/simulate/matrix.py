@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.policy import PolicyBundle
+from gateway.authz.policies import PolicyBundle
 from gateway.simulate.catalog import TYPE_LABELS, Catalog, catalog
 from gateway.simulate.cells import COLUMNS, Cell, cell
 

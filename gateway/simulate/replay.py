@@ -1,6 +1,6 @@
 """`replay`: the gateway's recorded decisions decided again with another policy set.
 
-Audit lines (gateway/audit.py) are JSON objects; decision lines have `"type": "decision"`
+Audit lines (gateway/observe/audit.py) are JSON objects; decision lines have `"type": "decision"`
 and the fields `time`, `request_id`, `principal` (subject), `username`, `groups`,
 `action`, `resource` ({kind, id}), `decided_on` ([Cedar type, id]), `decision`
 ("allow" | "deny"), `policies`, `errors`, `note` and `policy_revision`. A line is decided
@@ -8,7 +8,7 @@ again on the experiment or registered model it was decided on, with the bindings
 hold now; lines decided without the policies (a missing or unresolvable resource) are
 counted as skipped. A registry call whose outcome depends on the model version's stage
 (unknown to the audit line) is only reported when no stage would give the recorded
-decision. A narrowed search (`kept` and `dropped` experiment ids, see gateway/audit.py) is
+decision. A narrowed search (`kept` and `dropped` experiment ids, see gateway/observe/audit.py) is
 replayed once per experiment: each kept id as an allow, each dropped one as a deny, so an
 edit that would let the search read a dropped experiment shows.
 """
@@ -20,17 +20,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.policy import PolicyBundle
-from gateway.request_parse import ResourceRef
+from gateway.authz.entities import KIND_OF_CEDAR_TYPE
+from gateway.authz.policies import PolicyBundle
+from gateway.routing.parse import ResourceRef
 from gateway.simulate.catalog import Catalog, catalog, describe_policy
 from gateway.simulate.cells import IN_PRODUCTION, NOT_IN_PRODUCTION
 from gateway.simulate.check import run_check
 from gateway.simulate.inputs import InputError, Location
 from gateway.simulate.sources import BindingsSource
-from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL
-
-_KIND_OF_TYPE = {"Experiment": EXPERIMENT, "RegisteredModel": REGISTERED_MODEL}
-_KIND_OF_TYPE |= {"Workspace": "workspace"}
+from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -122,10 +120,10 @@ def _main_decision(record: dict, where: Location) -> Recorded | None:
         if allowed and not record.get("policies") and "narrowed_from" not in record:
             return None  # older lines: a search whose every experiment was dropped
         cedar_type, resource_id = decided_on
-        kind = _KIND_OF_TYPE.get(cedar_type)
+        kind = KIND_OF_CEDAR_TYPE.get(cedar_type)
         if kind is None:
             raise InputError(where, f"decided_on names an unknown type {cedar_type!r}")
-        ref = ResourceRef(kind, DEFAULT_WORKSPACE if kind == "workspace" else str(resource_id))
+        ref = ResourceRef(kind, DEFAULT_WORKSPACE if kind == WORKSPACE else str(resource_id))
         return Recorded(
             where=where,
             time=str(record.get("time", "")),

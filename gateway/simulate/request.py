@@ -1,52 +1,70 @@
-"""`request`: an HTTP call as the gateway would see it: route, action, resources, decision.
+"""`request`: an HTTP call as the gateway would see it, decided by the gateway's own pipeline.
 
-The gateway's own steps after the policy decision are taken here with the gateway's code:
-a GraphQL query from a non-administrator is decided per root field (graphql_check.py), a
-search narrowed to nothing is answered empty, and `GET /metrics` is the `GetMetrics` call.
+gateway/pipeline.py's `Pipeline.decide` runs here on the simulator's facts (a bindings file or
+the table): the same routing, parsing, resolution, decision, model-reader rule, GraphQL check
+per root field and narrowing as in the gateway; nothing is forwarded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gateway.audit import recorded_decision
-from gateway.decide import Authorizer, Decision, RequestDecision
-from gateway.graphql_check import check_graphql, graphql_request_refs, parse_graphql_request
-from gateway.metrics import metrics_request
-from gateway.policy import PolicyBundle
-from gateway.registry_facts import registry_context
-from gateway.request_parse import ParsedRequest, Refusal, parse_request
+from gateway.authz.decide import Authorizer, Decision, RequestDecision
+from gateway.authz.policies import PolicyBundle
+from gateway.errors import GatewayError
+from gateway.filters import GRAPHQL
+from gateway.observe.audit import recorded_decision
+from gateway.pipeline import Call, Pipeline, Verdict
+from gateway.routing.model import OPEN
+from gateway.routing.parse import ParsedRequest
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
 from gateway.simulate.sources import BindingsSource
 from store.handler.identity import Principal
+from store.vocabulary import WORKSPACE
 
 
 @dataclass(frozen=True)
 class RequestResult:
     method: str
     target: str
-    parsed: ParsedRequest | None
-    refusal: Refusal | None
-    result: RequestDecision | None
+    verdict: Verdict
     reason: str
-    context: dict | None
-    graphql: tuple[Decision, ...] = ()  # a non-administrator's query, decided per root field
+
+    @property
+    def parsed(self) -> ParsedRequest | None:
+        return self.verdict.parsed
+
+    @property
+    def refusal(self) -> GatewayError | None:
+        return self.verdict.refusal
+
+    @property
+    def result(self) -> RequestDecision | None:
+        return self.verdict.result
+
+    @property
+    def context(self) -> dict | None:
+        return self.verdict.context
+
+    @property
+    def graphql(self) -> tuple[Decision, ...]:
+        return self.verdict.graphql
 
     @property
     def allowed(self) -> bool:
         """As the gateway's audit line records it: a search of only unreadable experiments
         (answered empty, never forwarded) is a denial."""
-        r = self.result
-        return self.refusal is None and r is not None and r.allowed and not r.narrowed_to_nothing
+        return self.verdict.allowed
 
     @property
     def forwarded(self) -> bool:
-        """Passed on to MLflow."""
-        return self.allowed
+        """Passed on to MLflow (or, for the gateway's own decided calls, answered)."""
+        return self.verdict.allowed
 
 
 def simulate_request(
@@ -62,73 +80,56 @@ def simulate_request(
     display: str | None = None,
 ) -> RequestResult:
     """Route, parse, resolve and decide one request exactly as the gateway does."""
-    groups = tuple(groups)
-    admin_groups = tuple(admin_groups)
+    groups, admin_groups = tuple(groups), tuple(admin_groups)
     body = body.encode() if isinstance(body, str) else body
     split = urlsplit(target)
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     if body.strip():
         headers.setdefault("content-type", "application/json")
-    try:
-        parsed = metrics_request(method, split.path) or parse_request(
-            method, split.path, split.query, headers, body
-        )
-    except Refusal as refusal:
-        return RequestResult(method, target, None, refusal, None, f"REFUSED: {refusal}", None)
-    context = registry_context(parsed, source)
-    source.prepare(parsed.resources)
-    principal = Principal(user, user, groups=groups)
-    authorizer = Authorizer(bundle, admin_groups)
-    result = authorizer.authorize(principal, parsed, source.lookup, context)
-    decision = recorded_decision(result)  # a search narrowed to nothing: its last denial
-    explain = _Explainer(bundle, source, user, groups, admin_groups, context, display)
-    text = explain(decision)
-    if result.allowed and parsed.filter == "graphql" and set(groups) & set(admin_groups):
-        try:  # an administrator's query is not decided per field, only read (as the gateway)
-            parse_graphql_request(method, body)
-        except Refusal as refusal:
-            return RequestResult(
-                method, target, parsed, refusal, result, f"REFUSED: {refusal}", context
-            )
-    elif result.allowed and parsed.filter == "graphql":
-        try:
-            refs = graphql_request_refs(method, body)
-        except Refusal as refusal:
-            return RequestResult(
-                method, target, parsed, refusal, result, f"REFUSED: {refusal}", context
-            )
-        source.prepare(refs)
-        check = check_graphql(authorizer, principal, refs, source.lookup)
-        if check.denied is not None:
-            text = explain(check.denied)
-            result = RequestDecision(check.denied, result.decisions)
-        else:
-            text += f"; the query reads {len(refs)} resource(s), each allowed"
-        return RequestResult(method, target, parsed, None, result, text, context, check.decisions)
-    if result.narrowed_to_nothing:
-        text = (
-            "EMPTY: every experiment the search names is unreadable, so the gateway answers "
-            f"with an empty result without calling MLflow ({text})"
-        )
-    return RequestResult(method, target, parsed, None, result, text, context)
+    pipeline = Pipeline(Authorizer(bundle, admin_groups), source)
+    call = Call(method.upper(), split.path, split.query, headers, body)
+    verdict = asyncio.run(pipeline.decide(call, Principal(user, user, groups=groups)))
+    explain = _Explainer(bundle, verdict, user, groups, admin_groups, display)
+    return RequestResult(method, target, verdict, explain.text())
 
 
 @dataclass(frozen=True)
 class _Explainer:
-    """The plain-language reason for one decision, with the caller's standing on it."""
+    """The plain-language reason for a verdict, with the caller's standing on it."""
 
     bundle: PolicyBundle
-    source: BindingsSource
+    verdict: Verdict
     user: str
     groups: tuple[str, ...]
     admin_groups: tuple[str, ...]
-    context: dict | None
     display: str | None
 
-    def __call__(self, decision: Decision) -> str:
+    def text(self) -> str:
+        v = self.verdict
+        if v.undecided is not None:
+            who = "without credentials" if v.undecided.serve == OPEN else "deciding each call"
+            return f"NOT DECIDED HERE: {v.undecided.action} is answered by the gateway {who}"
+        if v.result is None:
+            return f"REFUSED: {v.refusal}"
+        if v.refusal is not None:  # a GraphQL query the gateway does not read
+            return f"REFUSED: {v.refusal}"
+        denial = v.denial
+        if denial is not None and v.graphql:
+            return self._reason(denial)
+        text = self._reason(recorded_decision(v.result))  # narrowed to nothing: its last denial
+        if v.graphql:
+            return text + f"; the query reads {len(v.graphql)} resource(s), each allowed"
+        if v.answered_empty:
+            return (
+                "EMPTY: every experiment the search names is unreadable, so the gateway answers "
+                f"with an empty result without calling MLflow ({text})"
+            )
+        return text
+
+    def _reason(self, decision: Decision) -> str:
         bindings = None
-        if decision.resource is not None and decision.resource.kind != "workspace":
-            found = self.source.lookup(decision.resource)
+        if decision.resource is not None and decision.resource.kind != WORKSPACE:
+            found = self.verdict.lookup(decision.resource) if self.verdict.lookup else None
             bindings = found if hasattr(found, "cedar_uid") else None
         return reason(
             decision,
@@ -137,7 +138,7 @@ class _Explainer:
             bindings,
             self.bundle,
             self.admin_groups,
-            self.context,
+            self.verdict.context,
             self.display,
         )
 
@@ -146,13 +147,17 @@ def render_request(r: RequestResult, bundle: PolicyBundle, user: str, groups: It
     lines = [f"{r.method.upper()} {r.target}"]
     groups = tuple(groups)
     lines.append(f"  principal: {user}" + (f" in {', '.join(groups)}" if groups else ""))
+    if r.verdict.undecided is not None:
+        lines.append(f"  route: {r.verdict.undecided.describe()}")
+        lines.append(f"DECISION: {r.reason}")
+        return "\n".join(lines)
     if r.refusal is not None and r.parsed is None:
         lines.append(f"  REFUSED before any decision: {r.refusal}")
         return "\n".join(lines)
     parsed, result = r.parsed, r.result
     lines.append(f"  route: {parsed.route.describe()}")
     if parsed.route.anonymous:
-        lines.append("  (served without a caller identity too)")
+        lines.append("  (the gateway also forwards it without a caller identity or a decision)")
     lines.append(f"  action: {parsed.action}")
     if r.context:
         lines.append(f"  context: {json.dumps(r.context)}")
@@ -164,7 +169,7 @@ def render_request(r: RequestResult, bundle: PolicyBundle, user: str, groups: It
     if r.graphql:
         lines.append("  GraphQL root fields (decided per resource, up to the first denial):")
         lines.extend(f"    {_line(d, parsed.action)}" for d in r.graphql)
-    decision = recorded_decision(result)
+    decision = r.verdict.denial or recorded_decision(result)
     word = "ALLOW" if r.allowed else "DENY"
     if result.narrowed_to_nothing:
         word = "DENY: EMPTY RESULT (not forwarded)"
@@ -172,7 +177,7 @@ def render_request(r: RequestResult, bundle: PolicyBundle, user: str, groups: It
     for pid in decision.policy_ids:
         lines.append(f"  policy: {describe_policy(bundle, pid)}")
     lines.append(f"  reason: {r.reason}")
-    if parsed.filter and parsed.filter != "graphql" and r.forwarded:  # GraphQL: per field
+    if parsed.filter and parsed.filter != GRAPHQL and r.forwarded:  # GraphQL: per field
         lines.append(
             f"  response filter: {parsed.filter} (only items the caller may read are kept)"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path, PurePosixPath
 
-from gateway.policy import SCHEMA_FILE
+from gateway.authz.policies import SCHEMA_FILE
 from gateway.simulate.inputs import InputError, Location
 
 _CHECKOUT = Path(__file__).resolve().parents[2]

@@ -1,88 +1,83 @@
-"""Where the simulator reads role bindings: a bindings file, the live table, or nothing.
+"""Where the simulator reads its facts: a bindings file, the live table, or nothing.
 
-Every source answers like the gateway's resolver: `lookup(ref)` gives the bindings of the
-experiment or registered model a reference belongs to, MISSING when it does not exist.
+Both are facts sources of gateway/pipeline.py (`Facts`), so `request` runs the gateway's own
+pipeline on them; the table source is the gateway's resolver itself. Each also answers the
+simulator's own questions: `lookup(ref)` for `check` and `replay`, a version's facts, and the
+principal id a user name stands for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.request_parse import ResourceRef
+from gateway.authz.decide import BindingsLookup
+from gateway.authz.model_readers import ArtifactRead
+from gateway.authz.registry_facts import registry_context
+from gateway.authz.resolver import Resolver
+from gateway.pipeline import Facts
+from gateway.routing.parse import ParsedRequest, ResourceRef
 from gateway.simulate.bindings import BindingsData, VersionFacts, load_bindings
 from gateway.simulate.inputs import InputError, Location
 
 
-class BindingsSource(Protocol):
+class BindingsSource(Facts, Protocol):
     description: str
 
-    def prepare(self, refs: Iterable[ResourceRef]) -> None: ...
     def lookup(self, ref: ResourceRef) -> object: ...
-    def version(self, model: str, version: str) -> VersionFacts | None: ...
-    def aliases(self, model: str) -> Mapping[str, str] | None: ...
-    def versions_in_stage(self, model: str, stage: str) -> tuple[str, ...] | None: ...
+    def version_facts(self, model: str, version: str) -> VersionFacts | None: ...
     def subject(self, user: str) -> str: ...
 
 
 @dataclass
 class FileSource:
+    """Facts from a bindings file (gateway/simulate/bindings.py)."""
+
     data: BindingsData
     description: str = "no bindings"
 
-    def prepare(self, refs: Iterable[ResourceRef]) -> None:
-        return None
+    async def prefetch(self, refs: Iterable[ResourceRef]) -> BindingsLookup:
+        return self.data.lookup
+
+    async def registry_context(self, parsed: ParsedRequest) -> dict | None:
+        return registry_context(parsed, self.data)
+
+    async def models_registered_from(self, read: ArtifactRead) -> tuple[str, ...]:
+        return self.data.models_registered_from(read)
 
     def lookup(self, ref: ResourceRef) -> object:
         return self.data.lookup(ref)
 
-    def version(self, model: str, version: str) -> VersionFacts | None:
+    def version_facts(self, model: str, version: str) -> VersionFacts | None:
         return self.data.version(model, version)
-
-    def aliases(self, model: str) -> dict[str, str] | None:
-        return self.data.aliases(model)
-
-    def versions_in_stage(self, model: str, stage: str) -> tuple[str, ...] | None:
-        return self.data.versions_in_stage(model, stage)
 
     def subject(self, user: str) -> str:
         return user
 
 
-class TableSource:
-    """The gateway's own resolver on the table the deployment uses."""
+class TableSource(Resolver):
+    """The gateway's own resolver on the table the deployment uses (cached for the run)."""
 
     def __init__(self, uri: str):
-        from gateway.registry_facts import TableModelFacts
-        from gateway.resolve import Resolver
         from store.dynamo.table import DynamoTable
 
-        self.table = DynamoTable.from_uri(uri)
-        self.resolver = Resolver(self.table, ttl=3600.0)
-        self.model_facts = TableModelFacts(self.resolver.ownership)
+        super().__init__(DynamoTable.from_uri(uri), ttl=3600.0)
         self.description = f"bindings from {uri}"
         try:  # fail now, not as a denial per lookup: the table must answer
-            self.resolver.ownership.check_readable()
+            self.ownership.check_readable()
         except Exception as exc:
             raise InputError(Location(uri), f"cannot read the table: {exc}") from None
 
-    def prepare(self, refs: Iterable[ResourceRef]) -> None:
-        self.resolver.load(list(refs))
-
     def lookup(self, ref: ResourceRef) -> object:
-        self.prepare([ref])
-        return self.resolver.lookup(ref)
+        """Bindings of `ref`'s experiment or model, read now if not cached."""
+        return self.load([ref])[ref]
 
-    def version(self, model: str, version: str) -> VersionFacts | None:
-        facts = self.resolver.model_version(model, version)
+    def version_facts(self, model: str, version: str) -> VersionFacts | None:
+        if not version.isdigit():
+            return None
+        facts = self.version(model, int(version))
         return VersionFacts(facts.stage, facts.aliases) if facts else None
-
-    def aliases(self, model: str) -> dict[str, str] | None:
-        return self.model_facts.aliases(model)
-
-    def versions_in_stage(self, model: str, stage: str) -> tuple[str, ...] | None:
-        return self.model_facts.versions_in_stage(model, stage)
 
     def subject(self, user: str) -> str:
         """Bindings name users by principal id; a user name is translated when the table knows

@@ -13,6 +13,7 @@ DATA/logs/                       logs of the local DynamoDB and the handler tier
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
@@ -102,3 +103,12 @@ class DataDir:
 
     def remove_stack_info(self) -> None:
         self.stack_file.unlink(missing_ok=True)
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where the stack keeps its data (default ./{DEFAULT_DATA_DIR})",
+    )

@@ -121,13 +121,3 @@ def is_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
-
-
-def wait_until_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
-    """Wait for processes to exit; returns those still alive at the deadline."""
-    deadline = time.monotonic() + timeout
-    alive = [pid for pid in pids if is_alive(pid)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = [pid for pid in alive if is_alive(pid)]
-    return alive

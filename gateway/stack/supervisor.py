@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from gateway.config import BodyLimits, GatewayConfig, IssuerConfig, ServiceClient
-from gateway.devidp import is_loopback_host
+from gateway.devidp.provider import is_loopback_host
 from gateway.stack.datadir import DEFAULT_DATA_DIR, DataDir
 from gateway.stack.dynamodb_server import DynamoServer, FileLock
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings

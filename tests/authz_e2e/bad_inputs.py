@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import quote, urlencode
 
-from gateway.routes import all_routes
-from gateway.routes.model import JSON, NONE, PROTO, QUERY, Route
+from gateway.routing import all_routes
+from gateway.routing.model import JSON, NONE, PROTO, QUERY, Route
 
 _PROTO_MODULES = (
     "service_pb2",
@@ -114,7 +114,7 @@ def offered_routes() -> list[Route]:
 
     Refused rows never reach the handler tier; anonymous ones (health, UI files) read nothing.
     """
-    rows = [r for r in all_routes() if r.offered and not r.anonymous]
+    rows = [r for r in all_routes() if r.offered and r.decided and not r.anonymous]
     served = {(r.method, r.path) for r in rows}
     return [
         r

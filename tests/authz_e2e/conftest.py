@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import sys
@@ -22,12 +21,13 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig
-from gateway.devidp import DevIdentityProvider
+from gateway.devidp.provider import DevIdentityProvider
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
 from gw_support import ServerThread, free_port  # noqa: E402
+from mlflow_calls import mlflow_client_of  # noqa: E402
 
 TABLE = "cedarflow"
 
@@ -41,7 +41,7 @@ class AuthzStack:
     audit_path: Path
     identity_secret: bytes
     dev_idp: DevIdentityProvider
-    authorizer: object  # gateway.authorize.PolicyAuthorizer
+    pipeline: object  # gateway.pipeline.Pipeline (its authorizer, its facts: the resolver)
 
     def token(self, user: str, groups: Sequence[str] = ()) -> str:
         return self.dev_idp.mint(user, tuple(groups))
@@ -56,17 +56,8 @@ class AuthzStack:
     @contextlib.contextmanager
     def as_user(self, user: str, groups: Sequence[str] = ()) -> Iterator[None]:
         """Point MLflow's client (fluent API and MlflowClient) at the gateway as `user`."""
-        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
-        os.environ["MLFLOW_TRACKING_URI"] = self.url
-        os.environ["MLFLOW_TRACKING_TOKEN"] = self.token(user, groups)
-        try:
+        with mlflow_client_of(self.url, self.token(user, groups)):
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     def audit_lines(self) -> list[dict]:
         return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line]
@@ -110,6 +101,5 @@ def authz_stack(
                 audit_path=root / "audit.jsonl",
                 identity_secret=bytes.fromhex(identity),
                 dev_idp=DevIdentityProvider(root / "devidp", config.dev_issuer),
-                authorizer=app.state.gateway.authorizer,
+                pipeline=app.state.gateway.pipeline,
             )
-            app.state.gateway.authorizer.authz.store.stop()

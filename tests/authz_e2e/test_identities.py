@@ -10,7 +10,6 @@ refused until it says which Alice it means.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +17,14 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from gw_support import ServerThread, free_port
+from mlflow_calls import mlflow_client_of
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Route
 
 from gateway.app import create_app
+from gateway.client.permissions_cli import add_permission_commands
 from gateway.config import GatewayConfig, IssuerConfig, ServiceClient
-from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider, subject_for
-from gateway.permissions_cli import add_permission_commands
+from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider, subject_for
 
 MACHINE_CLIENT = "nightly-job-client"
 BASE = "/api/3.0/cedarflow/permissions"
@@ -49,8 +49,15 @@ def two_issuers(authz_stack, tmp_path_factory) -> Iterator[TwoIssuers]:
     pool_port = free_port()
     pool_a = DevIdentityProvider(root / "pool-a", f"http://127.0.0.1:{pool_port}/pool-a")
     pool_b = DevIdentityProvider(root / "pool-b", f"http://127.0.0.1:{pool_port}/pool-b")
-    jwks = Starlette(
-        routes=[Mount("/pool-a", routes=pool_a.routes()), Mount("/pool-b", routes=pool_b.routes())]
+    jwks = Starlette(  # each pool publishes its keys and its discovery document
+        routes=[
+            Route(f"/{name}/.well-known/{document}", endpoint)
+            for name, pool in (("pool-a", pool_a), ("pool-b", pool_b))
+            for document, endpoint in (
+                ("jwks.json", pool.jwks_endpoint),
+                ("openid-configuration", pool.discovery_endpoint),
+            )
+        ]
     )
     port = free_port()
     config = GatewayConfig(
@@ -82,7 +89,6 @@ def two_issuers(authz_stack, tmp_path_factory) -> Iterator[TwoIssuers]:
             pool_a=pool_a,
             pool_b=pool_b,
         )
-    app.state.gateway.authorizer.authz.store.stop()
 
 
 @pytest.fixture(scope="module")
@@ -158,10 +164,7 @@ def test_the_command_line_names_a_principal_when_a_name_is_ambiguous(two_issuers
     experiment_id = _create_experiment(two_issuers, tokens["gina"], "gina-cli-two-issuers")
     parser = argparse.ArgumentParser()
     add_permission_commands(parser.add_subparsers())
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
-    os.environ["MLFLOW_TRACKING_URI"] = two_issuers.url
-    os.environ["MLFLOW_TRACKING_TOKEN"] = tokens["gina"]
-    try:
+    with mlflow_client_of(two_issuers.url, tokens["gina"]):
         ambiguous = parser.parse_args(
             ["grant", "--user", "alice", "--role", "editor", "--experiment", experiment_id]
         )
@@ -178,12 +181,6 @@ def test_the_command_line_names_a_principal_when_a_name_is_ambiguous(two_issuers
         )  # fmt: skip
         with pytest.raises(SystemExit, match="not a principal id"):
             bogus.run(bogus)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     capsys.readouterr()
     assert _reads(two_issuers, tokens["service alice"], experiment_id) == 200
     assert _reads(two_issuers, tokens["alice"], experiment_id) == 403

@@ -75,7 +75,7 @@ def test_bad_requests_are_mlflow_json_400s(authz_stack, experiment_id):
 
 
 def test_cli_grant_and_permissions(authz_stack, experiment_id, capsys):
-    from gateway.permissions_cli import add_permission_commands
+    from gateway.client.permissions_cli import add_permission_commands
 
     parser = argparse.ArgumentParser()
     add_permission_commands(parser.add_subparsers())

@@ -12,19 +12,11 @@ import warnings
 
 import pytest
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException, RestException
+from mlflow_calls import denied
 
 MIA = ("mia", ("models-team",))
 ERIN = ("erin", ("prod-editors",))
 MODEL = "guarded-churn"
-
-
-def denied(call) -> bool:
-    try:
-        call()
-    except (MlflowException, RestException) as exc:
-        return exc.error_code == "PERMISSION_DENIED"
-    return False
 
 
 def transition(client: MlflowClient, version: str, stage: str, archive: bool = False):
@@ -86,7 +78,7 @@ def test_an_editor_cannot_take_a_version_out_of_production(authz_stack, model):
 
 def test_the_guard_reads_the_stage_fresh(authz_stack, model):
     """A version promoted a moment ago is guarded, whatever the gateway cached before."""
-    resolver = authz_stack.authorizer.resolver
+    resolver = authz_stack.pipeline.facts
     saved, resolver.ttl = resolver.ttl, 600.0
     try:
         with authz_stack.as_user(*ERIN):

@@ -12,7 +12,7 @@ ERIN = ("erin", ("robots",))
 @pytest.fixture
 def long_ttl(authz_stack):
     """Bindings stay fresh for the whole test (the default TTL is a few seconds)."""
-    resolver = authz_stack.authorizer.resolver
+    resolver = authz_stack.pipeline.facts
     saved, resolver.ttl = resolver.ttl, 600.0
     yield resolver
     resolver.ttl = saved

@@ -15,22 +15,14 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException, RestException
 from mlflow.server import get_app_client
+from mlflow_calls import denied
 from sklearn.linear_model import LogisticRegression
 
 ALICE = ("alice", ("vision",))
 CAROL = ("carol", ("vision",))
 BOB = ("bob", ("nlp",))
 MODEL = "alice-model"
-
-
-def denied(call) -> bool:
-    try:
-        call()
-    except (MlflowException, RestException) as exc:
-        return exc.error_code == "PERMISSION_DENIED"
-    return False
 
 
 @pytest.fixture(scope="module")
@@ -149,11 +141,11 @@ def test_policy_edit_under_the_running_gateway_flips_one_decision(authz_stack, w
             'Action::"GetModelVersionArtifact",\n    Action::"SetRegisteredModelTag"',
         )
         assert edited != original
-        revision = authz_stack.authorizer.authz.policies.revision
+        revision = authz_stack.pipeline.authorizer.policies.revision
         reader_file.write_text(edited)
         try:
             for _ in range(100):  # bounded: the store polls every second
-                if authz_stack.authorizer.authz.policies.revision != revision:
+                if authz_stack.pipeline.authorizer.policies.revision != revision:
                     break
                 time.sleep(0.1)
             client.set_registered_model_tag(MODEL, "team", "vision")  # now allowed

@@ -12,15 +12,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from cdp import Chromium
-from gw_support import MACHINE, SECRET, ServerThread, free_port
-from mlflow_tier import sqlite_handler_tier
+from gw_support import ServerThread, free_port, gateway_config, handler_tier, table_on
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from gateway.app import create_app
-from gateway.config import GatewayConfig
-from gateway.oidc import random_token
+from gateway.authn.oauth import random_token
 
 CREATE = "/ajax-api/2.0/mlflow/experiments/create"
 # Back on the UI's page (not the dev provider's, which the gateway serves on the same origin).
@@ -31,18 +29,12 @@ SIGNED_IN_UI = (
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[tuple[str, object]]:
+def stack(tmp_path_factory, dynalite_endpoint) -> Iterator[tuple[str, object]]:
     data = tmp_path_factory.mktemp("browser-stack")
-    with sqlite_handler_tier(data) as handler_url:
+    store_uri = table_on(dynalite_endpoint, "browser_tests")
+    with handler_tier(store_uri, data) as handler_url:
         port = free_port()
-        config = GatewayConfig(
-            upstream_url=handler_url,
-            identity_secret=SECRET,
-            public_url=f"http://127.0.0.1:{port}",
-            dev_idp_dir=data / "devidp",
-            service_clients=(MACHINE,),
-        )
-        app = create_app(config)
+        app = create_app(gateway_config(handler_url, port, data, store_uri))
         with ServerThread(app, port=port, proxy_headers=False) as server:
             yield server.url, app.state.dev_idp
 
@@ -56,8 +48,12 @@ def browser(tmp_path_factory) -> Iterator[Chromium]:
         chromium.close()
 
 
-def api(url: str, idp, method: str, path: str, body: dict | None = None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {idp.mint('admin', ['admins'])}"}
+def api(
+    url: str, idp, method: str, path: str, body: dict | None = None, user: str = "admin"
+) -> httpx.Response:
+    """A call with a bearer token: of an administrator, or of `user` (group ds-team)."""
+    groups = ["admins"] if user == "admin" else ["ds-team"]
+    headers = {"Authorization": f"Bearer {idp.mint(user, groups)}"}
     with httpx.Client(base_url=url, trust_env=False, timeout=30) as client:
         return client.request(method, path, json=body, headers=headers)
 
@@ -70,7 +66,8 @@ def experiment_names(url: str, idp) -> set[str]:
 def test_signing_in_on_the_dev_page_shows_the_experiments(stack, browser):
     url, idp = stack
     name = f"visible-in-the-ui-{random_token(4)}"
-    assert api(url, idp, "POST", "/api/2.0/mlflow/experiments/create", {"name": name}).is_success
+    created = api(url, idp, "POST", "/api/2.0/mlflow/experiments/create", {"name": name}, "alice")
+    assert created.is_success  # alice's: she manages it, so the UI shows it to her
     page = browser.page(f"{url}/")
     page.wait_for("document.querySelector('#username') !== null")
     assert "/devidp/oauth2/authorize" in page.evaluate("location.pathname")

@@ -7,9 +7,9 @@ import re
 import pytest
 from deploy_support import branches, only_resource, resources_of_type, sub_text, template
 
+from gateway.authn.browser import CALLBACK_PATH, SIGNED_OUT_PATH
+from gateway.client.login_command import CALLBACK_PATH as CLI_CALLBACK_PATH
 from gateway.config import BrowserLoginConfig, GatewayConfig, IssuerConfig
-from gateway.login import CALLBACK_PATH, SIGNED_OUT_PATH
-from gateway.login_command import CALLBACK_PATH as CLI_CALLBACK_PATH
 
 
 @pytest.fixture(scope="module")

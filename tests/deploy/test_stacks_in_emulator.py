@@ -23,10 +23,10 @@ import pytest
 from deploy_support import index_definition, store_table_definition
 from emulated_stacks import PUBLIC_URL, REGION, DeployedStacks, deploy_data_and_identity
 
-from gateway.authn import Authenticator
+from gateway.authn.bearer import Authenticator
+from gateway.authn.browser import CALLBACK_PATH
+from gateway.client.login_command import CALLBACK_PATH as CLI_CALLBACK_PATH
 from gateway.config import BrowserLoginConfig, GatewayConfig, IssuerConfig, ServiceClient
-from gateway.login import CALLBACK_PATH
-from gateway.login_command import CALLBACK_PATH as CLI_CALLBACK_PATH
 from store.tracking import DynamoTrackingStore
 
 pytestmark = pytest.mark.slow

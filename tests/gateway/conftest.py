@@ -7,18 +7,27 @@ import os
 # Before MLflow is imported: its telemetry thread edits os.environ while requests iterates it.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from gw_support import MACHINE, SECRET, EchoUpstream, ServerThread, free_port
+from gw_support import (
+    EchoUpstream,
+    ServerThread,
+    free_port,
+    gateway_config,
+    handler_tier,
+    table_on,
+)
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.authn.principal import DEV_TAG, principal_id
 from gateway.config import GatewayConfig
-from gateway.devidp import DevIdentityProvider
+from gateway.devidp.provider import DevIdentityProvider, subject_for
 
 
 @pytest.fixture
@@ -45,22 +54,51 @@ class RunningGateway:
 GatewayFactory = Callable[..., RunningGateway]
 
 
+@pytest.fixture(scope="session")
+def bindings_table(dynalite_endpoint: str) -> str:
+    """The table the gateways of these tests decide with (and their handler tier's)."""
+    return table_on(dynalite_endpoint, "gateway_tests")
+
+
+@pytest.fixture(scope="session")
+def handler_url(bindings_table: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """MLflow's handler tier on the DynamoDB stores of `bindings_table`, as in `cedarflow up`."""
+    with handler_tier(bindings_table, tmp_path_factory.mktemp("handler-tier")) as url:
+        yield url
+
+
+@dataclass(frozen=True)
+class Owned:
+    """An experiment and a run of alice's (its manager), made through the tracking store."""
+
+    experiment_id: str
+    run_id: str
+
+
+@pytest.fixture(scope="session")
+def alices(bindings_table: str) -> Owned:
+    from store.handler.identity import Principal, bind_principal
+    from store.tracking import DynamoTrackingStore
+
+    alice = Principal(principal_id(DEV_TAG, subject_for("alice")), "alice", groups=("ds-team",))
+    store = DynamoTrackingStore(bindings_table, "mlflow-artifacts:/")
+    with bind_principal(alice):
+        experiment_id = store.create_experiment(f"alices-{uuid.uuid4().hex[:8]}")
+        run = store.create_run(experiment_id, "alice", 0, [], "first")
+    return Owned(experiment_id, run.info.run_id)
+
+
 @pytest.fixture
-def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
-    """Start a gateway with the dev identity provider in front of `upstream_url`."""
+def start_gateway(tmp_path: Path, bindings_table: str) -> Iterator[GatewayFactory]:
+    """Start a gateway with the dev identity provider in front of `upstream_url`, deciding with
+    the shipped policies on `bindings_table` unless told otherwise."""
     servers: list[ServerThread] = []
 
-    def start(upstream_url: str, *, authorizer=None, **overrides) -> RunningGateway:
+    def start(upstream_url: str, **overrides) -> RunningGateway:
         port = free_port()
-        config = GatewayConfig(
-            upstream_url=upstream_url,
-            identity_secret=SECRET,
-            public_url=f"http://127.0.0.1:{port}",
-            dev_idp_dir=tmp_path / "devidp",
-            service_clients=(MACHINE,),
-            **overrides,
-        )
-        app = create_app(config, authorizer=authorizer)
+        store_uri = overrides.pop("store_uri", bindings_table)
+        config = gateway_config(upstream_url, port, tmp_path, store_uri, **overrides)
+        app = create_app(config)
         # As at the edge: X-Forwarded-* from clients is not trusted.
         server = ServerThread(app, port=port, proxy_headers=False).__enter__()
         servers.append(server)

@@ -146,9 +146,10 @@ def test_two_identity_headers_are_refused(handler_tier):
     assert_refused(response)
 
 
-def test_runs_are_attributed_to_the_authenticated_user(handler_tier, start_gateway):
-    gateway = start_gateway(handler_tier)
-    token = gateway.idp.mint("alice", ["ds-team"])
+def test_runs_are_attributed_to_the_authenticated_user(handler_url, start_gateway):
+    gateway = start_gateway(handler_url)
+    # An administrator: the Default experiment ("0") has no bindings of its own.
+    token = gateway.idp.mint("alice", ["ds-team", "admins"])
     # A browser on the public address sends its Origin; MLflow's own check must not refuse it.
     headers = {"Authorization": f"Bearer {token}", "Origin": "https://mlflow.example.com"}
     with gateway.client(headers=headers) as client:
@@ -168,9 +169,9 @@ def test_runs_are_attributed_to_the_authenticated_user(handler_tier, start_gatew
 
 
 def test_the_mlflow_client_works_through_the_gateway(
-    handler_tier, start_gateway, monkeypatch, tmp_path
+    handler_url, start_gateway, monkeypatch, tmp_path
 ):
-    gateway = start_gateway(handler_tier)
+    gateway = start_gateway(handler_url)
     monkeypatch.setenv(
         "MLFLOW_TRACKING_TOKEN", gateway.idp.mint("", machine_client_id="trainer-client")
     )
@@ -230,21 +231,8 @@ def test_the_principal_reaches_flask_worker_threads():
     assert current_principal() is None
 
 
-@pytest.fixture(scope="module")
-def dynamodb_handler_tier(tmp_path_factory, dynalite_endpoint) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("dynamo-handler")
-    port = free_port()
-    env = handler_env(data, SECRET)
-    store_uri = f"dynamodb://{dynalite_endpoint.removeprefix('http://')}/gateway-tests"
-    env |= {"_MLFLOW_SERVER_FILE_STORE": store_uri, "_MLFLOW_SERVER_REGISTRY_STORE": store_uri}
-    argv = [sys.executable, "-m", "uvicorn", "store.handler.app:app", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", "1", "--log-level", "warning"]
-    with served(argv, env, data, port) as url:
-        yield url
-
-
-def test_the_dynamodb_store_attributes_runs_to_the_principal(dynamodb_handler_tier, start_gateway):
-    gateway = start_gateway(dynamodb_handler_tier)
+def test_the_dynamodb_store_attributes_runs_to_the_principal(handler_url, start_gateway):
+    gateway = start_gateway(handler_url)
     token = gateway.idp.mint("carol", ["ds-team"])
     with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
         experiment = client.post("/api/2.0/mlflow/experiments/create", json={"name": "attributed"})

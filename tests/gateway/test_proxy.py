@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from gw_support import ARTIFACT_UPLOAD, SECRET, free_port
+from gw_support import ARTIFACT_UPLOAD, SECRET, SLOW, free_port
 from starlette.requests import Request
 
 from gateway.proxy import forwardable_request_headers
@@ -29,7 +29,7 @@ IDENTITY_CLAIMING = {
 }
 
 
-def test_identity_headers_are_stripped_and_the_signed_one_added(gateway, echo_upstream):
+def test_identity_headers_are_stripped_and_the_signed_one_added(gateway, echo_upstream, alices):
     echo, _ = echo_upstream
     token = gateway.idp.mint("alice", ["ds-team"])
     with gateway.client() as client:
@@ -42,7 +42,7 @@ def test_identity_headers_are_stripped_and_the_signed_one_added(gateway, echo_up
                 "X-Keep": "kept",
                 **IDENTITY_CLAIMING,
             },
-            json={"experiment_id": "0"},
+            json={"experiment_id": alices.experiment_id},
         )
     assert response.status_code == 200
     assert response.headers["set-cookie"] == "a=1"
@@ -69,29 +69,31 @@ def test_identity_headers_are_stripped_and_the_signed_one_added(gateway, echo_up
     ).principal
     assert principal.username == "alice"
     assert received["query"] == b"x=1&y=%2F"
-    assert received["body"] == b'{"experiment_id":"0"}'
+    assert received["body"] == f'{{"experiment_id":"{alices.experiment_id}"}}'.encode()
 
 
-def test_encoded_paths_reach_the_handler_unchanged(gateway, echo_upstream):
+def test_encoded_paths_reach_the_handler_unchanged(gateway, echo_upstream, alices):
     echo, _ = echo_upstream
     token = gateway.idp.mint("alice")
+    path = f"{ARTIFACT_UPLOAD}/{alices.experiment_id}/{alices.run_id}/artifacts/a%20b%2Bc.txt"
     with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
-        client.get("/api/2.0/mlflow-artifacts/artifacts/a%2Fb%20c.txt")
+        assert client.get(path).status_code == 200
     received = echo.received[-1]
-    assert received["raw_path"] == b"/api/2.0/mlflow-artifacts/artifacts/a%2Fb%20c.txt"
+    assert received["raw_path"] == path.encode()
     value = dict(received["headers"])[IDENTITY_HEADER.lower()]
     verify_identity_claims(value, "GET", received["path"], SECRET)
 
 
-def test_a_get_with_a_json_body_keeps_its_body(gateway, echo_upstream):
+def test_a_get_with_a_json_body_keeps_its_body(gateway, echo_upstream, alices):
     echo, _ = echo_upstream
     token = gateway.idp.mint("alice")
+    body = f'{{"run_id": "{alices.run_id}"}}'.encode()
     with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
-        client.request("GET", "/api/2.0/mlflow/runs/get", content=b'{"run_id": "r1"}')
-    assert echo.received[-1]["body"] == b'{"run_id": "r1"}'
+        assert client.request("GET", "/api/2.0/mlflow/runs/get", content=body).status_code == 200
+    assert echo.received[-1]["body"] == body
 
 
-def test_a_large_upload_streams_through(gateway, echo_upstream):
+def test_a_large_upload_streams_through(gateway, echo_upstream, alices):
     echo, _ = echo_upstream
     token = gateway.idp.mint("alice")
     chunk = b"u" * 65536
@@ -107,12 +109,13 @@ def test_a_large_upload_streams_through(gateway, echo_upstream):
             yield chunk
 
     with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
-        response = client.put(f"{ARTIFACT_UPLOAD}/1/run/artifacts/big.bin", content=body())
+        target = f"{ARTIFACT_UPLOAD}/{alices.experiment_id}/{alices.run_id}/artifacts/big.bin"
+        response = client.put(target, content=body())
     assert response.json() == {"received": len(chunk) * chunks}
     assert arrived_while_sending.is_set()
 
 
-def test_a_large_download_streams_through(gateway, echo_upstream):
+def test_a_large_download_streams_through(gateway, echo_upstream, alices):
     echo, _ = echo_upstream
     token = gateway.idp.mint("alice")
     size = 64 * 1024 * 1024
@@ -120,7 +123,7 @@ def test_a_large_download_streams_through(gateway, echo_upstream):
     received = 0
     with (
         gateway.client(headers={"Authorization": f"Bearer {token}"}) as client,
-        client.stream("GET", f"/download?size={size}") as response,
+        client.stream("GET", f"{_artifact(alices, 'big.bin')}?size={size}") as response,
     ):
         assert response.status_code == 200
         for part in response.iter_bytes():
@@ -150,7 +153,7 @@ def test_upstream_timeout_is_a_504_in_mlflow_json(start_gateway, echo_upstream):
     gateway = start_gateway(echo_upstream[1], upstream_timeout_seconds=0.5)
     token = gateway.idp.mint("alice")
     with gateway.client(headers={"Authorization": f"Bearer {token}"}) as client:
-        response = client.get("/slow")
+        response = client.get(SLOW)
     assert response.status_code == 504
     assert response.json()["error_code"] == "DEADLINE_EXCEEDED"
 
@@ -160,15 +163,19 @@ def test_an_upstream_cookie_is_never_replayed_for_another_caller(gateway, echo_u
     echo, _ = echo_upstream
     alice, bob = gateway.idp.mint("alice", ["ds-team"]), gateway.idp.mint("bob", ["nlp"])
     with gateway.client() as client:
-        first = client.get("/api/2.0/mlflow/experiments/get", headers=_bearer(alice))
+        first = client.get("/api/2.0/mlflow/experiments/search", headers=_bearer(alice))
         assert first.headers["set-cookie"] == "a=1"
     with gateway.client() as client:  # a new client: sends no cookie of its own
-        client.get("/api/2.0/mlflow/experiments/get", headers=_bearer(bob))
+        client.get("/api/2.0/mlflow/experiments/search", headers=_bearer(bob))
     assert "cookie" not in dict(echo.received[-1]["headers"])
 
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def _artifact(owned, name: str) -> str:
+    return f"{ARTIFACT_UPLOAD}/{owned.experiment_id}/{owned.run_id}/artifacts/{name}"
 
 
 def test_a_chunked_body_is_never_forwarded_with_the_clients_content_length():

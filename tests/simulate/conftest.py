@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from matrix_world import world  # noqa: F401 - the gateway and simulator side by side
 from sim_support import POLICIES
 
-from gateway.policy import load_policies
+from gateway.authz.policies import load_policies
 
 BINDINGS_YAML = """\
 experiments:

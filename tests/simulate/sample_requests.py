@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from gateway.request_parse import Refusal, parse_request
-from gateway.request_values import RAW_QUERY_REQUIRED
-from gateway.routes import all_routes
-from gateway.routes.model import JSON, NONE, OTLP, QUERY, Route
+from gateway.errors import GatewayError
+from gateway.routing import all_routes
+from gateway.routing.model import JSON, NONE, OTLP, QUERY, Route
+from gateway.routing.parse import parse_request
+from gateway.routing.values import RAW_QUERY_REQUIRED
 from store.vocabulary import (
     ARTIFACT_PATH,
     DATASET,
@@ -44,6 +45,7 @@ class Ids:
     experiment_name: str
     model: str
     dataset: str = "no-such-dataset"
+    artifact_path: str = ""  # an artifact-proxy path; default: a file of the run
 
     def of(self, kind: str) -> str:
         return {
@@ -57,7 +59,7 @@ class Ids:
         }[kind]
 
     def artifact(self) -> str:
-        return f"{self.experiment}/{self.run}/artifacts/model.pkl"
+        return self.artifact_path or f"{self.experiment}/{self.run}/artifacts/model.pkl"
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class Sample:
 
 def build(route: Route, ids: Ids, other: Ids, *, version: str = "1") -> Sample | None:
     """A request for `route` whose references name `ids` (own family) or `other`."""
-    family = REGISTERED_MODEL if route.primary_kind == REGISTERED_MODEL else EXPERIMENT
+    primary = route.refs[0].kind if route.refs else None
+    family = REGISTERED_MODEL if primary == REGISTERED_MODEL else EXPERIMENT
     params: dict = {}
     path_params: dict[str, str] = {}
     headers: dict[str, str] = {}
@@ -183,7 +186,7 @@ def requests_by_action(ids: Ids, other: Ids) -> dict[str, Sample]:
             continue
         try:
             parse_request(sample.method, sample.path, sample.query, sample.headers, sample.body)
-        except Refusal:
+        except GatewayError:
             continue
         out[route.action] = sample
     return out

@@ -6,7 +6,7 @@ import subprocess
 
 from sim_support import POLICIES, REPO, copy_policies, let_model_readers_tag
 
-from gateway.policy import load_policies
+from gateway.authz.policies import load_policies
 from gateway.simulate.cli import main
 from gateway.simulate.diff import diff_matrices
 from gateway.simulate.matrix import build_matrix

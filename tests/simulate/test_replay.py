@@ -1,4 +1,4 @@
-"""`replay`: recorded decisions (gateway/audit.py lines) decided again with other policies."""
+"""`replay`: recorded decisions (audit lines) decided again with other policies."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 
 from sim_support import POLICIES, copy_policies
 
-from gateway.audit import AuditLog
-from gateway.decide import Authorizer
-from gateway.request_parse import ResourceRef
+from gateway.authz.decide import Authorizer
+from gateway.observe.audit import AuditLog
+from gateway.routing.parse import ResourceRef
 from gateway.simulate.bindings import load_bindings
 from gateway.simulate.cli import main
 from gateway.simulate.replay import read_audit, replay
@@ -89,7 +89,7 @@ def test_a_narrowed_reader_role_flips_reads(tmp_path, bundle, bindings_file):
     narrowed = copy_policies(tmp_path)
     reader = narrowed / "10_experiment_reader.cedar"
     reader.write_text(reader.read_text().replace('    Action::"GetRun",\n', ""))
-    from gateway.policy import load_policies
+    from gateway.authz.policies import load_policies
 
     report = replay(
         read_audit(audit),

@@ -37,7 +37,7 @@ def test_a_search_is_narrowed_and_an_empty_one_is_not_forwarded(bundle, bindings
 
 def test_refusals_are_reported_before_any_decision(bundle, bindings_file):
     r = _simulate(bundle, bindings_file, "rita", (), "GET", "/api/2.0/mlflow/unknown")
-    assert r.refusal is not None and r.refusal.status == 403 and not r.allowed
+    assert r.refusal is not None and r.refusal.status_code == 403 and not r.allowed
 
 
 def _graphql(query: str, variables: dict | None = None) -> str:
@@ -56,7 +56,7 @@ def test_graphql_is_decided_per_root_field_for_non_administrators(bundle, bindin
     ]
     # gus reads experiment 7 through his group; experiment 8 is private
     gus = _simulate(bundle, bindings_file, "gus", ("vision",), "POST", "/graphql", RUN_8)
-    assert not gus.allowed and gus.result.decision.resource.id == "run-8"
+    assert not gus.allowed and gus.verdict.denial.resource.id == "run-8"
     assert gus.reason.startswith("DENY") and "experiment 8 is private" in gus.reason
     typename = _graphql("{ __typename }")
     assert _simulate(bundle, bindings_file, "rita", (), "POST", "/graphql", typename).allowed
@@ -67,9 +67,9 @@ def test_graphql_is_decided_per_root_field_for_non_administrators(bundle, bindin
 def test_graphql_refusals_and_get_are_as_in_the_gateway(bundle, bindings_file):
     mutation = _graphql('mutation { mlflowDeleteRun(input: {runId: "run-1"}) { __typename } }')
     refused = _simulate(bundle, bindings_file, "rita", (), "POST", "/graphql", mutation)
-    assert refused.refusal.status == 403 and "mutations are not offered" in refused.reason
+    assert refused.refusal.status_code == 403 and "mutations are not offered" in refused.reason
     broken = _simulate(bundle, bindings_file, "rita", (), "POST", "/graphql", "{not json")
-    assert broken.refusal.status == 400 and not broken.allowed
+    assert broken.refusal.status_code == 400 and not broken.allowed
     get = _simulate(bundle, bindings_file, "rita", (), "GET", "/graphql?query=%7B__typename%7D")
     assert not get.allowed and "checked on POST only" in get.reason
 

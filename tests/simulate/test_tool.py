@@ -11,6 +11,9 @@ from sim_support import REPO
 TOOL = REPO / "tools" / "simulate"
 
 
+CHECK = ["check", "--user", "x", "--action", "CreateExperiment", "--resource", "workspace"]
+
+
 def _run(*args: str, python: str | None = None) -> subprocess.CompletedProcess:
     command = [python, str(TOOL), *args] if python else [str(TOOL), *args]
     env = {k: v for k, v in os.environ.items() if k != "CEDARFLOW_SIMULATE_REEXEC"}
@@ -40,17 +43,7 @@ def test_the_tool_finds_the_venv_from_a_python_without_the_project():
     probe = subprocess.run([*bare, "-c", "import cedarpy"], capture_output=True, check=False)
     assert probe.returncode != 0
     done = subprocess.run(
-        [
-            *bare,
-            str(TOOL),
-            "check",
-            "--user",
-            "x",
-            "--action",
-            "CreateExperiment",
-            "--resource",
-            "workspace",
-        ],
+        [*bare, str(TOOL), *CHECK],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -68,18 +61,7 @@ def test_cedarflow_simulate_is_the_same_command():
 
     parser = argparse.ArgumentParser(prog="cedarflow")
     add_simulate_command(parser.add_subparsers())
-    args = parser.parse_args(
-        [
-            "simulate",
-            "check",
-            "--user",
-            "x",
-            "--action",
-            "CreateExperiment",
-            "--resource",
-            "workspace",
-        ]
-    )
+    args = parser.parse_args(["simulate", *CHECK])
     assert args.run(args) == 0
     args = parser.parse_args(["simulate"])
     assert args.run(args) == 2

@@ -4,7 +4,6 @@ only when no `--issuer` is given; a non-loopback `--host` without `--issuer` is 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -14,10 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from process_support import processes_mentioning
 
 from gateway import cli
-from gateway.devidp import DEV_CLIENT_ID, DevIdentityProvider
-from gateway.oidc import pkce_challenge, random_token
+from gateway.authn.oauth import random_token
+from gateway.devidp.provider import DEV_CLIENT_ID, DevIdentityProvider
 from gateway.stack.supervisor import StackConfig
 
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=10"
@@ -78,7 +79,7 @@ def test_with_an_issuer_nobody_signs_in_through_the_dev_provider(stack_factory, 
                 data={
                     "client_id": DEV_CLIENT_ID,
                     "redirect_uri": f"{stack.url}/oauth2/callback",
-                    "code_challenge": pkce_challenge(verifier),
+                    "code_challenge": create_s256_code_challenge(verifier),
                     "username": "mallory",
                     "groups": "admins",
                 },
@@ -115,21 +116,6 @@ def test_the_banner_says_anyone_can_sign_in_as_anyone(stack) -> None:
     assert any(f"anyone who can reach port {port} can sign in as anyone" in s for s in lines)
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line or environment names `text`, this test process excluded."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if text.encode() in seen:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.parametrize(
     "host", ["0.0.0.0", "::", "", "192.0.2.1"], ids=["any-ipv4", "any-ipv6", "empty", "test-net"]
 )
@@ -140,7 +126,7 @@ def test_a_non_loopback_host_without_an_issuer_is_refused_at_once(stack_factory,
     assert "--issuer" in line and "not a loopback address" in line
     # Refused before anything: no data directory, no local DynamoDB, no handler tier.
     assert not stack.data_dir.exists()
-    assert _processes_mentioning(str(stack.data_dir)) == []
+    assert processes_mentioning(str(stack.data_dir), environment=True) == []
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost", "LocalHost"])

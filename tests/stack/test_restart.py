@@ -6,8 +6,7 @@ import os
 import signal
 
 from mlflow import MlflowClient
-
-from gateway.stack.processes import wait_until_gone
+from process_support import wait_until_gone
 
 
 def _client(stack, monkeypatch) -> MlflowClient:

@@ -8,23 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
-
-from gateway.stack.processes import wait_until_gone
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line names `text` (a data directory), this test process excluded."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
+from process_support import processes_mentioning, wait_until_gone
 
 
 def _one_line(stderr: str) -> str:
@@ -40,7 +24,7 @@ def test_second_stack_on_same_data_dir_is_refused(stack_factory) -> None:
     line = _one_line(second.stderr)
     assert "in use by another cedarflow stack" in line and str(first.proc.pid) in line
     # The first stack is untouched and still serves; nothing new runs on its directory.
-    assert set(_processes_mentioning(str(first.data_dir))) <= set(first.pids)
+    assert set(processes_mentioning(str(first.data_dir))) <= set(first.pids)
     assert httpx.get(f"{first.url}/healthz", timeout=10).status_code == 200
     assert first.stop() == 0
 
@@ -54,7 +38,7 @@ def test_port_taken_is_one_line_and_nothing_is_left(stack_factory, tmp_path: Pat
         assert stack.launch().wait(120) == 1
     line = _one_line(stack.stderr)
     assert f"127.0.0.1:{port}" in line and "address already in use" in line
-    assert _processes_mentioning(str(stack.data_dir)) == []
+    assert processes_mentioning(str(stack.data_dir)) == []
     assert not (stack.data_dir / "stack.json").exists()
 
 
@@ -68,7 +52,7 @@ def test_no_local_dynamodb_possible_is_one_line(stack_factory, tmp_path: Path) -
     assert stack.launch().wait(120) == 1
     line = _one_line(stack.stderr)
     assert "Node.js is not installed and moto is not installed" in line
-    assert _processes_mentioning(str(stack.data_dir)) == []
+    assert processes_mentioning(str(stack.data_dir)) == []
 
 
 def test_without_node_moto_runs_in_memory_with_a_loud_warning(stack_factory, tmp_path) -> None:

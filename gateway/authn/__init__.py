@@ -1,0 +1,1 @@
+"""Authentication: who is calling (bearer tokens, the browser session and its sign-in)."""

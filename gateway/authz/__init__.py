@@ -1,0 +1,1 @@
+"""Authorization: Cedar decisions over role bindings, and where the bindings come from."""

@@ -1,0 +1,1 @@
+"""What the gateway records: one audit line per decision, Prometheus metrics."""
