@@ -206,8 +206,14 @@ class RunBuckets:
         buckets = range(layout.split, last + 1)
         calls = [partial(self.ensure_split, b, layout.level, target) for b in buckets]
         levels = self.table.fan_out(calls)
-        if all(level is not None and level > layout.level for level in levels):
-            self.advance(layout, layout.after(last, levels[-1]))
+        if not all(level is not None and level > layout.level for level in levels):
+            return
+        after = layout.after(last, levels[-1])
+        while layout is not None and not self.advance(layout, after):
+            # A concurrent splitter advanced part of the way: go on from where it stopped.
+            current = self.layout()
+            within = current.level == layout.level and layout.split < current.split <= last
+            layout = current if within and layout != Layout(0, 0) else None
 
     def _help(self, layout: Layout, bucket: int) -> Layout:
         """A write met a bucket frozen, missing or ahead of `layout`. If the core still says
@@ -259,12 +265,15 @@ class RunBuckets:
         with contextlib.suppress(ConditionFailed):
             self.table.put(item, condition="attribute_not_exists(sk)")
 
-    def advance(self, before: Layout, after: Layout) -> None:
-        """Step 4: the core's layout, from `before` only (a later or concurrent advance wins)."""
+    def advance(self, before: Layout, after: Layout) -> bool:
+        """Step 4: the core's layout, from `before` only; False when the core holds another."""
         update = Update().set("ml", after.level).set("ms", after.split)
         update.equals("ml", before.level).equals("ms", before.split)
-        with contextlib.suppress(ConditionFailed):
+        try:
             self.table.update(content_pk(self.experiment_id), self.position, update)
+        except ConditionFailed:
+            return False
+        return True
 
     def _key(self, bucket: int) -> tuple[str, str]:
         return metrics_pk(self.experiment_id), bucket_sk(self.position, bucket)
