@@ -19,6 +19,7 @@ Path = str | tuple[str, ...]
 class Update:
     """SET / REMOVE / ADD actions and the conditions (ANDed) the item must meet."""
 
+    returns: str = "ALL_NEW"  # what UpdateItem answers: the item after it, or ALL_OLD before
     names: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     _sets: list[str] = field(default_factory=list)

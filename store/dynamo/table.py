@@ -145,12 +145,13 @@ class DynamoTable:
         self._call("PutItem", **_with_expressions(request, condition, names, values))
 
     def update(self, pk: str, sk: str, update: Update) -> dict:
-        """Apply `update` (store/dynamo/expressions.py) to one item; returns the item after it."""
+        """Apply `update` (store/dynamo/expressions.py) to one item; returns the item after it
+        (or before it, as `update.returns` asks)."""
         request = {
             "TableName": self.name,
             "Key": _key(pk, sk),
             "UpdateExpression": update.expression(),
-            "ReturnValues": "ALL_NEW",
+            "ReturnValues": update.returns,
         }
         request = _with_expressions(request, update.condition(), update.names, update.values)
         response = self._call("UpdateItem", **request)

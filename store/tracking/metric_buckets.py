@@ -46,7 +46,12 @@ SPLIT_BYTES = 768  # a write leaving a bucket larger than this splits one (a buc
 KEYS_PER_WRITE = 25  # keys of one UpdateItem (its condition stays far below 4 KB)
 KEYS_PER_BUCKET = 8  # a batch of k keys first grows the run to k / 8 buckets
 MAX_LEVEL = 20
-MAX_SPLITS_PER_CALL = 64
+FILL_BYTES = 512  # a wide write grows the run back to buckets of about this size
+WRITE_UNIT_BYTES = 1024
+ESTIMATE_FROM = 8  # a write of at least this many buckets, and of at least
+ESTIMATE_SHARE = 8  # 1/8 of the run's buckets, estimates the size of all of them
+BUCKET_BYTES = 100  # a bucket's keys and level (its partition key holds an experiment id)
+MAX_SPLITS_PER_CALL = 256
 _ATTEMPTS = 40
 
 
@@ -97,11 +102,38 @@ def empty_bucket(experiment_id: str, position: str, bucket: int, level: int) -> 
 
 
 @dataclass(frozen=True)
+class _Written:
+    """A bucket as a write left it."""
+
+    size: int  # bytes, by DynamoDB's rules
+    keys: int
+    added: bool  # the write brought a key the bucket did not hold
+    level: int  # the bucket holds the keys of 1 / 2^level of the hash space
+
+
+@dataclass(frozen=True)
 class _Outcome:
     bucket: int
     keys: dict[str, MetricPoint]
-    written: dict | None  # the bucket after the write
+    written: _Written | None  # the bucket after the write
     stored: dict | None  # the bucket that refused it (None: missing)
+
+
+def splits_needed(written: list[_Written], count: int) -> int:
+    """Splits after a write: one per bucket it grew past SPLIT_BYTES (or found past the 1 KB a
+    write unit covers); and when it added keys to a good share of the run's buckets, as many as
+    bring the run's entries, estimated from those buckets, back to FILL_BYTES a bucket."""
+    over = sum(
+        1
+        for w in written
+        if w.keys > 1 and w.size > SPLIT_BYTES and (w.added or w.size > WRITE_UNIT_BYTES)
+    )
+    added = any(w.added for w in written)  # values of known keys change no bucket's size
+    if not added or len(written) < max(ESTIMATE_FROM, count / ESTIMATE_SHARE):
+        return over
+    # A bucket of level l holds 1/2^l of the keys: scaled by 2^l, each estimates the whole run.
+    entries = sum(max(0, w.size - BUCKET_BYTES) << w.level for w in written) / len(written)
+    return max(over, math.ceil(entries / (FILL_BYTES - BUCKET_BYTES)) - count)
 
 
 class RunBuckets:
@@ -118,13 +150,15 @@ class RunBuckets:
     def write(self, layout: Layout, points: dict[str, MetricPoint]) -> None:
         """Make each point the latest of its key unless a newer one is stored."""
         layout = self.grow_for(layout, len(points))
-        pending, overflowing = dict(points), 0
+        pending, written = dict(points), {}
         for _ in range(_ATTEMPTS):
             outcomes = self.table.fan_out(self._writes(layout, pending))
             pending, moved = {}, []
             for outcome in outcomes:
                 if outcome.written is not None:
-                    overflowing += _overflows(outcome.written)
+                    known = written.get(outcome.bucket)
+                    if known is None or outcome.written.size > known.size:
+                        written[outcome.bucket] = outcome.written
                     continue
                 stored = outcome.stored
                 expected = layout.level_of(outcome.bucket)
@@ -143,8 +177,9 @@ class RunBuckets:
                 "retry the call.",
                 TEMPORARILY_UNAVAILABLE,
             )
-        if overflowing:
-            self.split(layout, overflowing)
+        splits = splits_needed(list(written.values()), layout.count)
+        if splits:
+            self.split(self.layout(), splits)
 
     def _writes(self, layout: Layout, points: dict[str, MetricPoint]) -> list[Callable]:
         by_bucket: dict[int, dict[str, MetricPoint]] = defaultdict(dict)
@@ -160,17 +195,27 @@ class RunBuckets:
 
     def _write_bucket(self, bucket: int, level: int, keys: dict[str, MetricPoint]) -> _Outcome:
         update = Update().equals("lvl", level).missing("frozen")
-        for key, point in keys.items():
-            entry = bucket_entry(point)
+        entries = {key: bucket_entry(point) for key, point in keys.items()}
+        for key, entry in entries.items():
             update.set(("m", key), entry)
             update.require(
                 f"(attribute_not_exists({update.path(('m', key))}) OR "
                 f"{update.path(('m', key, 'o'))} < {update.value(entry['o'])})"
             )
+        update.returns = "ALL_OLD"  # the bucket before: which keys are new, and its size after
         try:
-            return _Outcome(bucket, keys, self.table.update(*self._key(bucket), update), None)
+            before = self.table.update(*self._key(bucket), update)
         except ConditionFailed:
             return _Outcome(bucket, keys, None, self.table.get(*self._key(bucket)))
+        stored = before.get("m", {})
+        after = {**before, "m": {**stored, **entries}}
+        written = _Written(
+            item_size(serialize_item(after)),
+            len(after["m"]),
+            entries.keys() - stored.keys() != set(),
+            level,
+        )
+        return _Outcome(bucket, keys, written, None)
 
     # ---- growing ------------------------------------------------------------------------
 
@@ -195,11 +240,14 @@ class RunBuckets:
         return layout
 
     def split(self, layout: Layout, count: int) -> None:
-        """Split the next `count` buckets of the current level (linear hashing's order)."""
-        if layout.level >= MAX_LEVEL:
-            return
-        last = min(layout.split + min(count, MAX_SPLITS_PER_CALL), 1 << layout.level) - 1
-        self._split_range(layout, last, layout.level + 1)
+        """Split the next `count` buckets (linear hashing's order), level after level."""
+        count = min(count, MAX_SPLITS_PER_CALL)
+        while count > 0 and layout.level < MAX_LEVEL:
+            last = min(layout.split + count, 1 << layout.level) - 1
+            self._split_range(layout, last, layout.level + 1)
+            count -= last + 1 - layout.split
+            if count > 0:
+                layout = self.layout()
 
     def _split_range(self, layout: Layout, last: int, target: int) -> None:
         """Split buckets layout.split..last to level `target`, then advance the layout."""
@@ -286,8 +334,3 @@ def _newer(keys: dict[str, MetricPoint], stored: dict[str, dict]) -> dict[str, M
         if key not in stored
         or metric_order(point.step, point.timestamp, point.rank) > stored[key]["o"]
     }
-
-
-def _overflows(bucket: dict) -> int:
-    """1 when the bucket is over SPLIT_BYTES with keys to part, else 0."""
-    return int(len(bucket.get("m", {})) > 1 and item_size(serialize_item(bucket)) > SPLIT_BYTES)
