@@ -98,9 +98,9 @@ def test_batches_racing_on_a_new_param_keep_one_value_and_the_losers_metrics_out
         results = run_in_parallel(log, _THREADS)
         winners = [i for i, (outcome, _) in enumerate(results) if outcome == "ok"]
         assert len(winners) == 1
-        assert [r for r in results if r[0] == "error"] == [
-            ("error", "INVALID_PARAMETER_VALUE")
-        ] * (_THREADS - 1)
+        assert [r for r in results if r[0] == "error"] == [("error", "INVALID_PARAMETER_VALUE")] * (
+            _THREADS - 1
+        )
         run = dynalite_store.get_run(run_id)
         (winner,) = winners
         assert run.data.params["lr"] == str(winner)
