@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow  # noqa: F401 - import MLflow fully before the store (its plugin registry)
-from capacity import CapacityMeter, Usage
 from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
 from gateway.stack.dynamodb_server import DynamoServer
+from store.dynamo.capacity import CapacityMeter, Usage
 from store.tracking import DynamoTrackingStore
 
 MAX_PARAM = 6000  # characters MLflow accepts in a param value

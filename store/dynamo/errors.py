@@ -25,6 +25,10 @@ class ConditionFailed(Exception):  # noqa: N818 - the name of the DynamoDB condi
     """A ConditionExpression evaluated to false; nothing was written."""
 
 
+class TableSchemaMismatch(RuntimeError):  # noqa: N818
+    """The table exists without an index (or key) the stores need; nothing can be served."""
+
+
 class ItemTooLarge(Exception):  # noqa: N818
     """The item would exceed DynamoDB's 400 KB item limit; nothing was written."""
 

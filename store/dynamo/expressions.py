@@ -19,6 +19,7 @@ Path = str | tuple[str, ...]
 class Update:
     """SET / REMOVE / ADD actions and the conditions (ANDed) the item must meet."""
 
+    returns: str = "ALL_NEW"  # what UpdateItem answers: the item after it, or ALL_OLD before
     names: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     _sets: list[str] = field(default_factory=list)
@@ -67,6 +68,11 @@ class Update:
 
     def equals(self, path: Path, value: Any) -> Update:
         self._conditions.append(f"{self.path(path)} = {self.value(value)}")
+        return self
+
+    def require(self, condition: str) -> Update:
+        """A condition written by hand with `path()` and `value()` aliases."""
+        self._conditions.append(condition)
         return self
 
     def differs(self, path: Path, value: Any) -> Update:

@@ -53,6 +53,7 @@ def ensure_table(table: DynamoTable, schema: TableSchema = SCHEMA) -> None:
     if description is not None:
         if not _active(description):
             wait_until_active(table)
+        table.check_schema(description)
         return
     _send_create(table, schema)
     wait_until_active(table)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +21,7 @@ from store.dynamo.client import RoundTrips, exhausted, make_client, sleep_backof
 from store.dynamo.errors import (
     ConditionFailed,
     StoreUnavailable,
+    TableSchemaMismatch,
     error_code,
     error_of,
     unavailable,
@@ -34,6 +35,7 @@ from store.dynamo.values import deserialize_item, serialize_item, serialize_valu
 BATCH_WRITE_SIZE = 25
 BATCH_GET_SIZE = 100
 PARALLEL_BATCH_WRITES = 8  # BatchWriteItem requests in flight at once for one call
+PARALLEL_REQUESTS = 16  # independent requests of one call in flight at once (`fan_out`)
 
 # ---- the table ----------------------------------------------------------------------------------
 
@@ -51,6 +53,7 @@ class DynamoTable:
         self._client = make_client(location, self.round_trips)
         self.parallel_writes = PARALLEL_BATCH_WRITES
         self._writer_pool: ThreadPoolExecutor | None = None
+        self._fan_out_pools: list[ThreadPoolExecutor] = []
         self._writers_lock = threading.Lock()
 
     @classmethod
@@ -68,10 +71,23 @@ class DynamoTable:
 
     def ensure_table(self) -> None:
         """Create the table if missing (idempotent) and wait until it is ACTIVE
-        (store/dynamo/provision.py: the schema's table, every setting the server offers)."""
+        (store/dynamo/provision.py: the schema's table, every setting the server offers); a table
+        that lacks an index of the schema is refused (TableSchemaMismatch)."""
         from store.dynamo.provision import ensure_table  # provision builds on this module
 
         ensure_table(self)
+
+    def check_schema(self, described: dict) -> None:
+        """Refuse a table whose indexes are not the schema's (one created by an earlier build):
+        DynamoDB-compatible local servers cannot add an index to an existing table."""
+        missing = SCHEMA.missing_indexes(described)
+        if missing:
+            raise TableSchemaMismatch(
+                f"DynamoDB table {self.name} lacks the index {', '.join(missing)} this version "
+                "needs (created by an earlier Cedarflow): create a new table with "
+                "`cedarflow table create` (local stack: remove DATA/dynamodb) and point the "
+                "store at it."
+            )
 
     # -- single items --
 
@@ -97,12 +113,13 @@ class DynamoTable:
         self._call("PutItem", **_with_expressions(request, condition, names, values))
 
     def update(self, pk: str, sk: str, update: Update) -> dict:
-        """Apply `update` (store/dynamo/expressions.py) to one item; returns the item after it."""
+        """Apply `update` (store/dynamo/expressions.py) to one item; returns the item after it
+        (or before it, as `update.returns` asks)."""
         request = {
             "TableName": self.name,
             "Key": _key(pk, sk),
             "UpdateExpression": update.expression(),
-            "ReturnValues": "ALL_NEW",
+            "ReturnValues": update.returns,
         }
         request = _with_expressions(request, update.condition(), update.names, update.values)
         response = self._call("UpdateItem", **request)
@@ -138,23 +155,25 @@ class DynamoTable:
         pk: str,
         *,
         sk_prefix: str | None = None,
-        sk_range: tuple[str, str] | None = None,
+        sk_range: tuple[str | None, str | None] | None = None,
         index: str | None = None,
         forward: bool = True,
         limit: int | None = None,
-        page_size: int | None = None,
+        page_size: int | Callable[[], int] | None = None,
         consistent: bool = False,
         attributes: Iterable[Sequence[str]] | None = None,
     ) -> Iterator[dict]:
         """Items of one partition in sort-key order; pages are fetched lazily as you iterate.
 
+        `sk_range`: sort keys between the two bounds, both included (None: open on that side).
         `attributes`: only these attribute paths (e.g. `("params", "lr")`) are returned.
         `page_size`: items in the first request, doubled for each next one (a reader that may
-        stop early pays for few items, and one that reads on soon gets full 1 MB pages).
+        stop early pays for few items, and one that reads on soon gets full 1 MB pages); or a
+        function giving the items of each request, called just before it is sent.
         """
         if sk_prefix is not None and sk_range is not None:
             raise ValueError("Give sk_prefix or sk_range, not both")
-        pk_name, sk_name = SCHEMA.indexes[index] if index is not None else SCHEMA.key
+        pk_name, sk_name = SCHEMA.index(index).keys if index is not None else SCHEMA.key
         condition = "#pk = :pk"
         names = {"#pk": pk_name}
         values: dict[str, Any] = {":pk": {"S": pk}}
@@ -162,11 +181,17 @@ class DynamoTable:
             condition += " AND begins_with(#sk, :prefix)"
             names["#sk"] = sk_name
             values[":prefix"] = {"S": sk_prefix}
-        elif sk_range is not None:
-            condition += " AND #sk BETWEEN :low AND :high"
+        elif sk_range is not None and sk_range != (None, None):
+            low, high = sk_range
             names["#sk"] = sk_name
-            values[":low"] = {"S": sk_range[0]}
-            values[":high"] = {"S": sk_range[1]}
+            if low is not None:
+                values[":low"] = {"S": low}
+            if high is not None:
+                values[":high"] = {"S": high}
+            if low is not None and high is not None:
+                condition += " AND #sk BETWEEN :low AND :high"
+            else:
+                condition += " AND #sk >= :low" if low is not None else " AND #sk <= :high"
         request: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": condition,
@@ -183,11 +208,12 @@ class DynamoTable:
         return self._query_pages(request, limit, page_size)
 
     def _query_pages(
-        self, request: dict, limit: int | None, page_size: int | None
+        self, request: dict, limit: int | None, page_size: int | Callable[[], int] | None
     ) -> Iterator[dict]:
         remaining = limit
         while True:
-            sizes = [size for size in (remaining, page_size) if size is not None]
+            size = page_size() if callable(page_size) else page_size
+            sizes = [n for n in (remaining, size) if n is not None]
             if sizes:
                 request["Limit"] = min(sizes)
             response = self._call("Query", **request)
@@ -199,7 +225,7 @@ class DynamoTable:
             if not start or (remaining is not None and remaining <= 0):
                 return
             request["ExclusiveStartKey"] = start
-            if page_size is not None:
+            if page_size is not None and not callable(page_size):
                 page_size *= 2
 
     def batch_write(
@@ -233,6 +259,26 @@ class DynamoTable:
             if pending:
                 attempt += 1
                 sleep_backoff(attempt, "BatchWriteItem")
+
+    def fan_out(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run independent calls (each a few requests) together, up to PARALLEL_REQUESTS at
+        once; results in order, the first exception raised.
+
+        A fanned-out call may fan out once more (each level has its own pool, so no pool ever
+        waits on itself); deeper calls, and every call on a table limited to one request at a
+        time (`parallel_writes = 1`: moto in process is not thread-safe), run one by one."""
+        depth = getattr(_fanning, "depth", 0)
+        if len(calls) <= 1 or self.parallel_writes <= 1 or depth >= _FAN_OUT_LEVELS:
+            return [call() for call in calls]
+        with self._writers_lock:
+            if not self._fan_out_pools:
+                self._fan_out_pools = [
+                    ThreadPoolExecutor(PARALLEL_REQUESTS, f"dynamo-fan-out-{level}")
+                    for level in range(_FAN_OUT_LEVELS)
+                ]
+            pool = self._fan_out_pools[depth]
+        futures = [pool.submit(_fanned, call, depth + 1) for call in calls]
+        return [future.result() for future in futures]
 
     def _writers(self) -> ThreadPoolExecutor:
         with self._writers_lock:
@@ -295,6 +341,18 @@ class DynamoTable:
             raise
         except (ConnectionError, HTTPClientError) as exc:
             raise unavailable(f"DynamoDB {operation} did not answer: {exc}") from exc
+
+
+_fanning = threading.local()
+_FAN_OUT_LEVELS = 2
+
+
+def _fanned(call: Callable[[], Any], depth: int) -> Any:
+    _fanning.depth = depth
+    try:
+        return call()
+    finally:
+        _fanning.depth = 0
 
 
 def _waves_without_duplicate_keys(requests: list, size: int, parallel: int) -> Iterator[list[list]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 
 from mlflow.entities import Experiment, LifecycleStage, ViewType
 from mlflow.exceptions import MlflowException
@@ -26,7 +27,7 @@ from mlflow.utils.validation import (
 from store.bindings import creation_bindings
 from store.dynamo.errors import ConditionFailed
 from store.dynamo.expressions import Update
-from store.dynamo.schema import GSI1
+from store.dynamo.schema import GSI1, GSI2
 from store.dynamo.table import DynamoTable
 from store.keys import experiment_key, name_claim_key
 from store.search.pagination import next_page_token, page_offset
@@ -37,8 +38,8 @@ from store.tracking.items import (
     experiment_to_entity,
     padded_experiment_id,
     require_active,
-    runs_of_experiment,
 )
+from store.tracking.run_keys import ATTRIBUTE, STATUS_COLUMN, filter_pk
 from store.vocabulary import EXPERIMENT
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -253,8 +254,11 @@ class ExperimentsMixin:
         experiment_id = item["experiment_id"]
         now = get_current_time_millis()
         # Runs first: if this stops half-way the experiment keeps its stage and a retry finishes.
-        for run in self.table.query(runs_of_experiment(experiment_id), index=GSI1):
-            self._set_run_stage(run["run_id"], target, now)
+        column = filter_pk(experiment_id, ATTRIBUTE, STATUS_COLUMN)
+        positions = [entry["sk"] for entry in self.table.query(column, index=GSI2)]
+        self.table.fan_out(
+            [partial(self._set_run_stage, experiment_id, p, target, now=now) for p in positions]
+        )
         try:
             update = Update().set("lifecycle_stage", target).set("last_update_time", now)
             update.equals("lifecycle_stage", item["lifecycle_stage"])

@@ -1,13 +1,11 @@
-"""Keys and item shapes of the tracking store, and their conversion to MLflow entities.
+"""Item shapes of the tracking store and their conversion to MLflow entities.
 
-Every item lives in the one table (see store/README.md):
+Experiments, name claims, the id counter and datasets (see store/README.md):
 - experiment      pk=EXP#<id>             sk=EXP      gsi1pk=EXPS           gsi1sk=<id, padded>
 - name claim      pk=EXPNAME#<name>       sk=EXPNAME  (experiment_id, claimed_at)
 - id counter      pk=COUNTER#experiment   sk=COUNTER  (value, ADD)
-- run             pk=RUN#<run_id>         sk=RUN      gsi1pk=EXPRUNS#<exp>
-                  gsi1sk=T#<2^63-1-start_time, 20 digits>#<run_id> (no start time: U#<run_id>)
-- metric history  pk=HIST#<run_id>#<key>  sk=<step>#<ts>#<value id>
 - dataset         pk=EXP#<id>             sk=DS#<sha256(name, digest)>
+Runs are several items each: store/tracking/run_keys.py and run_items.py.
 """
 
 from __future__ import annotations
@@ -46,29 +44,8 @@ EXPERIMENTS_GSI = "EXPS"
 DATASET_SK_PREFIX = "DS#"
 EXPERIMENT_COUNTER = ("COUNTER#experiment", "COUNTER")
 _ID_WIDTH = 20
-_INT64_OFFSET = 2**63
-_INT64_MAX = 2**63 - 1
-# A run's index key: the index's ascending order is MLflow's default run order.
-RUN_TIMED_PREFIX = "T#"
-RUN_UNTIMED_PREFIX = "U#"  # after every timed run, as SQL puts NULL start times last
 # SQL stores ±inf as ±max double and NaN as 0 with a flag; filters and ordering see those values.
 _MAX_DOUBLE = 1.7976931348623157e308
-
-
-def runs_of_experiment(experiment_id: str) -> str:
-    return f"EXPRUNS#{experiment_id}"
-
-
-def run_index_key(start_time: int | None, run_id: str) -> str:
-    """gsi1sk of a run: start_time descending, then run_id ascending, no start time last."""
-    if start_time is None:
-        return f"{RUN_UNTIMED_PREFIX}{run_id}"
-    clamped = min(max(int(start_time), -_INT64_MAX - 1), _INT64_MAX)
-    return f"{RUN_TIMED_PREFIX}{_INT64_MAX - clamped:020d}#{run_id}"
-
-
-def history_pk(run_id: str, key: str) -> str:
-    return f"HIST#{run_id}#{key}"
 
 
 def padded_experiment_id(experiment_id: str) -> str:
@@ -107,10 +84,6 @@ class MetricPoint:
     def is_more_recent_than(self, other: MetricPoint) -> bool:
         return (self.step, self.timestamp, self.rank) > (other.step, other.timestamp, other.rank)
 
-    def history_sk(self) -> str:
-        value_id = "nan" if self.is_nan else repr(self.rank)
-        return f"{self.step + _INT64_OFFSET:020d}#{self.timestamp:020d}#{value_id}"
-
     def to_attribute(self) -> dict:
         return {"v": float_to_dynamo(self.value), "t": self.timestamp, "s": self.step}
 
@@ -124,14 +97,6 @@ class MetricPoint:
     @classmethod
     def from_attribute(cls, key: str, attribute: dict) -> MetricPoint:
         return cls(key, float_from_dynamo(attribute["v"]), int(attribute["t"]), int(attribute["s"]))
-
-
-def step_sk_bound(step: int) -> str:
-    return f"{step + _INT64_OFFSET:020d}"
-
-
-def history_item(run_id: str, point: MetricPoint) -> dict:
-    return {"pk": history_pk(run_id, point.key), "sk": point.history_sk(), **point.to_attribute()}
 
 
 # ---- experiments ------------------------------------------------------------------------------
@@ -162,63 +127,62 @@ def experiment_to_entity(item: dict) -> Experiment:
 # ---- runs -------------------------------------------------------------------------------------
 
 
-def run_to_info(item: dict) -> RunInfo:
+def run_to_info(run: dict) -> RunInfo:
+    """The RunInfo of a run read back (store/tracking/run_items.py, RunView)."""
     info = RunInfo(
-        run_id=item["run_id"],
-        run_name=item.get("name") or "",
-        experiment_id=item["experiment_id"],
-        user_id=item.get("user_id") or "",
-        status=item["status"],
-        start_time=item.get("start_time"),
-        end_time=item.get("end_time"),
-        lifecycle_stage=item["lifecycle_stage"],
-        artifact_uri=item.get("artifact_uri"),
+        run_id=run["run_id"],
+        run_name=run.get("name") or "",
+        experiment_id=run["experiment_id"],
+        user_id=run.get("user_id") or "",
+        status=run["status"],
+        start_time=run.get("start_time"),
+        end_time=run.get("end_time"),
+        lifecycle_stage=run["lifecycle_stage"],
+        artifact_uri=run.get("artifact_uri"),
     )
-    if not info.run_name and (name := item.get("tags", {}).get("mlflow.runName")):
-        info._set_run_name(name)
     return info
 
 
-def latest_metrics(item: dict) -> list[MetricPoint]:
-    return [MetricPoint.from_attribute(k, v) for k, v in item.get("metrics", {}).items()]
+def latest_metrics(run: dict) -> list[MetricPoint]:
+    return [MetricPoint.from_attribute(k, v) for k, v in run.get("metrics", {}).items()]
 
 
 def run_to_entity(
-    item: dict, datasets: dict[tuple[str, str], dict], *, with_model_inputs: bool = True
+    run: dict, datasets: dict[tuple[str, str], dict], *, with_model_inputs: bool = True
 ) -> Run:
-    """A Run from its item; `datasets` maps dataset keys (pk, sk) to dataset items."""
-    partition = experiment_pk(item["experiment_id"])
+    """A Run from its view; `datasets` maps dataset keys (pk, sk) to dataset items."""
+    partition = experiment_pk(run["experiment_id"])
     data = RunData(
-        metrics=[point.to_entity() for point in latest_metrics(item)],
-        params=[Param(k, v) for k, v in item.get("params", {}).items()],
-        tags=[RunTag(k, v) for k, v in item.get("tags", {}).items()],
+        metrics=[point.to_entity() for point in latest_metrics(run)],
+        params=[Param(k, v) for k, v in run.get("params", {}).items()],
+        tags=[RunTag(k, v) for k, v in run.get("tags", {}).items()],
     )
     dataset_inputs = [
         DatasetInput(
             dataset=dataset_to_entity(datasets[(partition, ref["ds"])]),
             tags=[InputTag(k, v) for k, v in ref.get("tags", [])],
         )
-        for ref in item.get("inputs", [])
+        for ref in run.get("inputs", [])
         if (partition, ref["ds"]) in datasets
     ]
     model_inputs = (
-        [LoggedModelInput(model_id) for model_id in item.get("model_inputs", [])]
+        [LoggedModelInput(model_id) for model_id in run.get("model_inputs", [])]
         if with_model_inputs
         else None
     )
-    outputs = [LoggedModelOutput(o["model_id"], o["step"]) for o in item.get("model_outputs", [])]
+    outputs = [LoggedModelOutput(o["model_id"], o["step"]) for o in run.get("model_outputs", [])]
     return Run(
-        run_to_info(item),
+        run_to_info(run),
         data,
         RunInputs(dataset_inputs=dataset_inputs, model_inputs=model_inputs),
         RunOutputs(outputs),
     )
 
 
-def dataset_refs(items: list[dict]) -> set[tuple[str, str]]:
+def dataset_refs(runs: list[dict]) -> set[tuple[str, str]]:
     """Keys of the dataset items the given runs refer to."""
     return {
-        (experiment_pk(i["experiment_id"]), ref["ds"]) for i in items for ref in i.get("inputs", [])
+        (experiment_pk(r["experiment_id"]), ref["ds"]) for r in runs for ref in r.get("inputs", [])
     }
 
 

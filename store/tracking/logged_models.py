@@ -3,17 +3,20 @@
 One item per model (``LM#<model_id>`` / ``LM``) holds its attributes, tags, params and metrics,
 so a read is one GetItem. Models are listed per experiment on ``gsi1`` (``EXPLM#<exp>``, sorted by
 creation time); a search is one Query per experiment, filtered and ordered in memory with the
-semantics of MLflow's SQL store. Run ↔ model links (``log_inputs``/``log_outputs``) live on
-the run item and belong to the run side of the store.
+semantics of MLflow's SQL store. Run ↔ model links (``log_inputs``/``log_outputs``) are items
+of the run and belong to the run side of the store.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from mlflow.entities import (
@@ -25,7 +28,11 @@ from mlflow.entities import (
     Metric,
 )
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_DOES_NOT_EXIST,
+    TEMPORARILY_UNAVAILABLE,
+)
 from mlflow.store.entities.paged_list import PagedList
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
 from mlflow.utils.name_utils import _generate_random_name
@@ -39,9 +46,13 @@ from store.keys import logged_model_key
 from store.search.pagination import next_page_token, page_offset
 from store.tracking.items import require_active
 from store.tracking.logged_model_search import matches, model_order, parse_experiment_id
+from store.tracking.run_items import tag_item
+from store.tracking.run_keys import TAG, child_sk
 
 EXP_LM_PREFIX = "EXPLM#"
+DELETED_LOGGED_MODELS = "LMS#DELETED"  # gsi2 partition of deleted logged models (mlflow gc)
 SEARCH_MAX_RESULTS_DEFAULT = 100
+_APPEND_ATTEMPTS = 60
 _MAX_SQL_FLOAT = 1.7976931348623157e308
 
 
@@ -130,7 +141,13 @@ class LoggedModelsMixin:
         return _model_from_item(item)
 
     def delete_logged_model(self, model_id: str) -> None:
-        self._update_logged_model(model_id, Update().set("lifecycle_stage", LifecycleStage.DELETED))
+        # Listed for `mlflow gc` (gsi2) by the time it was deleted, in the same write.
+        now = get_current_time_millis()
+        update = Update().set("lifecycle_stage", LifecycleStage.DELETED)
+        update.set("last_updated_timestamp", now).set("gsi2pk", DELETED_LOGGED_MODELS)
+        self._update_logged_model(
+            model_id, update.set("gsi2sk", f"{now:020d}#{model_id}"), touch=False
+        )
 
     def set_logged_model_tags(self, model_id: str, tags: list[LoggedModelTag]) -> None:
         if not tags:
@@ -199,17 +216,29 @@ class LoggedModelsMixin:
                 f"Argument 'mlflow_model' should be mlflow.models.Model, got '{type(mlflow_model)}'"
             )
         entry = mlflow_model.get_tags_dict()
-
-        def append(run: dict) -> bool:
-            # Inside the run's optimistic read-modify-write: concurrent appends are all kept.
-            require_active("run", run_id, run["lifecycle_stage"])
-            tags = run.setdefault("tags", {})
-            value = json.dumps(json.loads(tags.get(MLFLOW_LOGGED_MODELS, "[]")) + [entry])
+        location = self._location(run_id)
+        sk = child_sk(location.position, TAG, MLFLOW_LOGGED_MODELS)[0]
+        for _ in range(_APPEND_ATTEMPTS):
+            core, stored = self.table.fan_out(
+                [partial(self._core, location), partial(self.table.get, location.content_pk, sk)]
+            )
+            require_active("run", run_id, core["lifecycle_stage"])
+            old = (stored or {}).get("v")
+            value = json.dumps(json.loads(old or "[]") + [entry])
             _validate_tag(MLFLOW_LOGGED_MODELS, value)
-            tags[MLFLOW_LOGGED_MODELS] = value
-            return True
-
-        self._mutate_run(run_id, append)
+            item = tag_item(location.experiment_id, location.position, MLFLOW_LOGGED_MODELS, value)
+            condition, values = "attribute_not_exists(sk)", None
+            if stored is not None:  # appends in parallel are all kept: one put per read
+                condition, values = "v = :old", {":old": old}
+            try:
+                self.table.put(item, condition=condition, values=values)
+                return
+            except ConditionFailed:
+                time.sleep(random.uniform(0, 0.02))
+        raise MlflowException(
+            f"Run {run_id} is being changed by too many writers at once; retry the call.",
+            TEMPORARILY_UNAVAILABLE,
+        )
 
     # ---- search --------------------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""Metric history: one item per logged value under `HIST#<run_id>#<key>`, read with one Query."""
+"""Metric history: one item per logged value under `HIST#<run_id>#<key>`, sorted by step, then
+time, then value (the sort key holds step and time; the item only the value); read with one
+Query per 1 MB."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.entities.paged_list import PagedList
 
 from store.dynamo.table import DynamoTable
+from store.dynamo.values import float_from_dynamo
 from store.search.pagination import next_page_token, page_offset
-from store.tracking.items import MetricPoint, history_pk, step_sk_bound
+from store.tracking.items import MetricPoint
+from store.tracking.run_keys import history_pk, history_point, history_step_bound
 
 
 def _by_time(point: MetricPoint) -> tuple:
@@ -27,13 +31,9 @@ class MetricsMixin:
     def _history(self, run_id: str, key: str, steps: tuple[int, int] | None = None):
         sk_range = None
         if steps is not None:
-            sk_range = (step_sk_bound(steps[0]), step_sk_bound(steps[1]) + "$")
-        return [
-            MetricPoint.from_attribute(key, item)
-            for item in self.table.query(
-                history_pk(run_id, key), sk_range=sk_range, consistent=True
-            )
-        ]
+            sk_range = (history_step_bound(steps[0]), history_step_bound(steps[1]) + "$")
+        items = self.table.query(history_pk(run_id, key), sk_range=sk_range, consistent=True)
+        return [point_of(key, item) for item in items]
 
     def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
         points = sorted(self._history(run_id, metric_key), key=_by_time)
@@ -57,7 +57,7 @@ class MetricsMixin:
 
     def get_max_step_for_metric(self, run_id, metric_key):
         items = self.table.query(history_pk(run_id, metric_key), forward=False, limit=1)
-        return max((int(item["s"]) for item in items), default=0) or 0
+        return max((history_point(item["sk"])[0] for item in items), default=0) or 0
 
     def get_metric_history_bulk_interval_from_steps(self, run_id, metric_key, steps, max_results):
         wanted = set(steps)
@@ -83,6 +83,11 @@ class MetricsMixin:
                 MetricWithRunId(p.to_entity(), run_id) for p in _sample(points, max_results)
             ]
         return results
+
+
+def point_of(key: str, item: dict) -> MetricPoint:
+    step, timestamp = history_point(item["sk"])
+    return MetricPoint(key, float_from_dynamo(item["v"]), timestamp, step)
 
 
 def _sample(points: list[MetricPoint], max_results: int) -> list[MetricPoint]:

@@ -1,6 +1,9 @@
-"""Run inputs: datasets (kept once per experiment) and logged-model inputs of a run."""
+"""Run inputs: datasets (kept once per experiment, referenced by an item of each run that used
+them) and the logged models a run read or wrote (one item per link)."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from mlflow.entities import DatasetInput, LoggedModelInput, LoggedModelOutput
 from mlflow.entities.dataset_summary import _DatasetSummary
@@ -17,6 +20,7 @@ from store.dynamo.expressions import Update
 from store.dynamo.table import DynamoTable
 from store.keys import experiment_pk
 from store.tracking.items import DATASET_SK_PREFIX, dataset_key
+from store.tracking.run_keys import content_pk, input_sk, model_input_sk, model_output_sk
 from store.tracking.runs import check_active
 
 # A dataset item holds name, digest, source, schema and profile; DynamoDB items stop at 400 KB.
@@ -44,37 +48,42 @@ class RunInputsMixin:
         unique = _first_per_name_and_digest(datasets or [])
         for dataset_input in unique:
             _check_dataset_size(dataset_input)
-        item = self._run_item(run_id)
-        check_active(item)
-        experiment_id = item["experiment_id"]
-        linked = {ref["ds"] for ref in item.get("inputs", [])}
-        refs = [_input_ref(experiment_id, d) for d in unique]
-        for dataset_input, ref in zip(unique, refs, strict=True):
-            if ref["ds"] not in linked:
-                self._upsert_dataset(experiment_id, dataset_input)
-        model_ids = [m.model_id for m in models or []]
-
-        def change(run: dict) -> bool:
-            check_active(run)
-            inputs = run.setdefault("inputs", [])
-            already = {ref["ds"] for ref in inputs}
-            new_refs = [ref for ref in refs if ref["ds"] not in already]
-            inputs.extend(new_refs)
-            model_inputs = run.setdefault("model_inputs", [])
-            new_models = [m for m in model_ids if m not in model_inputs]
-            model_inputs.extend(new_models)
-            return bool(new_refs or new_models)
-
-        self._mutate_run(run_id, change)
+        location = self._location(run_id)
+        exp, position = location.experiment_id, location.position
+        refs = [_input_item(exp, position, d) for d in unique]
+        reads = [partial(self._core, location)]
+        if refs:
+            reads.append(partial(self.table.batch_get, [(r["pk"], r["sk"]) for r in refs]))
+        core, *linked = self.table.fan_out(reads)
+        check_active(core)
+        already = {item["sk"] for item in (linked[0] if linked else [])}
+        new = [(d, ref) for d, ref in zip(unique, refs, strict=True) if ref["sk"] not in already]
+        # Datasets before the references to them: a reference never names a missing dataset.
+        self.table.fan_out([partial(self._upsert_dataset, exp, d) for d, _ in new])
+        links = [ref for _, ref in new] + [
+            {
+                "pk": location.content_pk,
+                "sk": model_input_sk(position, m.model_id),
+                "model_id": m.model_id,
+            }
+            for m in models or []
+        ]
+        if links:
+            self.table.batch_write(puts=links)
 
     def log_outputs(self, run_id: str, models: list[LoggedModelOutput]):
-        def change(run: dict) -> bool:
-            check_active(run)
-            outputs = run.setdefault("model_outputs", [])
-            outputs.extend({"model_id": m.model_id, "step": m.step} for m in models)
-            return bool(models)
-
-        self._mutate_run(run_id, change)
+        location, _ = self._active_core(run_id)
+        outputs = [
+            {
+                "pk": location.content_pk,
+                "sk": model_output_sk(location.position, m.model_id, m.step),
+                "model_id": m.model_id,
+                "step": m.step,
+            }
+            for m in models
+        ]
+        if outputs:
+            self.table.batch_write(puts=outputs)
 
     def _upsert_dataset(self, experiment_id: str, dataset_input: DatasetInput) -> None:
         """Create the experiment's dataset item once (first writer wins) and note the context."""
@@ -136,10 +145,14 @@ def _check_dataset_size(dataset_input: DatasetInput) -> None:
         )
 
 
-def _input_ref(experiment_id: str, dataset_input: DatasetInput) -> dict:
+def _input_item(experiment_id: str, position: str, dataset_input: DatasetInput) -> dict:
+    """The run's reference to a dataset of its experiment, with the input's tags."""
     dataset = dataset_input.dataset
+    dataset_sk = dataset_key(experiment_id, dataset.name, dataset.digest)[1]
     return {
-        "ds": dataset_key(experiment_id, dataset.name, dataset.digest)[1],
+        "pk": content_pk(experiment_id),
+        "sk": input_sk(position, dataset_sk),
+        "ds": dataset_sk,
         "name": dataset.name,
         "digest": dataset.digest,
         "tags": [[tag.key, tag.value] for tag in dataset_input.tags],

@@ -1,245 +1,59 @@
-"""search_runs: MLflow's filter and order grammar over run items, with the SQL store's results.
+"""search_runs: MLflow's filter and order grammar (store/tracking/run_query.py) with the SQL
+store's results, read the way that costs least (store/README.md, "Search").
 
-Parsing and validation are MLflow's own (`SearchUtils`); evaluation follows what the SQL store's
-joins do on sqlite: metrics compare their latest value (NaN matches only `!=`, ±inf compare as
-±max double), params/tags/attributes compare as strings or integers, `run_name` compares the
-`mlflow.runName` tag, datasets match when any input of the run matches. Ordering puts missing
-values (and NaN metrics) last in both directions, then `start_time DESC`, then `run_id`.
-
-The run index (gsi1) keeps each experiment's runs in that default order, so a search ordered by
-start time alone or first (the default, `start_time DESC`, or `start_time ASC` read backwards)
-reads the index lazily and stops once the page and one more run are found; other orders read
-every run of the experiments.
+- **Start time leads the order** (none given, `start_time DESC` or `ASC`): the runs are read in
+  that order and the search stops once it holds the page and one run more. Without an indexed
+  clause it reads the experiment's partitions in order (whole runs, no request per run);
+  with one (store/tracking/run_drivers.py) it takes the candidates in order and reads their
+  runs, in order where they are dense, one by one where they are not.
+- **Any other order**: every matching run must be known to sort them. A driver with at most
+  GATHER_FETCH candidates reads those runs; otherwise the search gathers, per run, only what
+  the filter and order read: the status column (status, stage, times, user), the index columns
+  of the params and tags named, the metric buckets when a metric is named; then it sorts, and
+  reads the page's runs. Dataset and `artifact_uri` clauses read the runs themselves.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from mlflow.entities import LifecycleStage, ViewType
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_RUN_NAME
-from mlflow.utils.search_utils import SearchUtils
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from mlflow.utils.validation import _parse_experiment_ids
 
-from store.dynamo.schema import GSI1
-from store.search.compare import Clause, compare
+from store.dynamo.table import DynamoTable
 from store.search.pagination import next_page_token, page_offset
 from store.tracking.experiments import validate_max_results
-from store.tracking.items import (
-    RUN_TIMED_PREFIX,
-    RUN_UNTIMED_PREFIX,
-    MetricPoint,
-    run_to_entity,
-    runs_of_experiment,
+from store.tracking.items import run_to_entity
+from store.tracking.run_drivers import METRICS, Candidates, choose_driver
+from store.tracking.run_items import latest_attribute, latest_by_position
+from store.tracking.run_keys import (
+    ATTRIBUTE,
+    HIDDEN_NAME_COLUMN,
+    PARAM,
+    TAG,
+    entry_value,
+    position_of,  # noqa: I001
+)
+from store.tracking.run_keys import metrics_pk as metrics_partition
+from store.tracking.run_query import RunQuery, first_runs, parse_run_query, start_time_position
+from store.tracking.run_reader import (
+    column,
+    fetch,
+    in_order,
+    start_time_bounds,
+    status_column,
 )
 
-_ATTRIBUTE_ITEM_FIELDS = {"run_id": "run_id", "run_name": "name"}
-
-
-@dataclass(frozen=True)
-class _Order:
-    kind: str
-    key: str
-    ascending: bool
-
-
-@dataclass(frozen=True)
-class RunQuery:
-    """A parsed filter and order: what to keep, in which order, and which attributes it reads."""
-
-    clauses: tuple[Clause, ...]
-    orders: tuple[_Order, ...]
-
-    def matches(self, item: dict) -> bool:
-        return all(_matches(item, clause) for clause in self.clauses)
-
-    def sort(self, items: list[dict]) -> list[dict]:
-        ordered = sorted(items, key=lambda item: item["run_id"])
-        if not any(o.kind == "attribute" and o.key == "start_time" for o in self.orders):
-            ordered.sort(key=lambda item: _nullable(item.get("start_time")), reverse=True)
-        for order in reversed(self.orders):  # stable sorts, least significant first
-            ordered.sort(
-                key=lambda item, o=order: _nullable(_order_value(item, o)),
-                reverse=not order.ascending,
-            )
-            ordered.sort(key=lambda item, o=order: _missing_rank(item, o))
-        return ordered
-
-    def start_time_ascending(self) -> bool | None:
-        """The direction of start time when it leads the order (none given: descending), or None
-        when something else leads (the run index cannot serve that order)."""
-        if not self.orders:
-            return False
-        first = self.orders[0]
-        if first.kind == "attribute" and first.key == "start_time":
-            return first.ascending
-        return None
-
-    def attributes(self) -> list[tuple[str, ...]]:
-        """The attribute paths filtering and ordering read (all a search needs to fetch)."""
-        paths = [("pk",), ("sk",), ("run_id",), ("lifecycle_stage",), ("start_time",)]
-        paths += [_attribute_path(c.kind, c.key, filtering=True) for c in self.clauses]
-        paths += [_attribute_path(o.kind, o.key, filtering=False) for o in self.orders]
-        return paths
-
-
-def parse_run_query(filter_string: str | None, order_by: list[str] | None) -> RunQuery:
-    """Parse with MLflow's grammar; invalid filters or orders raise INVALID_PARAMETER_VALUE."""
-    clauses = tuple(_clause(parsed) for parsed in SearchUtils.parse_search_filter(filter_string))
-    return RunQuery(clauses, tuple(_orders(order_by)))
-
-
-def _attribute_path(kind: str, key: str, *, filtering: bool) -> tuple[str, ...]:
-    if kind == "attribute":
-        if key == "run_name" and filtering:  # filters read the tag, orders the name
-            return ("tags", MLFLOW_RUN_NAME)
-        return (_ATTRIBUTE_ITEM_FIELDS.get(key, key),)
-    if kind == "dataset":
-        return ("inputs",)
-    return ({"metric": "metrics", "parameter": "params", "tag": "tags"}[kind], key)
-
-
-# ---- filters ----------------------------------------------------------------------------------
-
-
-def _clause(parsed: dict) -> Clause:
-    kind = parsed["type"]
-    key = SearchUtils.translate_key_alias(parsed["key"])
-    comparator = parsed["comparator"].upper()
-    value = parsed["value"]
-    # Same validation order as the SQL store: attribute comparators first, then the entity's.
-    if SearchUtils.is_string_attribute(kind, key, comparator) or SearchUtils.is_numeric_attribute(
-        kind, key, comparator
-    ):
-        return Clause("attribute", key, comparator, value)
-    if SearchUtils.is_metric(kind, comparator):
-        return Clause("metric", key, comparator, float(value))
-    if (
-        SearchUtils.is_param(kind, comparator)
-        or SearchUtils.is_tag(kind, comparator)
-        or SearchUtils.is_dataset(kind, comparator)
-    ):
-        return Clause(kind, key, comparator, value)
-    raise MlflowException(f"Invalid search expression type '{kind}'", INVALID_PARAMETER_VALUE)
-
-
-def _matches(item: dict, clause: Clause) -> bool:
-    kind, key, comparator, value = clause.kind, clause.key, clause.comparator, clause.value
-    if kind == "attribute":
-        if key == "run_name":
-            return compare(item.get("tags", {}).get(MLFLOW_RUN_NAME), comparator, value)
-        return compare(item.get(_ATTRIBUTE_ITEM_FIELDS.get(key, key)), comparator, value)
-    if kind == "metric":
-        attribute = item.get("metrics", {}).get(key)
-        if attribute is None:
-            return False
-        point = MetricPoint.from_attribute(key, attribute)
-        if point.is_nan:
-            return comparator == "!="
-        return compare(point.rank, comparator, value)
-    if kind in ("parameter", "tag"):
-        current = item.get("params" if kind == "parameter" else "tags", {}).get(key)
-        if comparator in ("IS NULL", "IS NOT NULL"):
-            return (current is None) == (comparator == "IS NULL")
-        return compare(current, comparator, value)
-    return _matches_dataset(item, key, comparator, value)
-
-
-def _matches_dataset(item: dict, key: str, comparator: str, value) -> bool:
-    for ref in item.get("inputs", []):
-        if key == "context":
-            contexts = [v for k, v in ref.get("tags", []) if k == MLFLOW_DATASET_CONTEXT]
-            if any(compare(context, comparator, value) for context in contexts):
-                return True
-        elif compare(ref.get(key), comparator, value):
-            return True
-    return False
-
-
-# ---- ordering ---------------------------------------------------------------------------------
-
-
-def _orders(order_by: list[str] | None) -> list[_Order]:
-    orders: list[_Order] = []
-    seen = set()
-    for clause in order_by or []:
-        kind, key, ascending = SearchUtils.parse_order_by_for_search_runs(clause)
-        key = SearchUtils.translate_key_alias(key)
-        if not (
-            SearchUtils.is_string_attribute(kind, key, "=")
-            or SearchUtils.is_numeric_attribute(kind, key, "=")
-            or SearchUtils.is_metric(kind, "=")
-            or SearchUtils.is_tag(kind, "=")
-            or SearchUtils.is_param(kind, "=")
-        ):
-            raise MlflowException(f"Invalid identifier type '{kind}'", INVALID_PARAMETER_VALUE)
-        if (kind, key) in seen:
-            raise MlflowException(f"`order_by` contains duplicate fields: {order_by}")
-        seen.add((kind, key))
-        orders.append(_Order(kind, key, ascending))
-    return orders
-
-
-def _order_value(item: dict, order: _Order):
-    if order.kind == "attribute":
-        return item.get(_ATTRIBUTE_ITEM_FIELDS.get(order.key, order.key))
-    if order.kind == "metric":
-        attribute = item.get("metrics", {}).get(order.key)
-        return None if attribute is None else MetricPoint.from_attribute(order.key, attribute).rank
-    return item.get("params" if order.kind == "parameter" else "tags", {}).get(order.key)
-
-
-def _missing_rank(item: dict, order: _Order) -> int:
-    """0 for a value, then (metrics) 1 for NaN, then the missing ones; in both directions."""
-    if order.kind == "metric":
-        attribute = item.get("metrics", {}).get(order.key)
-        if attribute is None:
-            return 2
-        return 1 if MetricPoint.from_attribute(order.key, attribute).is_nan else 0
-    return 0 if _order_value(item, order) is not None else 1
-
-
-def _nullable(value) -> tuple:
-    # SQL NULL sorts before every value (ascending); NaN metrics are ranked 0 like the SQL store.
-    return (False, 0) if value is None else (True, value)
-
-
-# ---- reading in index order ------------------------------------------------------------------
-
-Position = Callable[[dict], tuple]
-
-
-def start_time_position(ascending: bool, *, with_run_id: bool) -> Position:
-    """Where a run falls in start-time order (no start time last), optionally down to its id."""
-
-    def position(item: dict) -> tuple:
-        start = item.get("start_time")
-        timed = (1, 0) if start is None else (0, start if ascending else -start)
-        return (*timed, item["run_id"]) if with_run_id else timed
-
-    return position
-
-
-def first_runs(items: Iterator[dict], count: int, position: Position) -> tuple[list[dict], bool]:
-    """The first `count` items, plus those tied with the last of them; and whether more follow.
-
-    `items` come in `position` order, so what is returned holds the first `count` runs of the
-    full order whatever breaks the ties.
-    """
-    taken: list[dict] = []
-    for item in items:
-        if len(taken) >= count and (not taken or position(item) != position(taken[-1])):
-            return taken, True
-        taken.append(item)
-    return taken, False
+GATHER_FETCH = 500  # a sort over at most this many candidates reads their runs
+_WHOLE_RUN_ATTRIBUTES = {"artifact_uri"}
 
 
 class RunSearchMixin:
-    """search_runs over one or many experiments: one Query (paged) per experiment, never per run."""
+    """search_runs over one or many experiments, never one request per run of an experiment."""
+
+    table: DynamoTable
 
     def _search_runs(
         self, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
@@ -252,59 +66,158 @@ class RunSearchMixin:
         offset = page_offset(page_token, "runs", search)
         experiments = list(dict.fromkeys(str(i) for i in _parse_experiment_ids(experiment_ids)))
         ascending = query.start_time_ascending()
-        # Filter and order on the few attributes they read; fetch whole runs for the page only.
-        if max_results is None or ascending is None:
-            found = [
-                item
-                for experiment_id in experiments
-                for item in self.table.query(
-                    runs_of_experiment(experiment_id), index=GSI1, attributes=query.attributes()
-                )
-                if item["lifecycle_stage"] in stages and query.matches(item)
-            ]
-            total = len(found)
-        else:
-            found, more = self._leading_runs(
-                experiments, query, stages, ascending, offset + max_results
+        if max_results is not None and ascending is not None:
+            page, total = self._in_start_order(
+                experiments, query, stages, ascending, offset, max_results
             )
-            total = len(found) + more
-        ordered = query.sort(found)
-        end = None if max_results is None else offset + max_results
-        page_keys = [(item["pk"], item["sk"]) for item in ordered[offset:end]]
-        fetched = {(i["pk"], i["sk"]): i for i in self.table.batch_get(page_keys)}
-        page = [fetched[key] for key in page_keys if key in fetched]
+        else:
+            page, total = self._gathered(experiments, query, stages, offset, max_results)
         datasets = self._datasets_for(page)
-        runs = [run_to_entity(item, datasets, with_model_inputs=False) for item in page]
+        runs = [run_to_entity(run, datasets, with_model_inputs=False) for run in page]
         return runs, next_page_token("runs", offset, max_results, total, search)
 
-    def _leading_runs(
-        self, experiments: list[str], query: RunQuery, stages: set, ascending: bool, count: int
-    ) -> tuple[list[dict], bool]:
-        """The first `count` matching runs in start-time order (with ties), read lazily from the
-        index of each experiment and merged; and whether more match."""
-        # Descending, the index order is the full order when nothing else is ordered on.
+    # ---- start time first ---------------------------------------------------------------
+
+    def _in_start_order(self, experiments, query: RunQuery, stages, ascending, offset, size):
+        # Descending, run order is the full order when nothing else is ordered on.
         exact = not ascending and len(query.orders) <= 1
         position = start_time_position(ascending, with_run_id=exact)
+        count = offset + size
         streams = [
-            self._runs_in_start_order(experiment_id, ascending, query.attributes(), count + 1)
+            self._matching(experiment_id, query, stages, ascending, count + 1)
             for experiment_id in experiments
         ]
-        matching = (
-            item
-            for item in heapq.merge(*streams, key=position)
-            if item["lifecycle_stage"] in stages and query.matches(item)
-        )
-        return first_runs(matching, count, position)
+        found, more = first_runs(heapq.merge(*streams, key=position), count, position)
+        return query.sort(found)[offset : offset + size], len(found) + more
 
-    def _runs_in_start_order(
-        self, experiment_id: str, ascending: bool, attributes: list, page_size: int
-    ) -> Iterator[dict]:
-        """One experiment's runs by start time (no start time last), read page by page."""
-        pk = runs_of_experiment(experiment_id)
-        read = {"index": GSI1, "attributes": attributes, "page_size": page_size}
-        if not ascending:
-            yield from self.table.query(pk, **read)
+    def _matching(self, experiment_id, query: RunQuery, stages, ascending, need) -> Iterator:
+        """The runs of one experiment that match, in start-time order, lazily."""
+        driver = choose_driver(query)
+        if driver is None:
+            bounds = start_time_bounds(query.clauses)
+            runs = in_order(
+                self.table, experiment_id, ascending=ascending, bounds=bounds, runs=need
+            )
+            yield from (r for r in runs if r["lifecycle_stage"] in stages and query.matches(r))
             return
-        # Ascending: the timed runs backwards (ties come by run id descending), then the rest.
-        yield from self.table.query(pk, sk_prefix=RUN_TIMED_PREFIX, forward=False, **read)
-        yield from self.table.query(pk, sk_prefix=RUN_UNTIMED_PREFIX, **read)
+        candidates = Candidates(self.table, experiment_id, self._locators, query)
+        chunk, size = [], need
+        for candidate in candidates.positions(driver, ascending, need):
+            chunk.append(candidate)
+            if len(chunk) >= size:
+                yield from self._checked(experiment_id, chunk, query, stages)
+                chunk, size = [], size * 2
+        yield from self._checked(experiment_id, chunk, query, stages)
+
+    def _checked(self, experiment_id, positions: list[str], query: RunQuery, stages) -> Iterator:
+        runs = fetch(self.table, experiment_id, positions) if positions else {}
+        for candidate in positions:
+            run = runs.get(candidate)
+            if run is not None and run["lifecycle_stage"] in stages and query.matches(run):
+                yield run
+
+    # ---- any other order ----------------------------------------------------------------
+
+    def _gathered(self, experiments, query: RunQuery, stages, offset, size):
+        runs = [run for e in experiments for run in self._gather(e, query)]
+        matching = [r for r in runs if r["lifecycle_stage"] in stages and query.matches(r)]
+        ordered = query.sort(matching)
+        page = ordered[offset : None if size is None else offset + size]
+        return self._whole(page), len(ordered)
+
+    def _gather(self, experiment_id: str, query: RunQuery) -> list[dict]:
+        """Every run that may match, whole or with what the filter and order read."""
+        if _reads_whole_runs(query):
+            return list(in_order(self.table, experiment_id, consistent=False, runs=1000))
+        driver = choose_driver(query)
+        candidates = None
+        if driver is not None and driver.kind != METRICS:  # metrics: gathered below anyway
+            found = Candidates(self.table, experiment_id, self._locators, query).all(driver)
+            if len(found) <= GATHER_FETCH:
+                return list(fetch(self.table, experiment_id, found).values())
+            candidates = set(found)
+        runs = {run["pos"]: run for run in status_column(self.table, experiment_id)}
+        if candidates is not None:
+            runs = {pos: run for pos, run in runs.items() if pos in candidates}
+        for kind, key in _columns(query):
+            self._gather_column(experiment_id, kind, key, runs)
+        if any(c.kind == "metric" for c in query.clauses) or any(
+            o.kind == "metric" for o in query.orders
+        ):
+            self._gather_metrics(experiment_id, runs)
+        for run in runs.values():
+            run["partial"] = True
+        return list(runs.values())
+
+    def _gather_column(self, experiment_id: str, kind: str, key: str, runs: dict) -> None:
+        truncated = []
+        for entry in column(self.table, experiment_id, kind, key):
+            run = runs.get(position_of(entry["sk"]))
+            if run is None:
+                continue
+            value, complete = entry_value(entry)
+            if not complete:
+                truncated.append((entry["pk"], entry["sk"]))
+            _place(run, kind, key, value)
+        for item in self.table.batch_get(truncated, consistent=False):
+            run = runs.get(position_of(item["sk"]))
+            if run is not None:
+                _place(run, kind, key, item["v"])
+
+    def _gather_metrics(self, experiment_id: str, runs: dict) -> None:
+        buckets = self.table.query(metrics_partition(experiment_id))
+        for position, latest in latest_by_position(buckets).items():
+            run = runs.get(position)
+            if run is not None:
+                run["metrics"] = {k: latest_attribute(e) for k, e in latest.items()}
+
+    def _whole(self, page: list[dict]) -> list[dict]:
+        """The page's runs whole (gathered ones are read, by experiment)."""
+        wanted: dict[str, list[str]] = {}
+        for run in page:
+            if run.get("partial"):
+                wanted.setdefault(run["experiment_id"], []).append(run["pos"])
+        read = {}
+        for experiment_id, positions in wanted.items():
+            read.update(fetch(self.table, experiment_id, positions))
+        return [read.get(r["pos"]) if r.get("partial") else r for r in page if _present(r, read)]
+
+
+def _present(run: dict, read: dict) -> bool:
+    return not run.get("partial") or run["pos"] in read
+
+
+def _reads_whole_runs(query: RunQuery) -> bool:
+    named = [(c.kind, c.key) for c in query.clauses] + [(o.kind, o.key) for o in query.orders]
+    return any(
+        kind == "dataset" or (kind == "attribute" and key in _WHOLE_RUN_ATTRIBUTES)
+        for kind, key in named
+    )
+
+
+def _columns(query: RunQuery) -> list[tuple[str, str]]:
+    """The index columns a gathered search reads: params and tags named, the run name."""
+    columns = []
+    named = [(c.kind, c.key, True) for c in query.clauses]
+    named += [(o.kind, o.key, False) for o in query.orders]
+    for kind, key, filtering in named:
+        if kind == "parameter":
+            columns.append((PARAM, key))
+        elif kind == "tag":
+            columns.append((TAG, key))
+        elif kind == "attribute" and key == "run_name":
+            columns.append((TAG, MLFLOW_RUN_NAME))
+            if not filtering:  # orders read the run's name, kept when its tag was deleted
+                columns.append((ATTRIBUTE, HIDDEN_NAME_COLUMN))
+    return list(dict.fromkeys(columns))
+
+
+def _place(run: dict, kind: str, key: str, value: str) -> None:
+    if kind == PARAM:
+        run["params"][key] = value
+    elif kind == TAG:
+        run["tags"][key] = value
+        if key == MLFLOW_RUN_NAME:
+            run["name"] = value
+    else:
+        run["name"] = value

@@ -1,71 +1,68 @@
-"""Runs: one item per run, changed by read-modify-write under an optimistic `version`.
+"""Runs: create, read, change status and stage, tags.
 
-GetRun is one GetItem. Every change reads the item, applies the change, and puts it back on
-condition that `version` is unchanged; a concurrent writer makes the put fail and the change is
-re-applied to the fresh item, so parallel writers to one run lose nothing. Bad input is refused
-before anything is written.
+A run is a collection of small items (store/tracking/run_keys.py): no write reads or rewrites
+the whole run, so what a call costs does not grow with the run. A change reads the run's core
+item (≤ 1 KB, strongly consistent) to check that the run exists and is active, then writes only
+the items it changes, each in one request. Bad input is refused before anything is written.
 """
 
 from __future__ import annotations
 
-import contextlib
-import random
-import time
 import uuid
-from collections.abc import Callable
+from functools import partial
 
 from mlflow.entities import LifecycleStage, RunStatus, RunTag, ViewType
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import (
-    INVALID_PARAMETER_VALUE,
-    RESOURCE_DOES_NOT_EXIST,
-    TEMPORARILY_UNAVAILABLE,
-)
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_USER
 from mlflow.utils.name_utils import _generate_random_name
 from mlflow.utils.time import get_current_time_millis
 from mlflow.utils.uri import append_to_uri_path
-from mlflow.utils.validation import (
-    _validate_batch_log_data,
-    _validate_batch_log_limits,
-    _validate_metric,
-    _validate_param,
-    _validate_param_keys_unique,
-    _validate_run_id,
-    _validate_tag,
-)
+from mlflow.utils.validation import _validate_tag
 
 from store.dynamo.errors import ConditionFailed, within_item_limit
 from store.dynamo.expressions import Update
 from store.dynamo.table import DynamoTable
 from store.handler.identity import current_principal
-from store.keys import run_key
 from store.tracking.items import (
-    MetricPoint,
     dataset_refs,
-    history_item,
     require_active,
-    run_index_key,
     run_name_from_tags,
     run_to_entity,
     run_to_info,
-    runs_of_experiment,
 )
+from store.tracking.metric_buckets import empty_bucket
+from store.tracking.run_items import (
+    RunView,
+    assemble,
+    core_item,
+    hidden_name_keys,
+    locator_item,
+    tag_item,
+)
+from store.tracking.run_keys import (
+    DELETED_RUNS,
+    TAG,
+    bucket_prefix,
+    child_sk,
+    content_pk,
+    deleted_run_sk,
+    filter_sk,
+    run_id_of,
+    run_position,
+)
+from store.tracking.run_locator import Locators, RunLocation
 
 ARTIFACTS_FOLDER_NAME = "artifacts"
-_MAX_WRITE_ATTEMPTS = 60
 _ACTIVE = LifecycleStage.ACTIVE
 _DELETED = LifecycleStage.DELETED
-_ONE_ITEM = (
-    "A run's params, tags and latest metrics live in one item: log fewer or shorter params and "
-    "tags on this run."
-)
 
 
 class RunsMixin:
-    """Run calls of MLflow's tracking AbstractStore (create, read, change, log)."""
+    """Run calls of MLflow's tracking AbstractStore (create, read, change, tags)."""
 
     table: DynamoTable
+    _locators: Locators
 
     # ---- create and read ----------------------------------------------------------------
 
@@ -90,45 +87,81 @@ class RunsMixin:
         if not run_name_tag:
             tags.append(RunTag(MLFLOW_RUN_NAME, run_name))
         run_id = uuid.uuid4().hex
-        pk, sk = run_key(run_id)
-        item = {
-            "pk": pk,
-            "sk": sk,
-            "gsi1pk": runs_of_experiment(experiment["experiment_id"]),
-            "gsi1sk": run_index_key(start_time, run_id),
+        exp = experiment["experiment_id"]
+        position = run_position(start_time, run_id)
+        artifact_uri = append_to_uri_path(
+            experiment["artifact_location"], run_id, ARTIFACTS_FOLDER_NAME
+        )
+        fields = {
             "run_id": run_id,
-            "experiment_id": experiment["experiment_id"],
-            "name": run_name,
+            "experiment_id": exp,
             "user_id": user_id,
             "status": RunStatus.to_string(RunStatus.RUNNING),
             "start_time": start_time,
             "end_time": None,
             "deleted_time": None,
             "lifecycle_stage": _ACTIVE,
-            "artifact_uri": append_to_uri_path(
-                experiment["artifact_location"], run_id, ARTIFACTS_FOLDER_NAME
-            ),
-            "params": {},
-            "tags": {tag.key: tag.value for tag in tags},
-            "metrics": {},
-            "inputs": [],
-            "version": 0,
+            "artifact_uri": artifact_uri,
         }
-        self._put_run(item, condition="attribute_not_exists(pk)")
-        return run_to_entity(item, {})
+        values = {tag.key: tag.value for tag in tags}
+        children = [tag_item(exp, position, key, value) for key, value in values.items()]
+        # The core last: until it exists no reader sees the run (its other items are ignored).
+        with within_item_limit(f"A tag of run {run_id}"):
+            self.table.batch_write(
+                puts=[
+                    locator_item(run_id, exp, position, artifact_uri),
+                    empty_bucket(exp, position, 0, 0),
+                    *children,
+                ]
+            )
+        core = core_item(position, fields)
+        self.table.put(core, condition="attribute_not_exists(sk)")
+        self._locators.remember(RunLocation(run_id, exp, position, artifact_uri))
+        return run_to_entity(assemble([core, *sorted(children, key=_sk)], [])[0], {})
 
     def get_run(self, run_id):
-        item = self._run_item(run_id)
-        return run_to_entity(item, self._datasets_for([item]))
+        run = self._run_view(self._location(run_id))
+        if run is None:
+            raise _run_not_found(run_id)
+        return run_to_entity(run, self._datasets_for([run]))
 
-    def _run_item(self, run_id) -> dict:
-        item = self.table.get(*run_key(run_id)) if run_id else None
-        if item is None:
-            raise MlflowException(f"Run with id={run_id} not found", RESOURCE_DOES_NOT_EXIST)
-        return item
+    def _run_view(self, location: RunLocation, *, consistent: bool = True) -> RunView | None:
+        """The whole run: one Query of its content and one of its metric buckets, together."""
+        content, buckets = self.table.fan_out(
+            [
+                partial(_all, location.content_pk, location.position, consistent, self.table),
+                partial(
+                    _all,
+                    location.metrics_pk,
+                    bucket_prefix(location.position),
+                    consistent,
+                    self.table,
+                ),
+            ]
+        )
+        runs = assemble(content, buckets)
+        return runs[0] if runs else None
 
-    def _datasets_for(self, items: list[dict]) -> dict[tuple[str, str], dict]:
-        keys = dataset_refs(items)
+    def _location(self, run_id) -> RunLocation:
+        location = self._locators.find(run_id) if run_id else None
+        if location is None:
+            raise _run_not_found(run_id)
+        return location
+
+    def _core(self, location: RunLocation) -> dict:
+        core = self.table.get(location.content_pk, location.position)
+        if core is None:
+            raise _run_not_found(location.run_id)
+        return core
+
+    def _active_core(self, run_id) -> tuple[RunLocation, dict]:
+        location = self._location(run_id)
+        core = self._core(location)
+        check_active(core)
+        return location, core
+
+    def _datasets_for(self, runs: list[dict]) -> dict[tuple[str, str], dict]:
+        keys = dataset_refs(runs)
         if not keys:
             return {}
         return {(d["pk"], d["sk"]): d for d in self.table.batch_get(keys)}
@@ -136,133 +169,102 @@ class RunsMixin:
     # ---- change -------------------------------------------------------------------------
 
     def update_run_info(self, run_id, run_status, end_time, run_name):
-        def change(item: dict) -> bool:
-            check_active(item)
-            if run_status is not None:
-                item["status"] = RunStatus.to_string(run_status)
-            if end_time is not None:
-                item["end_time"] = end_time
-            if run_name:
-                item["name"] = run_name
-                item["tags"][MLFLOW_RUN_NAME] = run_name
-            return True
+        location = self._location(run_id)
+        update = Update()
+        if run_status is not None:
+            status = RunStatus.to_string(run_status)
+            update.set("status", status).set("gsi2sk", filter_sk(status, location.position))
+        if end_time is not None:
+            update.set("end_time", end_time)
+        if update:
+            change = partial(self._update_active_core, location, update)
+        else:
+            change = partial(self._active, location)
+        name_key = (location.content_pk, child_sk(location.position, TAG, MLFLOW_RUN_NAME)[0])
+        read_name = partial(self.table.get, *name_key) if not run_name else (lambda: None)
+        core, name_item = self.table.fan_out([change, read_name])
+        if run_name:
+            self.table.put(tag_item(location.experiment_id, location.position, *_name(run_name)))
+        name = run_name or (name_item or {}).get("v")
+        return run_to_info({**core, "name": name})
 
-        return run_to_info(self._mutate_run(run_id, change))
+    def _update_active_core(self, location: RunLocation, update: Update) -> dict:
+        update.equals("lifecycle_stage", _ACTIVE)
+        try:
+            return self.table.update(location.content_pk, location.position, update)
+        except ConditionFailed:
+            check_active(self._core(location))  # deleted: MLflow's refusal; gone: not found
+            return self.table.update(location.content_pk, location.position, update)
+
+    def _active(self, location: RunLocation) -> dict:
+        core = self._core(location)
+        check_active(core)
+        return core
 
     def delete_run(self, run_id):
-        self._mutate_run(run_id, lambda item: _set_stage(item, _DELETED, get_current_time_millis()))
+        location = self._location(run_id)
+        self._set_run_stage(location.experiment_id, location.position, _DELETED, strict=True)
 
     def restore_run(self, run_id):
-        self._mutate_run(run_id, lambda item: _set_stage(item, _ACTIVE, None))
+        location = self._location(run_id)
+        self._set_run_stage(location.experiment_id, location.position, _ACTIVE, strict=True)
 
-    def _set_run_stage(self, run_id: str, stage: str, now: int) -> None:
-        """One blind UpdateItem (used for every run of a deleted or restored experiment)."""
-        with contextlib.suppress(ConditionFailed):  # the run is gone
-            update = Update().set("lifecycle_stage", stage).add("version", 1).exists("pk")
-            update.set("deleted_time", now if stage == _DELETED else None)
-            self.table.update(*run_key(run_id), update)
+    def _set_run_stage(
+        self, experiment_id: str, position: str, stage: str, *, strict: bool = False, now=None
+    ) -> None:
+        """One UpdateItem of the core: the stage, the deletion time and the deleted-runs
+        listing `mlflow gc` reads (also used for every run of a deleted or restored experiment)."""
+        now = get_current_time_millis() if now is None else now
+        update = Update().set("lifecycle_stage", stage).exists("pk")
+        if stage == _DELETED:
+            update.set("deleted_time", now).set("gsi1pk", DELETED_RUNS)
+            update.set("gsi1sk", deleted_run_sk(now, run_id_of(position)))
+        else:
+            update.set("deleted_time", None).remove("gsi1pk").remove("gsi1sk")
+        try:
+            self.table.update(content_pk(experiment_id), position, update)
+        except ConditionFailed:
+            if strict:
+                raise _run_not_found(run_id_of(position)) from None
+
+    # ---- tags ---------------------------------------------------------------------------
 
     def set_tag(self, run_id, tag):
-        (tag,) = _attributed([_validate_tag(tag.key, tag.value)])
-
-        def change(item: dict) -> bool:
-            check_active(item)
-            return _apply_tags(item, [tag])
-
-        self._mutate_run(run_id, change)
+        (tag,) = attributed([_validate_tag(tag.key, tag.value)])
+        location, _ = self._active_core(run_id)
+        if tag.key == MLFLOW_RUN_NAME and not tag.value:
+            return  # like MLflow: an empty run name changes nothing
+        with within_item_limit(f"Tag '{tag.key}' of run {run_id}"):
+            self.table.put(tag_item(location.experiment_id, location.position, tag.key, tag.value))
 
     def delete_tag(self, run_id, key):
-        def change(item: dict) -> bool:
-            check_active(item)
-            if key not in item["tags"]:
-                raise MlflowException(
-                    f"No tag with name: {key} in run with id {run_id}",
-                    error_code=RESOURCE_DOES_NOT_EXIST,
-                )
-            del item["tags"][key]
-            return True
-
-        self._mutate_run(run_id, change)
-
-    def log_param(self, run_id, param):
-        param = _validate_param(param.key, param.value)
-
-        def change(item: dict) -> bool:
-            check_active(item)
-            old = item["params"].get(param.key)
-            if old is None:
-                item["params"][param.key] = param.value
-                return True
-            if old != param.value:
-                raise MlflowException(
-                    f"Changing param values is not allowed. Param with key='{param.key}' was "
-                    f"already logged with value='{old}' for run ID='{run_id}'. Attempted logging "
-                    f"new value '{param.value}'.",
-                    INVALID_PARAMETER_VALUE,
-                )
-            return False
-
-        self._mutate_run(run_id, change)
-
-    def log_metric(self, run_id, metric):
-        self._log(run_id, [metric], [], [], path_prefix=False)
-
-    def log_batch(self, run_id, metrics, params, tags):
-        _validate_run_id(run_id)
-        self._log(run_id, metrics, params, tags, path_prefix=True)
-
-    def _log(self, run_id, metrics, params, tags, *, path_prefix: bool) -> None:
-        if path_prefix:
-            metrics, params, tags = _validate_batch_log_data(metrics, params, tags)
-        else:
-            metrics, params, tags = _validate_single_metric(metrics)
-        _validate_batch_log_limits(metrics, params, tags)
-        _validate_param_keys_unique(params)
-        tags = _attributed(tags)
-        points = [MetricPoint.from_metric(m) for m in metrics]
-
-        def change(item: dict) -> bool:
-            check_active(item)
-            changed = _apply_params(item, params, run_id)
-            changed |= _apply_latest_metrics(item, points)
-            return _apply_tags(item, tags) or changed
-
-        item = self._mutate_run(run_id, change)
-        history = {(h["pk"], h["sk"]): h for h in (history_item(run_id, p) for p in points)}
-        self.table.batch_write(puts=history.values())
-        if any(m.model_id is not None for m in metrics) and hasattr(
-            self, "_log_logged_model_metrics"
-        ):
-            self._log_logged_model_metrics(run_id, item["experiment_id"], metrics)
-
-    # ---- the one way a run item changes ---------------------------------------------------
-
-    def _mutate_run(self, run_id, change: Callable[[dict], bool]) -> dict:
-        """Apply `change` to the fresh item and write it if nothing else wrote in between."""
-        for attempt in range(_MAX_WRITE_ATTEMPTS):
-            item = self._run_item(run_id)
-            if not change(item):
-                return item
-            version = item.get("version", 0)
-            item["version"] = version + 1
-            try:
-                self._put_run(item, condition="version = :v", values={":v": version})
-                return item
-            except ConditionFailed:
-                time.sleep(random.uniform(0, min(0.25, 0.002 * 2**attempt)))
-        raise MlflowException(
-            f"Run {run_id} is being changed by too many writers at once; retry the call.",
-            TEMPORARILY_UNAVAILABLE,
+        location = self._location(run_id)
+        sk = child_sk(location.position, TAG, key)[0]
+        core, stored = self.table.fan_out(
+            [partial(self._core, location), partial(self.table.get, location.content_pk, sk)]
         )
+        check_active(core)
+        missing = MlflowException(
+            f"No tag with name: {key} in run with id {run_id}",
+            error_code=RESOURCE_DOES_NOT_EXIST,
+        )
+        if stored is None or stored.get("hidden"):
+            raise missing
+        try:
+            if key != MLFLOW_RUN_NAME:
+                self.table.delete(location.content_pk, sk, condition="attribute_exists(sk)")
+                return
+            # The run keeps its name (as in the SQL store); the tag leaves the tag column.
+            hidden = hidden_name_keys(location.experiment_id, location.position, stored["v"])
+            update = Update().set("hidden", True).missing("hidden").equals("v", stored["v"])
+            for name, value in hidden.items():
+                update.set(name, value)
+            self.table.update(location.content_pk, sk, update)
+        except ConditionFailed:
+            raise missing from None
 
-    def _put_run(self, item: dict, *, condition: str, values: dict | None = None) -> None:
-        # Every put writes the index key, so the index order always follows the start time.
-        item["gsi1sk"] = run_index_key(item.get("start_time"), item["run_id"])
-        with within_item_limit(f"Run {item['run_id']}", _ONE_ITEM):
-            self.table.put(item, condition=condition, values=values)
 
-
-def _attributed(tags: list) -> list:
+def attributed(tags: list) -> list:
     """With an authenticated caller, `mlflow.user` can only name that caller."""
     principal = current_principal()
     if principal is None:
@@ -270,60 +272,21 @@ def _attributed(tags: list) -> list:
     return [RunTag(t.key, principal.username) if t.key == MLFLOW_USER else t for t in tags]
 
 
-def check_active(item: dict) -> None:
-    require_active("run", item["run_id"], item["lifecycle_stage"])
+def check_active(core: dict) -> None:
+    require_active("run", core["run_id"], core["lifecycle_stage"])
 
 
-def _set_stage(item: dict, stage: str, deleted_time: int | None) -> bool:
-    item["lifecycle_stage"] = stage
-    item["deleted_time"] = deleted_time
-    return True
+def _run_not_found(run_id) -> MlflowException:
+    return MlflowException(f"Run with id={run_id} not found", RESOURCE_DOES_NOT_EXIST)
 
 
-def _validate_single_metric(metrics):
-    for metric in metrics:
-        _validate_metric(metric.key, metric.value, metric.timestamp, metric.step)
-    return metrics, [], []
+def _name(run_name: str) -> tuple[str, str]:
+    return MLFLOW_RUN_NAME, run_name
 
 
-def _apply_params(item: dict, params, run_id: str) -> bool:
-    existing = item["params"]
-    conflicts = [
-        {"key": p.key, "old_value": existing[p.key], "new_value": p.value}
-        for p in params
-        if p.key in existing and existing[p.key] != p.value
-    ]
-    if conflicts:
-        raise MlflowException(
-            "Changing param values is not allowed. Params were already"
-            f" logged='{conflicts}' for run ID='{run_id}'.",
-            INVALID_PARAMETER_VALUE,
-        )
-    new = {p.key: p.value for p in params if p.key not in existing}
-    existing.update(new)
-    return bool(new)
+def _all(pk: str, prefix: str, consistent: bool, table: DynamoTable) -> list[dict]:
+    return list(table.query(pk, sk_prefix=prefix, consistent=consistent))
 
 
-def _apply_latest_metrics(item: dict, points: list[MetricPoint]) -> bool:
-    latest = item["metrics"]
-    changed = False
-    for point in points:
-        current = latest.get(point.key)
-        if current is None or point.is_more_recent_than(
-            MetricPoint.from_attribute(point.key, current)
-        ):
-            latest[point.key] = point.to_attribute()
-            changed = True
-    return changed
-
-
-def _apply_tags(item: dict, tags) -> bool:
-    changed = False
-    for tag in tags:
-        if tag.key == MLFLOW_RUN_NAME:
-            if not tag.value:
-                continue  # like MLflow: an empty run name changes nothing
-            item["name"] = tag.value
-        item["tags"][tag.key] = tag.value
-        changed = True
-    return changed
+def _sk(item: dict) -> str:
+    return item["sk"]

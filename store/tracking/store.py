@@ -18,7 +18,10 @@ from store.traces.store import TracesMixin
 from store.tracking.experiments import ExperimentsMixin
 from store.tracking.logged_models import LoggedModelsMixin
 from store.tracking.metrics import MetricsMixin
+from store.tracking.run_gc import RunGcMixin
 from store.tracking.run_inputs import RunInputsMixin
+from store.tracking.run_locator import Locators
+from store.tracking.run_logging import RunLoggingMixin
 from store.tracking.run_search import RunSearchMixin
 from store.tracking.runs import RunsMixin
 from store.unsupported import raise_not_implemented
@@ -33,7 +36,9 @@ class DynamoTrackingStore(
     TracesMixin,
     ExperimentsMixin,
     RunsMixin,
+    RunLoggingMixin,
     RunInputsMixin,
+    RunGcMixin,
     RunSearchMixin,
     MetricsMixin,
     AbstractStore,
@@ -46,6 +51,7 @@ class DynamoTrackingStore(
         super().__init__()
         self.store_uri = store_uri
         self.table = DynamoTable.from_uri(store_uri)
+        self._locators = Locators(self.table)
         self.artifact_root_uri = resolve_uri_if_local(
             artifact_uri or DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
         )

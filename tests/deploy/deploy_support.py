@@ -76,7 +76,7 @@ class TableDefinition:
 
     attributes: frozenset[tuple[str, str]]
     key_schema: tuple[tuple[str, str], ...]
-    indexes: frozenset[tuple[str, tuple[tuple[str, str], ...], str]]
+    indexes: frozenset[tuple]  # (name, keys, projection type, projected attributes)
     billing_mode: str
     stream_view_type: str
     ttl_attribute: str
@@ -124,7 +124,16 @@ def _keys(schema: list[dict]) -> tuple[tuple[str, str], ...]:
     return tuple((k["AttributeName"], k["KeyType"]) for k in schema)
 
 
-def _indexes(indexes: list[dict]) -> frozenset[tuple[str, tuple[tuple[str, str], ...], str]]:
-    return frozenset(
-        (i["IndexName"], _keys(i["KeySchema"]), i["Projection"]["ProjectionType"]) for i in indexes
+def _indexes(indexes: list[dict]) -> frozenset[tuple]:
+    """(name, keys, projection type, projected attributes) of each index."""
+    return frozenset(index_definition(i) for i in indexes)
+
+
+def index_definition(index: dict) -> tuple:
+    projection = index["Projection"]
+    return (
+        index["IndexName"],
+        _keys(index["KeySchema"]),
+        projection["ProjectionType"],
+        tuple(sorted(projection.get("NonKeyAttributes", ()))),
     )

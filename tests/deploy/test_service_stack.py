@@ -17,6 +17,8 @@ from role_actions import (
     s3_actions_of_mlflow,
 )
 
+from store.dynamo.schema import SCHEMA
+
 
 @pytest.fixture(scope="module")
 def service() -> dict:
@@ -55,9 +57,10 @@ def environment(container: dict) -> dict:
 def test_task_role_may_send_exactly_the_stores_dynamodb_requests(service):
     (table,) = [s for s in statements(service["Resources"]["TaskRole"]) if s["Sid"] == "Table"]
     assert actions(table) == dynamodb_actions_of_the_service()
+    arn = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}"
     assert [sub_text(r) for r in resources(table)] == [
-        "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}",
-        "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}/index/gsi1",
+        arn,
+        *(f"{arn}/index/{index.name}" for index in SCHEMA.indexes),
     ]
 
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import mlflow  # noqa: F401 - import MLflow fully before the store (its plugin registry)
 import pytest
-from deploy_support import store_table_definition
+from deploy_support import index_definition, store_table_definition
 from emulated_stacks import PUBLIC_URL, REGION, DeployedStacks, deploy_data_and_identity
 
 from gateway.authn.bearer import Authenticator
@@ -77,14 +77,7 @@ def test_deployed_table_has_the_stores_keys_index_and_stream(deployed):
     assert tuple((k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]) == (
         expected.key_schema
     )
-    indexes = {
-        (
-            i["IndexName"],
-            tuple((k["AttributeName"], k["KeyType"]) for k in i["KeySchema"]),
-            i["Projection"]["ProjectionType"],
-        )
-        for i in table["GlobalSecondaryIndexes"]
-    }
+    indexes = {index_definition(i) for i in table["GlobalSecondaryIndexes"]}
     assert indexes == expected.indexes
     assert table["StreamSpecification"] == {
         "StreamEnabled": True,

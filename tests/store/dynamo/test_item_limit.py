@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from mlflow.entities import LoggedModelTag, RunTag
+from mlflow.entities import LoggedModelTag
 from mlflow.entities.model_registry import ModelVersionTag
 from mlflow.exceptions import MlflowException
 from store_support import ARTIFACT_ROOT
@@ -30,16 +30,6 @@ def _fill(write, count, size: int) -> tuple[MlflowException, int]:
         except MlflowException as exc:
             return exc, count()
     raise AssertionError("no write was refused")
-
-
-def _run(tracking: DynamoTrackingStore, registry: DynamoRegistryStore):
-    run_id = tracking.create_run("0", "alice", 0, [], "r").info.run_id
-    return (
-        f"Run {run_id}",
-        lambda k, v: tracking.set_tag(run_id, RunTag(k, v)),
-        lambda: sum(k.startswith("k") for k in tracking.get_run(run_id).data.tags),
-        8000,
-    )
 
 
 def _logged_model(tracking: DynamoTrackingStore, registry: DynamoRegistryStore):
@@ -74,7 +64,7 @@ def _model_version(tracking: DynamoTrackingStore, registry: DynamoRegistryStore)
     )
 
 
-@pytest.mark.parametrize("resource", [_run, _logged_model, _trace, _model_version])
+@pytest.mark.parametrize("resource", [_logged_model, _trace, _model_version])
 def test_an_item_too_large_is_refused_by_name(uri, resource):
     what, write, count, size = resource(
         DynamoTrackingStore(uri, ARTIFACT_ROOT), DynamoRegistryStore(uri)

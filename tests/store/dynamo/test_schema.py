@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from store.dynamo.schema import GSI1, SCHEMA
+import pytest
+
+from store.dynamo.errors import TableSchemaMismatch
+from store.dynamo.schema import GSI1, GSI2, SCHEMA
 from store.dynamo.table import DynamoTable
 from store.dynamo.uri import parse_dynamo_uri
 
@@ -58,12 +61,38 @@ def test_a_local_server_gets_the_same_keys_index_and_billing(dynalite_endpoint):
     assert sorted(map(_pair, described["AttributeDefinitions"])) == sorted(
         map(_pair, SCHEMA.attribute_definitions())
     )
-    (index,) = described["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == GSI1
-    assert _keys(index["KeySchema"]) == (("gsi1pk", "HASH"), ("gsi1sk", "RANGE"))
-    assert index["Projection"]["ProjectionType"] == "ALL"
+    indexes = {index["IndexName"]: index for index in described["GlobalSecondaryIndexes"]}
+    assert sorted(indexes) == [GSI1, GSI2]
+    assert _keys(indexes[GSI1]["KeySchema"]) == (("gsi1pk", "HASH"), ("gsi1sk", "RANGE"))
+    assert indexes[GSI1]["Projection"]["ProjectionType"] == "ALL"
+    assert _keys(indexes[GSI2]["KeySchema"]) == (("gsi2pk", "HASH"), ("gsi2sk", "RANGE"))
+    assert indexes[GSI2]["Projection"]["ProjectionType"] == "INCLUDE"
+    assert sorted(indexes[GSI2]["Projection"]["NonKeyAttributes"]) == [
+        "end_time",
+        "lifecycle_stage",
+        "user_id",
+    ]
+    assert SCHEMA.missing_indexes(described) == []
     assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     table.ensure_table()  # idempotent
+
+
+def test_a_table_without_the_filter_index_is_refused_naming_the_fix(dynalite_endpoint):
+    host_port = dynalite_endpoint.removeprefix("http://")
+    name = f"old{uuid.uuid4().hex[:8]}"
+    table = DynamoTable(parse_dynamo_uri(f"dynamodb://{host_port}/{name}"))
+    earlier = SCHEMA.create_table_request(name)  # a table of an earlier build
+    earlier["GlobalSecondaryIndexes"] = [
+        i for i in earlier["GlobalSecondaryIndexes"] if i["IndexName"] == GSI1
+    ]
+    earlier["AttributeDefinitions"] = [
+        a for a in earlier["AttributeDefinitions"] if not a["AttributeName"].startswith("gsi2")
+    ]
+    table._call("CreateTable", **earlier)
+    with pytest.raises(TableSchemaMismatch) as refused:
+        table.ensure_table()
+    message = str(refused.value)
+    assert "\n" not in message and "gsi2" in message and "`cedarflow table create`" in message
 
 
 def _spy(table: DynamoTable) -> list[tuple[str, dict[str, Any]]]:

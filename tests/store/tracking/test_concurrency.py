@@ -83,3 +83,50 @@ def test_parallel_param_conflicts_keep_the_first_value(dynalite_store):
         "INVALID_PARAMETER_VALUE"
     ] * (_THREADS - 1)
     assert len(dynalite_store.get_run(run_id).data.params) == 1
+
+
+def test_batches_racing_on_a_new_param_keep_one_value_and_the_losers_metrics_out(dynalite_store):
+    experiment_id = dynalite_store.create_experiment("param-race")
+    for attempt in range(5):
+        run_id = dynalite_store.create_run(experiment_id, "u", attempt, [], "p").info.run_id
+
+        def log(i: int, run_id=run_id):
+            metrics = [Metric(f"only-{i}", 1.0, 1, 0)]
+            params = [Param("lr", str(i)), Param(f"own-{i}", "x")]
+            dynalite_store.log_batch(run_id, metrics, params, [RunTag(f"tag-{i}", "x")])
+
+        results = run_in_parallel(log, _THREADS)
+        winners = [i for i, (outcome, _) in enumerate(results) if outcome == "ok"]
+        assert len(winners) == 1
+        assert [r for r in results if r[0] == "error"] == [("error", "INVALID_PARAMETER_VALUE")] * (
+            _THREADS - 1
+        )
+        run = dynalite_store.get_run(run_id)
+        (winner,) = winners
+        assert run.data.params["lr"] == str(winner)
+        # A loser wrote at most its other new params (params go first), never metrics or tags.
+        assert set(run.data.metrics) == {f"only-{winner}"}
+        assert {k for k in run.data.tags if k.startswith("tag-")} == {f"tag-{winner}"}
+        assert f"own-{winner}" in run.data.params
+        assert set(run.data.params) <= {"lr", *(f"own-{i}" for i in range(_THREADS))}
+
+
+def test_delete_run_racing_log_metric_ends_deleted(dynalite_store):
+    experiment_id = dynalite_store.create_experiment("delete-race")
+    run_id = dynalite_store.create_run(experiment_id, "u", 1, [], "d").info.run_id
+
+    def act(i: int):
+        if i == 0:
+            return dynalite_store.delete_run(run_id)
+        for step in range(5):
+            dynalite_store.log_metric(run_id, Metric("m", float(step), 1, step))
+        return None
+
+    results = run_in_parallel(act, 4)
+    assert results[0] == ("ok", None)
+    assert all(r in (("ok", None), ("error", "INVALID_PARAMETER_VALUE")) for r in results[1:])
+    run = dynalite_store.get_run(run_id)
+    assert run.info.lifecycle_stage == "deleted"
+    history = dynalite_store.get_metric_history(run_id, "m")
+    if "m" in run.data.metrics:  # what was accepted is whole: latest value and history agree
+        assert run.data.metrics["m"] == max(h.value for h in history)

@@ -11,7 +11,7 @@ import pytest
 from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from run_differential import Pair, search, walk_pages
 
-from store.tracking.items import run_index_key
+from store.tracking.run_keys import run_position
 
 _VIEWS = [ViewType.ACTIVE_ONLY, ViewType.DELETED_ONLY, ViewType.ALL]
 _START_TIMES = [1000, 1000, 1000, 2000, 2000, 3000, 500, 4000]  # many ties
@@ -76,7 +76,7 @@ def test_index_keys_sort_in_the_default_run_order():
     starts = [0, 1, -1, 5, 5, 10**12, -(10**12), 2**63 - 1, -(2**63), 1_700_000_000_000, None]
     ids = [uuid.UUID(int=random.Random(i).getrandbits(128)).hex for i in range(2 * len(starts))]
     runs = list(zip(starts * 2, ids, strict=True))
-    by_key = sorted(runs, key=lambda run: run_index_key(*run))
+    by_key = sorted(runs, key=lambda run: run_position(*run))
     # SQL's order: start_time DESC (NULL last), then run id.
     expected = sorted(runs, key=lambda run: (run[0] is None, -(run[0] or 0), run[1]))
     assert by_key == expected

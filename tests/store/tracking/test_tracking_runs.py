@@ -144,15 +144,15 @@ def test_invalid_batch_is_refused_whole(moto_store, run):
     assert len(moto_store.get_metric_history(run_id, "ok")) == 0
 
 
-def test_run_that_would_outgrow_an_item_is_refused_unchanged(moto_store, run):
+def test_a_run_larger_than_a_dynamodb_item_keeps_everything(moto_store, run):
     run_id = run.info.run_id
-    params = [Param(f"p{i}", "v" * 5000) for i in range(100)]
-    for start in range(0, 75, 25):
+    params = [Param(f"p{i}", "v" * 6000) for i in range(100)]  # 600 KB of params
+    for start in range(0, 100, 25):
         moto_store.log_batch(run_id, [], params[start : start + 25], [])
-    assert error_code(moto_store.log_batch, run_id, [], params[75:], []) == (
-        "INVALID_PARAMETER_VALUE"
-    )
-    assert len(moto_store.get_run(run_id).data.params) == 75
+    moto_store.set_tag(run_id, RunTag("big", "t" * 8000))
+    fetched = moto_store.get_run(run_id)
+    assert fetched.data.params == {p.key: p.value for p in params}
+    assert fetched.data.tags["big"] == "t" * 8000
 
 
 def test_log_inputs_keeps_datasets_once_per_experiment(moto_store, run):

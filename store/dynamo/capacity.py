@@ -113,7 +113,7 @@ class CapacityMeter:
         def call(client: BaseClient, operation: str, params: dict) -> dict:
             if client.meta.service_model.service_name != "dynamodb":
                 return _original_call(client, operation, params)
-            return meter._call(client, operation, params)
+            return meter._metered(client, operation, params)
 
         BaseClient._make_api_call = call
         try:
@@ -134,7 +134,7 @@ class CapacityMeter:
 
     # ---- one request ------------------------------------------------------------------------
 
-    def _call(self, client: BaseClient, operation: str, params: dict) -> dict:
+    def _metered(self, client: BaseClient, operation: str, params: dict) -> dict:
         if self._tally is None or operation not in _READS | _WRITES | _UNMETERED:
             return _original_call(client, operation, params)
         params = {**params, "ReturnConsumedCapacity": "INDEXES"}
