@@ -93,8 +93,12 @@ def test_a_table_without_the_index_fails_the_check_on_dynalite(dynalite_endpoint
     assert checked.stdout.splitlines() == [
         "attribute gsi1pk: expected type S, found no definition",
         "attribute gsi1sk: expected type S, found no definition",
+        "attribute gsi2pk: expected type S, found no definition",
+        "attribute gsi2sk: expected type S, found no definition",
         "index gsi1: expected key gsi1pk (HASH), gsi1sk (RANGE), projection ALL, "
         "found no such index",
+        "index gsi2: expected key gsi2pk (HASH), gsi2sk (RANGE), projection INCLUDE "
+        "(end_time, lifecycle_stage, user_id), found no such index",
     ]
     created = cedarflow("table", "create", "--table", uri)  # never changes what is there
     assert created.returncode == 1
