@@ -15,6 +15,8 @@ from mlflow.utils.uri import resolve_uri_if_local
 
 from store.dynamo.table import DynamoTable
 from store.traces.store import TracesMixin
+from store.tracking.eval_datasets import EvaluationDatasetsMixin
+from store.tracking.eval_records import DatasetRecordsMixin
 from store.tracking.experiments import ExperimentsMixin
 from store.tracking.logged_models import LoggedModelsMixin
 from store.tracking.metrics import MetricsMixin
@@ -31,6 +33,8 @@ _ready_lock = threading.Lock()
 class DynamoTrackingStore(
     LoggedModelsMixin,
     TracesMixin,
+    EvaluationDatasetsMixin,
+    DatasetRecordsMixin,
     ExperimentsMixin,
     RunsMixin,
     RunInputsMixin,
@@ -38,7 +42,8 @@ class DynamoTrackingStore(
     MetricsMixin,
     AbstractStore,
 ):
-    """Experiments, runs, metrics, datasets, logged models and traces in DynamoDB."""
+    """Experiments, runs, metrics, datasets, logged models, traces and evaluation datasets in
+    DynamoDB."""
 
     ARTIFACTS_FOLDER_NAME = "artifacts"
 
