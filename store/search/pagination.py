@@ -103,8 +103,10 @@ def _open(token: str, kind: str, query: object) -> dict:
 
 
 def _refusal(token: object, kind: str) -> MlflowException:
-    """The error for a token that is not ours: MLflow's own, when its parser refuses it."""
-    parser = _mlflow_parser(kind)
+    """The error for a token that does not open: ours for a token of our format (altered, or
+    made for another search), else MLflow's own message when its parser refuses it too."""
+    ours = isinstance(token, str) and token.startswith(f"{_VERSION}.")
+    parser = None if ours else _mlflow_parser(kind)
     if parser is not None:
         try:
             parser(token)
