@@ -34,6 +34,7 @@ from store.vocabulary import EXPERIMENT, REGISTERED_MODEL
 
 _MAX_REFILLS = 20  # upstream pages per client page at most (bounded work per request)
 GRAPHQL = "graphql"  # the filter of /graphql: decided per root field before forwarding
+DATASET_EXPERIMENT_IDS = "dataset_experiment_ids"  # the experiments a dataset is linked to
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ class ResponseFilters:
             if not kept:
                 return _refused(parsed.action)
             return _unchanged(raw, response)
+        if parsed.filter == DATASET_EXPERIMENT_IDS:
+            return await self._dataset_experiment_ids(principal, document, raw, response)
         rule = RULES.get(parsed.filter or "")
         if rule is None:
             return _refused(parsed.action)  # a filter this gateway does not know: fail closed
@@ -136,6 +139,20 @@ class ResponseFilters:
             out[rule.key] = items
         if token:
             out["next_page_token"] = token
+        return _json(out, response)
+
+    async def _dataset_experiment_ids(
+        self, principal: Principal, document: dict, raw: bytes, response: Response
+    ) -> Response:
+        """A dataset's links, only to experiments the caller may see: a reader of one of its
+        experiments learns nothing of the others it cannot read."""
+        linked = [{"experiment_id": i} for i in document.get("experiment_ids") or []]
+        kept = await self.readable(principal, "GetExperiment", EXPERIMENT, linked, _experiment_id)
+        if len(kept) == len(linked):
+            return _unchanged(raw, response)
+        out = {k: v for k, v in document.items() if k != "experiment_ids"}
+        if kept:
+            out["experiment_ids"] = [i["experiment_id"] for i in kept]
         return _json(out, response)
 
     async def readable(
