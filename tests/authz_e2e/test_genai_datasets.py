@@ -102,3 +102,15 @@ def test_an_editor_changes_records_and_tags_and_only_a_manager_deletes(authz_sta
         extra = create_dataset(name="scratch", experiment_id=world["alice_exp"])
         MlflowClient().delete_dataset(extra.dataset_id)
         assert names(search_datasets(experiment_ids=[world["alice_exp"]])) == ["qa"]
+
+
+def test_a_bad_records_page_token_is_a_clear_400(authz_stack, world):
+    with authz_stack.http(*ALICE) as http:
+        for token in ("garbage", "p1.AAAA", "MTcwMDAwMDAwMDAwMDpkci0x"):
+            answer = http.get(
+                f"/api/3.0/mlflow/datasets/{world['dataset_id']}/records",
+                params={"page_token": token},
+            )
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+            assert answer.json()["message"].startswith("Invalid page token")
