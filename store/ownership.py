@@ -34,6 +34,7 @@ from store.keys import (
     registered_model_key,
     run_key,
     run_versions_pk,
+    scorer_meta_key,
     trace_key,
     version_key,
     versions_pk,
@@ -120,6 +121,10 @@ class Ownership:
 
     def experiment_of_logged_model(self, model_id: str) -> str | None:
         return self._experiment_of(logged_model_key(model_id))
+
+    def experiment_of_scorer(self, scorer_id: str) -> str | None:
+        """A scorer id is bound to its experiment for good (kept when the scorer is deleted)."""
+        return self._experiment_of(scorer_meta_key(scorer_id))
 
     def experiment_id_by_name(self, name: str) -> str | None:
         """The experiment that holds `name` (its name claim), None when no one does."""

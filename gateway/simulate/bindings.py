@@ -14,6 +14,7 @@ bindings, and the runs, logged models, traces and datasets that live in each exp
         logged_models: [m-1]
         traces: [tr-1]
         datasets: [d-1]               # evaluation datasets linked to this experiment
+        scorers: [0f4c...]            # scorer ids
     registered_models:
       churn:
         users: {bob: manager}
@@ -55,10 +56,11 @@ from store.vocabulary import (
     REGISTERED_MODEL,
     ROLES,
     RUN,
+    SCORER,
     TRACE,
 )
 
-_CHILDREN = {"runs": RUN, "logged_models": LOGGED_MODEL, "traces": TRACE}
+_CHILDREN = {"runs": RUN, "logged_models": LOGGED_MODEL, "traces": TRACE, "scorers": SCORER}
 _RESOLVABLE = {EXPERIMENT, REGISTERED_MODEL, EXPERIMENT_NAME, *_CHILDREN.values()}
 _EXPERIMENT_KEYS = {"name", "users", "groups", "private", "datasets", *_CHILDREN}
 _MODEL_KEYS = {"users", "groups", "versions"}

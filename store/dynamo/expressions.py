@@ -75,6 +75,13 @@ class Update:
         self._conditions.append(f"{self.path(path)} = {self.value(value)}")
         return self
 
+    def missing_or_below(self, path: Path, value: Any) -> Update:
+        target = self.path(path)
+        self._conditions.append(
+            f"(attribute_not_exists({target}) OR {target} < {self.value(value)})"
+        )
+        return self
+
     def differs(self, path: Path, value: Any) -> Update:
         self._conditions.append(f"{self.path(path)} <> {self.value(value)}")
         return self

@@ -23,6 +23,7 @@ from store.tracking.metrics import MetricsMixin
 from store.tracking.run_inputs import RunInputsMixin
 from store.tracking.run_search import RunSearchMixin
 from store.tracking.runs import RunsMixin
+from store.tracking.scorers import ScorersMixin
 from store.unsupported import raise_not_implemented
 
 _ready_tables: set[tuple[str, str]] = set()
@@ -35,6 +36,7 @@ class DynamoTrackingStore(
     TracesMixin,
     EvaluationDatasetsMixin,
     DatasetRecordsMixin,
+    ScorersMixin,
     ExperimentsMixin,
     RunsMixin,
     RunInputsMixin,

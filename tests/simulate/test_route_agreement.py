@@ -107,7 +107,14 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
     bindings = root / "bindings.yaml"
     bindings.write_text(yaml.safe_dump(document))
     missing = Ids(
-        "999999", "no-such-run", f"tr-{'f' * 32}", "m-none", "no-such-name", "no-model", "d-none"
+        "999999",
+        "no-such-run",
+        f"tr-{'f' * 32}",
+        "m-none",
+        "no-such-name",
+        "no-model",
+        "d-none",
+        "no-scorer",
     )
     echo = EchoUpstream()
     port = free_port()
@@ -150,6 +157,8 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
     tracking.start_trace(TraceInfo(trace, location, 1_700_000_000_000, TraceState.OK))
     logged = tracking.create_logged_model(experiment).model_id
     dataset = tracking.create_dataset(f"{name}-data", experiment_ids=[experiment]).dataset_id
+    code = json.dumps({"name": "length", "call_source": "return 1"})
+    scorer = tracking.register_scorer(experiment, "length", code).scorer_id
     model = f"{name}-model-{uuid.uuid4().hex[:6]}"
     registry.create_registered_model(model)
     registry.create_model_version(model, f"runs:/{run}/model", run_id=run)
@@ -161,7 +170,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
         grants.grant("experiment", experiment, role, user=pid(user))
     for user, role in model_roles.items():
         grants.grant("registered_model", model, role, user=pid(user))
-    ids = Ids(experiment, run, trace, logged, experiment_name, model, dataset)
+    ids = Ids(experiment, run, trace, logged, experiment_name, model, dataset, scorer)
     document = {
         "experiments": {
             experiment: {
@@ -171,6 +180,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
                 "traces": [trace],
                 "logged_models": [logged],
                 "datasets": [dataset],
+                "scorers": [scorer],
             }
         },
         "registered_models": {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from gateway.routing.build import ajax, api, ref, rows
 from gateway.routing.model import ANY, Route
 from gateway.routing.tables.tracking import EXP_ID, EXP_IDS, EXP_IDS_NARROWED
-from store.vocabulary import DATASET, EXPERIMENT
+from store.vocabulary import DATASET, EXPERIMENT, SCORER
 
 DATASET_CHANGED = ref(DATASET, "{dataset_id}")
 DATASET_READ = ref(DATASET, "{dataset_id}", combine=ANY)
@@ -77,6 +77,14 @@ def _scorers() -> list[Route]:
         *rows("POST", api(3, f"{base}/register"), f, "RegisterScorer", EXP_ID),
         *rows("DELETE", api(3, f"{base}/delete"), f, "DeleteScorer", EXP_ID),
         *rows("PUT", api(3, f"{base}/online-config"), f, "UpsertOnlineScoringConfig", EXP_ID),
+        # the experiment's Judges page asks for its scorers' configurations: each scorer's own
+        *rows(
+            "GET",
+            api(3, f"{base}/online-configs"),
+            f,
+            "GetOnlineScoringConfigs",
+            ref(SCORER, "scorer_ids[]"),
+        ),
     ]
 
 
