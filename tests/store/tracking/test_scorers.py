@@ -90,6 +90,6 @@ def test_listing_reads_one_query_whatever_the_versions(moto_store):
     assert requests_of(moto_store, moto_store.register_scorer, experiment, "s0", CODE) == {
         "GetItem": 1,
         "UpdateItem": 2,
-        "PutItem": 1,
+        "PutItem": 2,
     }
     assert requests_of(moto_store, moto_store.get_scorer, experiment, "s0") == {"GetItem": 2}
