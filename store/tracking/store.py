@@ -24,6 +24,7 @@ from store.tracking.run_inputs import RunInputsMixin
 from store.tracking.run_search import RunSearchMixin
 from store.tracking.runs import RunsMixin
 from store.tracking.scorers import ScorersMixin
+from store.tracking.trace_metrics import TraceMetricsMixin
 from store.unsupported import raise_not_implemented
 
 _ready_tables: set[tuple[str, str]] = set()
@@ -37,6 +38,7 @@ class DynamoTrackingStore(
     EvaluationDatasetsMixin,
     DatasetRecordsMixin,
     ScorersMixin,
+    TraceMetricsMixin,
     ExperimentsMixin,
     RunsMixin,
     RunInputsMixin,
