@@ -24,9 +24,6 @@ from mlflow.entities.trace_metrics import (
 from mlflow.exceptions import MlflowException
 from mlflow.store.entities.paged_list import PagedList
 from mlflow.store.tracking import MAX_RESULTS_QUERY_TRACE_METRICS
-from mlflow.store.tracking.utils.sql_trace_metrics_utils import (
-    validate_query_trace_metrics_params,
-)
 from mlflow.store.tracking.utils.trace_analytics import TRACE_ANALYTICS_COLUMNS_BY_METADATA_KEY
 from mlflow.tracing.constant import (
     AssessmentMetricSearchKey,
@@ -81,6 +78,11 @@ class TraceMetricsMixin:
         max_results: int = MAX_RESULTS_QUERY_TRACE_METRICS,
         page_token: str | None = None,
     ) -> PagedList[MetricDataPoint]:
+        # MLflow's SQL models import its GenAI package, which imports this store: not at import
+        from mlflow.store.tracking.utils.sql_trace_metrics_utils import (
+            validate_query_trace_metrics_params,
+        )
+
         validate_query_trace_metrics_params(view_type, metric_name, aggregations, dimensions)
         if time_interval_seconds and (start_time_ms is None or end_time_ms is None):
             raise MlflowException.invalid_parameter_value(
