@@ -37,7 +37,7 @@ class RefSpec:
     ``header:Name``, ``run_id|run_uuid`` (either, and equal when both are sent),
     ``artifact:SOURCE`` (an artifact path whose first segment is the experiment id),
     ``source`` (a model version's source URI), ``otlp:trace_ids`` (the trace of every span of
-    an OTLP export body).
+    an OTLP export body), ``absent:name[]`` (the workspace, when that list is not sent).
     """
 
     kind: str

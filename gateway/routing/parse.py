@@ -62,6 +62,10 @@ class ResourceRef:
     named: tuple[str, str] | None = None  # (kind, id) as the caller named it, if resolved away
 
 
+def ref_of_workspace(spec: RefSpec) -> ResourceRef:
+    return ResourceRef(WORKSPACE, DEFAULT_WORKSPACE, spec.action)
+
+
 @dataclass(frozen=True)
 class RegistryCall:
     """What a registry call names beside its registered model, as MLflow's handler reads it.
@@ -170,6 +174,10 @@ class _Reader:
     def refs(self, spec: RefSpec) -> list[ResourceRef]:
         src = spec.source
         if spec.kind == WORKSPACE:
+            if src.startswith("absent:"):  # decided on the workspace when the list is not sent
+                return (
+                    [] if self._values(RefSpec(EXPERIMENT, src[7:])) else [ref_of_workspace(spec)]
+                )
             if src and not self._scalar(src, required=False):
                 return []
             return [ResourceRef(WORKSPACE, DEFAULT_WORKSPACE, spec.action)]

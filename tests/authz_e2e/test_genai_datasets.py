@@ -114,3 +114,18 @@ def test_a_bad_records_page_token_is_a_clear_400(authz_stack, world):
             assert answer.status_code == 400, answer.text
             assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
             assert answer.json()["message"].startswith("Invalid page token")
+
+
+def test_a_search_without_experiments_shows_only_readable_datasets(authz_stack, world):
+    with authz_stack.as_user(*BOB):
+        mine = create_dataset(name="bobs", experiment_id=world["bob_exp"])
+        found = search_datasets()  # every dataset MLflow has, filtered by the gateway
+        assert mine.dataset_id in [d.dataset_id for d in found]
+        assert world["dataset_id"] not in [d.dataset_id for d in found]
+    with authz_stack.as_user(*ALICE):
+        found = [d.dataset_id for d in search_datasets(max_results=1)]  # pages refilled
+        assert found == [world["dataset_id"]]
+    with authz_stack.http(*BOB) as http:
+        empty = http.post("/api/3.0/mlflow/datasets/search", json={"experiment_ids": []})
+        assert empty.status_code == 200
+        assert world["dataset_id"] not in empty.text

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from gateway.routing.build import ajax, api, ref, rows
 from gateway.routing.model import ANY, Route
-from gateway.routing.tables.tracking import EXP_ID, EXP_IDS, EXP_IDS_NARROWED
-from store.vocabulary import DATASET, EXPERIMENT, SCORER
+from gateway.routing.tables.tracking import EXP_ID, EXP_IDS
+from store.vocabulary import DATASET, EXPERIMENT, SCORER, WORKSPACE
 
 DATASET_CHANGED = ref(DATASET, "{dataset_id}")
 DATASET_READ = ref(DATASET, "{dataset_id}", combine=ANY)
+# A search names experiments (narrowed to the readable ones) or none: then every dataset, each
+# kept when the caller may read it (gateway/filters.py)
+SEARCH = (
+    ref(EXPERIMENT, "experiment_ids[]", narrow=True, optional=True),
+    ref(WORKSPACE, "absent:experiment_ids[]"),
+)
 
 
 def _datasets() -> list[Route]:
@@ -24,8 +30,8 @@ def _datasets() -> list[Route]:
     return [
         *rows("POST", ajax(2, "/mlflow/experiments/search-datasets"), f, "SearchDatasets", EXP_IDS),
         *rows("POST", api(3, f"{base}/create"), f, "CreateDataset", EXP_IDS),
-        *rows("GET", search, f, "SearchEvaluationDatasets", EXP_IDS_NARROWED),
-        *rows("POST", search, f, "SearchEvaluationDatasets", EXP_IDS_NARROWED),
+        *rows("GET", search, f, "SearchEvaluationDatasets", *SEARCH, filter=f"evaluation_{f}"),
+        *rows("POST", search, f, "SearchEvaluationDatasets", *SEARCH, filter=f"evaluation_{f}"),
         *rows("GET", api(3, one), f, "GetDataset", DATASET_READ),
         *rows("DELETE", api(3, one), f, "DeleteDataset", DATASET_CHANGED),
         *rows(
