@@ -90,7 +90,9 @@ def create_app(config: GatewayConfig) -> Starlette:
         authenticator=authenticator,
         pipeline=Pipeline(authorizer, resolver, audit=audit, metrics=metrics),
         forwarder=forwarder,
-        filters=ResponseFilters(authorizer, resolver.prefetch, forwarder),
+        filters=ResponseFilters(
+            authorizer, resolver.prefetch, forwarder, resolver.dataset_experiments
+        ),
         permissions=PermissionsApi(authorizer, resolver, BindingStore(table), audit),
         answers=answers,
         browser=browser,

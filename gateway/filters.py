@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
@@ -21,19 +21,24 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.authz.datasets import expand_datasets
 from gateway.authz.decide import Authorizer, BindingsLookup
 from gateway.errors import forbidden
 from gateway.proxy import Forwarder
+from gateway.routing.model import ANY
 from gateway.routing.params import camel
 from gateway.routing.parse import ParsedRequest, ResourceRef
 from store.handler.identity import Principal
 
 if TYPE_CHECKING:
     from gateway.pipeline import Call
-from store.vocabulary import EXPERIMENT, REGISTERED_MODEL
+from store.vocabulary import DATASET, EXPERIMENT, REGISTERED_MODEL
+
+DatasetLinks = Callable[[tuple[str, ...]], Awaitable[Mapping[str, tuple[str, ...] | None]]]
 
 _MAX_REFILLS = 20  # upstream pages per client page at most (bounded work per request)
 GRAPHQL = "graphql"  # the filter of /graphql: decided per root field before forwarding
+DATASET_EXPERIMENT_IDS = "dataset_experiment_ids"  # the experiments a dataset is linked to
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,10 @@ RULES: dict[str, ItemRule] = {
     "datasets": ItemRule(
         "dataset_summaries", EXPERIMENT, "SearchDatasets", lambda i: i.get("experiment_id")
     ),
+    # an evaluation dataset is readable by readers of any experiment it is linked to
+    "evaluation_datasets": ItemRule(
+        "datasets", DATASET, "GetDataset", lambda i: i.get("dataset_id")
+    ),
 }
 
 
@@ -85,10 +94,12 @@ class ResponseFilters:
         authorizer: Authorizer,
         prefetch: Callable[[list[ResourceRef]], Awaitable[BindingsLookup]],
         forwarder: Forwarder,
+        dataset_experiments: DatasetLinks | None = None,
     ):
         self.authz = authorizer
         self.prefetch = prefetch
         self.forwarder = forwarder
+        self.dataset_experiments = dataset_experiments
 
     async def apply(
         self,
@@ -110,6 +121,8 @@ class ResponseFilters:
             if not kept:
                 return _refused(parsed.action)
             return _unchanged(raw, response)
+        if parsed.filter == DATASET_EXPERIMENT_IDS:
+            return await self._dataset_experiment_ids(principal, document, raw, response)
         rule = RULES.get(parsed.filter or "")
         if rule is None:
             return _refused(parsed.action)  # a filter this gateway does not know: fail closed
@@ -138,17 +151,50 @@ class ResponseFilters:
             out["next_page_token"] = token
         return _json(out, response)
 
+    async def _dataset_experiment_ids(
+        self, principal: Principal, document: dict, raw: bytes, response: Response
+    ) -> Response:
+        """A dataset's links, only to experiments the caller may see: a reader of one of its
+        experiments learns nothing of the others it cannot read."""
+        linked = [{"experiment_id": i} for i in document.get("experiment_ids") or []]
+        kept = await self.readable(principal, "GetExperiment", EXPERIMENT, linked, _experiment_id)
+        if len(kept) == len(linked):
+            return _unchanged(raw, response)
+        out = {k: v for k, v in document.items() if k != "experiment_ids"}
+        if kept:
+            out["experiment_ids"] = [i["experiment_id"] for i in kept]
+        return _json(out, response)
+
     async def readable(
         self, principal: Principal, action: str, kind: str, items: list, resource_id
     ) -> list:
         """The items whose experiment or model the caller may read, in order."""
         ids = [resource_id(i) if isinstance(i, dict) else None for i in items]
+        if kind == DATASET:
+            return await self._readable_datasets(principal, action, items, ids)
         refs = [ResourceRef(kind, str(i)) for i in dict.fromkeys(x for x in ids if x)]
         if not refs:
             return []
         lookup = await self.prefetch(refs)
         decisions = self.authz.decide_each(principal, action, refs, lookup)
         allowed = {d.resource.id for d in decisions if d.allowed}
+        return [item for item, i in zip(items, ids, strict=True) if i and str(i) in allowed]
+
+    async def _readable_datasets(
+        self, principal: Principal, action: str, items: list, ids: list
+    ) -> list:
+        """Datasets decided as a request naming each would be (gateway/authz/datasets.py)."""
+        wanted = tuple(dict.fromkeys(str(i) for i in ids if i))
+        if not wanted or self.dataset_experiments is None:
+            return []  # nothing to decide on: nothing is shown
+        linked = await self.dataset_experiments(wanted)
+        named = [ResourceRef(DATASET, i, combine=ANY) for i in wanted]
+        refs = list(expand_datasets(named, linked))
+        lookup = await self.prefetch([r for r in refs if r.kind != DATASET])
+        allowed = set()
+        for decision in self.authz.decide_each(principal, action, refs, lookup):
+            if decision.allowed and decision.resource.named is not None:
+                allowed.add(decision.resource.named[1])
         return [item for item, i in zip(items, ids, strict=True) if i and str(i) in allowed]
 
     async def _page(self, request, call, parsed, principal, token: str, count: int):

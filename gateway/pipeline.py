@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.authn.bearer import Authenticator
 from gateway.authn.browser import BrowserLogin, login_redirect, wants_html
 from gateway.authn.principal import ANONYMOUS, Authenticated
+from gateway.authz.datasets import dataset_ids, expand_datasets
 from gateway.authz.decide import Authorizer, BindingsLookup, Decision, RequestDecision
 from gateway.authz.model_readers import ArtifactRead, artifact_read, as_model_reader, model_refs
 from gateway.errors import AuthenticationError, GatewayError, permission_denied
@@ -75,6 +76,11 @@ class Facts(Protocol):
 
     async def models_registered_from(self, read: ArtifactRead) -> tuple[str, ...]:
         """Registered models with a version whose files `read` reads (authz/model_readers.py)."""
+
+    async def dataset_experiments(
+        self, dataset_ids: tuple[str, ...]
+    ) -> Mapping[str, tuple[str, ...] | None]:
+        """The experiments each dataset is linked to (None: no such dataset, or unknown)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,9 @@ def describe(decision: Decision) -> str:
     ref = decision.resource
     if ref is None:
         return "this resource"
+    if ref.named is not None:  # a dataset decided on its experiments: never name those
+        kind, named = ref.named
+        return f"{kind.replace('_', ' ')} '{named}'"
     if ref.kind == EXPERIMENT and ref.id == "0":  # where a script without set_experiment logs
         return (
             "experiment '0' (the Default experiment, which needs a grant: "
@@ -156,6 +165,7 @@ class Pipeline:
         except GatewayError as refusal:
             self._record_refusal(call, principal, request_id, refusal)
             return Verdict(refusal=refusal)
+        parsed = await self._with_datasets(parsed)
         lookup = await self.facts.prefetch(parsed.resources)
         context = await self.facts.registry_context(parsed)
         result = self.authorizer.authorize(principal, parsed, lookup, context)
@@ -166,6 +176,14 @@ class Pipeline:
         if result.allowed and parsed.filter == GRAPHQL:
             return await self._decide_graphql(call, principal, request_id, verdict)
         return verdict
+
+    async def _with_datasets(self, parsed: ParsedRequest) -> ParsedRequest:
+        """Each dataset the request names, replaced by what it is decided on (authz/datasets.py)."""
+        ids = dataset_ids(parsed.resources)
+        if not ids:
+            return parsed
+        linked = await self.facts.dataset_experiments(ids)
+        return replace(parsed, resources=expand_datasets(parsed.resources, linked))
 
     async def _as_model_reader(
         self,

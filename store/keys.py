@@ -83,3 +83,60 @@ def users_pk(name: str) -> str:
 
 def user_key(name: str, principal: str) -> tuple[str, str]:
     return users_pk(name), f"{USER_PRINCIPAL_PREFIX}{principal}"
+
+
+# ---- evaluation datasets, their records, and scorers ----------------------------------------
+
+EVAL_DATASET_SK = "EVDS"
+EVAL_DATASETS_GSI = "EVDSS"  # every dataset, by creation time (the id-less search)
+DATASET_LINK_SK_PREFIX = "EVDS#"  # under an experiment's partition: the datasets linked to it
+RECORD_SK_PREFIX = "R#"
+RECORD_CLAIM_SK_PREFIX = "C#"
+SCORER_SK_PREFIX = "SCORER#"
+SCORER_META_SK = "META"
+SCORER_VERSION_SK_PREFIX = "V#"
+SCORERS_GSI = "SCORERS"  # every scorer head, by experiment then name
+
+
+def eval_dataset_key(dataset_id: str) -> tuple[str, str]:
+    """An evaluation dataset's item (its links to experiments are the `experiments` set)."""
+    return f"EVDS#{dataset_id}", EVAL_DATASET_SK
+
+
+def dataset_link_key(experiment_id: str, dataset_id: str) -> tuple[str, str]:
+    """The entry that lists a dataset under an experiment (an index of the dataset's set)."""
+    return experiment_pk(experiment_id), f"{DATASET_LINK_SK_PREFIX}{dataset_id}"
+
+
+def records_pk(dataset_id: str) -> str:
+    """The partition of a dataset's records, their parts and their identity claims."""
+    return f"DSR#{dataset_id}"
+
+
+def record_sk(created_time: int, record_id: str) -> str:
+    """A record's head, in MLflow's record order (creation time, then record id)."""
+    return f"{RECORD_SK_PREFIX}{created_time:015d}#{record_id}"
+
+
+def record_claim_key(dataset_id: str, record_id: str) -> tuple[str, str]:
+    """The item whose conditional put makes a record new (it names the record's head)."""
+    return records_pk(dataset_id), f"{RECORD_CLAIM_SK_PREFIX}{record_id}"
+
+
+def scorer_head_key(experiment_id: str, name: str) -> tuple[str, str]:
+    """A scorer of an experiment: its id, its latest version and its online configuration."""
+    return experiment_pk(experiment_id), f"{SCORER_SK_PREFIX}{name}"
+
+
+def scorer_pk(scorer_id: str) -> str:
+    """The partition of a scorer id: its owner (META) and its versions."""
+    return f"SCORER#{scorer_id}"
+
+
+def scorer_meta_key(scorer_id: str) -> tuple[str, str]:
+    """Which experiment a scorer id belongs to, written once and never changed."""
+    return scorer_pk(scorer_id), SCORER_META_SK
+
+
+def scorer_version_key(scorer_id: str, version: int) -> tuple[str, str]:
+    return scorer_pk(scorer_id), f"{SCORER_VERSION_SK_PREFIX}{version:010d}"

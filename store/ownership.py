@@ -28,11 +28,13 @@ from store.dynamo.errors import InvalidValue
 from store.dynamo.table import DynamoTable
 from store.keys import (
     VERSION_SK_PREFIX,
+    eval_dataset_key,
     logged_model_key,
     name_claim_key,
     registered_model_key,
     run_key,
     run_versions_pk,
+    scorer_meta_key,
     trace_key,
     version_key,
     versions_pk,
@@ -120,9 +122,21 @@ class Ownership:
     def experiment_of_logged_model(self, model_id: str) -> str | None:
         return self._experiment_of(logged_model_key(model_id))
 
+    def experiment_of_scorer(self, scorer_id: str) -> str | None:
+        """A scorer id is bound to its experiment for good (kept when the scorer is deleted)."""
+        return self._experiment_of(scorer_meta_key(scorer_id))
+
     def experiment_id_by_name(self, name: str) -> str | None:
         """The experiment that holds `name` (its name claim), None when no one does."""
         return self._experiment_of(name_claim_key(name))
+
+    def dataset_experiments(self, dataset_id: str) -> tuple[str, ...] | None:
+        """The experiments an evaluation dataset is linked to; None when there is no such
+        dataset (or it is being deleted)."""
+        item = self._get(*eval_dataset_key(dataset_id))
+        if item is None or item.get("deleted"):
+            return None
+        return tuple(sorted(item.get("experiments") or (), key=lambda e: (len(e), e)))
 
     def check_readable(self) -> None:
         """One read; raises what DynamoDB raises when the table cannot be read."""

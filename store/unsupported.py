@@ -1,9 +1,10 @@
 """Make the MLflow store methods a concrete store does not implement fail loudly.
 
 MLflow's store base classes do not enforce their abstract methods, and several of their default
-bodies are a bare docstring that silently returns None or raise a plain NotImplementedError (a
-500 with a traceback through the server). `raise_not_implemented` turns every such inherited
-method into MLflow's NOT_IMPLEMENTED error (HTTP 501) that names the store and the method.
+bodies are a bare docstring that silently returns None, raise a plain NotImplementedError (a 500
+with a traceback through the server) or raise NOT_IMPLEMENTED without a message.
+`raise_not_implemented` turns every such inherited method into MLflow's NOT_IMPLEMENTED error
+(HTTP 501) that names the store and the method.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import NOT_IMPLEMENTED
+from mlflow.protos.databricks_pb2 import NOT_IMPLEMENTED, ErrorCode
 
 StoreClass = TypeVar("StoreClass", bound=type)
 
@@ -79,6 +80,10 @@ def _translating(store: str, name: str, original: Callable) -> Callable:
         try:
             return original(self, *args, **kwargs)
         except NotImplementedError as exc:
+            raise not_implemented_error(store, name) from exc
+        except MlflowException as exc:  # MLflow's bare NOT_IMPLEMENTED says nothing: name it
+            if exc.error_code != ErrorCode.Name(NOT_IMPLEMENTED) or exc.message:
+                raise
             raise not_implemented_error(store, name) from exc
 
     return call

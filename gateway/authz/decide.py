@@ -214,14 +214,16 @@ class Authorizer:
         context: Mapping | None = None,
     ) -> RequestDecision:
         """Decide a whole request: every reference must allow, except narrowable ones
-        (a search's experiment ids), which are kept or dropped one by one."""
+        (a search's experiment ids), which are kept or dropped one by one, and references
+        sharing an `any_of` key (a dataset's experiments on a read), of which one must."""
         decisions = self.decide_each(
             principal, parsed.action, parsed.resources, bindings_lookup, context
         )
         kept = tuple(d.resource for d in decisions if d.resource.narrow and d.allowed)
         dropped = tuple(d.resource for d in decisions if d.resource.narrow and not d.allowed)
         strict = [d for d in decisions if not d.resource.narrow]
-        denied = next((d for d in strict if not d.allowed), None)
+        denied = next((d for d in strict if not d.allowed and d.resource.any_of is None), None)
+        denied = denied or _group_denial(strict)
         if denied is not None:
             return RequestDecision(denied, decisions, kept, dropped)
         allowed = [d for d in decisions if d.allowed]
@@ -262,6 +264,18 @@ class Authorizer:
         return tuple(
             p.outcome or _decision(verdicts[i], p, policies.revision) for i, p in enumerate(plans)
         )
+
+
+def _group_denial(decisions: Sequence[Decision]) -> Decision | None:
+    """The first denial of a group of references of which none was allowed (`any_of`)."""
+    groups: dict[str, list[Decision]] = {}
+    for decision in decisions:
+        if decision.resource.any_of is not None:
+            groups.setdefault(decision.resource.any_of, []).append(decision)
+    for members in groups.values():
+        if not any(d.allowed for d in members):
+            return members[0]
+    return None
 
 
 def _allowed(action: str, allowed: Sequence[Decision], last: Decision) -> Decision:

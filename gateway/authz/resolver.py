@@ -3,13 +3,13 @@ which experiment or registered model a referenced resource belongs to and its ro
 the registry's facts the policies read, and the versions registered from a logged model's or a
 run's files. Two caches:
 
-- owners (run, trace, logged model → experiment) never change: cached for the process.
+- owners (run, trace, logged model, scorer → experiment) never change: cached for the process.
   Run and logged-model ids are the store's own; a trace id is the client's, so the store
   binds it to its experiment for good (every write is conditioned on the experiment, and a
   deleted trace leaves a tombstone with it). An id found nowhere is not cached: it may be
   created a moment later;
-- bindings (and experiment names → ids) change: cached for `ttl` seconds, and dropped at
-  once when they change through this gateway (`invalidate`).
+- bindings (and experiment names → ids, and the experiments a dataset is linked to) change:
+  cached for `ttl` seconds, and dropped at once when they change through this gateway.
 
 `lookup(ref)` is what the decision step calls; it only reads the caches filled by
 `prefetch(refs)`, which does the DynamoDB reads (in a worker thread: boto3 blocks) for
@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from gateway.authz.datasets import CHANGES_LINKS
 from gateway.authz.decide import MISSING
 from gateway.authz.entities import Bindings
 from gateway.authz.model_readers import ArtifactRead
@@ -46,6 +47,7 @@ from store.vocabulary import (
     LOGGED_MODEL,
     REGISTERED_MODEL,
     RUN,
+    SCORER,
     TRACE,
 )
 
@@ -55,6 +57,7 @@ _OWNERS: dict[str, Callable[[Ownership, str], str | None]] = {
     RUN: Ownership.experiment_of_run,
     TRACE: Ownership.experiment_of_trace,
     LOGGED_MODEL: Ownership.experiment_of_logged_model,
+    SCORER: Ownership.experiment_of_scorer,
 }
 _MAX_ENTRIES = 100_000  # per cache; an overflowing cache is cleared (never grows unbounded)
 # calls after which cached bindings or names of their resource are stale
@@ -176,6 +179,34 @@ class Resolver:
         except InvalidValue:  # a name no item can have (too long a key): denied on lookup
             return None
 
+    async def dataset_experiments(
+        self, dataset_ids: tuple[str, ...]
+    ) -> dict[str, tuple[str, ...] | None]:
+        """The experiments each dataset is linked to (TTL-cached; None: unknown, denied)."""
+        found: dict[str, tuple[str, ...] | None] = {}
+        cold = []
+        for dataset_id in dataset_ids:
+            cached = self._get_fresh(("dataset", dataset_id))
+            if cached is _UNKNOWN:
+                cold.append(dataset_id)
+            else:
+                found[dataset_id] = cached
+        if cold:
+            found.update(await asyncio.to_thread(self._read_datasets, cold))
+        return found
+
+    def _read_datasets(self, dataset_ids: list[str]) -> dict[str, tuple[str, ...] | None]:
+        found: dict[str, tuple[str, ...] | None] = {}
+        for dataset_id in dataset_ids:
+            try:
+                found[dataset_id] = self.ownership.dataset_experiments(dataset_id)
+            except Exception as exc:  # left unresolved: the decision denies it
+                _logger.warning("cannot resolve dataset %r: %s", dataset_id, exc)
+                found[dataset_id] = None
+                continue
+            self._put_fresh(("dataset", dataset_id), found[dataset_id])
+        return found
+
     async def models_registered_from(self, read: ArtifactRead) -> tuple[str, ...]:
         """Registered models with a live version whose files `read` reads."""
         try:
@@ -194,6 +225,11 @@ class Resolver:
             for ref in parsed.resources:
                 if ref.kind in (EXPERIMENT, REGISTERED_MODEL):
                     self.invalidate(ref.kind, ref.id)
+        elif parsed.action in CHANGES_LINKS:
+            named = {r.named[1] for r in parsed.resources if r.named and r.named[0] == DATASET}
+            with self._lock:
+                for dataset_id in named:
+                    self._fresh.pop(("dataset", dataset_id), None)
 
     # ---- internals ------------------------------------------------------------------------
 

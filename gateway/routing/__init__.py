@@ -12,6 +12,7 @@ from functools import cache, lru_cache
 from gateway.routing.matcher import RouteTable, canonical_path
 from gateway.routing.model import RefSpec, Route, RouteMatch
 from gateway.routing.tables.gateway import gateway_routes
+from gateway.routing.tables.genai import genai_routes
 from gateway.routing.tables.other import other_routes
 from gateway.routing.tables.registry import registry_routes
 from gateway.routing.tables.traces import trace_routes
@@ -33,7 +34,13 @@ __all__ = [
 
 def mlflow_routes() -> tuple[Route, ...]:
     """The rows of every route MLflow's server serves."""
-    return (*tracking_routes(), *trace_routes(), *registry_routes(), *other_routes())
+    return (
+        *tracking_routes(),
+        *trace_routes(),
+        *genai_routes(),
+        *registry_routes(),
+        *other_routes(),
+    )
 
 
 def all_routes() -> tuple[Route, ...]:

@@ -20,6 +20,9 @@ FORWARD = "forward"  # decided by the policies, then forwarded to MLflow: every 
 ANSWER = "answer"  # decided by the policies, then answered by the gateway (GetMetrics)
 PERMISSIONS = "permissions"  # the permissions API, which decides each of its calls itself
 OPEN = "open"  # answered by the gateway without credentials or a decision (probes, sign-in)
+# How the decisions on a dataset's experiments combine (`RefSpec.combine`).
+ALL = "all"  # every linked experiment must allow (changes)
+ANY = "any"  # one linked experiment allowing is enough (reads)
 # What answers one of the gateway's own rows (ANSWER, OPEN), found by the row's action.
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -34,7 +37,7 @@ class RefSpec:
     ``header:Name``, ``run_id|run_uuid`` (either, and equal when both are sent),
     ``artifact:SOURCE`` (an artifact path whose first segment is the experiment id),
     ``source`` (a model version's source URI), ``otlp:trace_ids`` (the trace of every span of
-    an OTLP export body).
+    an OTLP export body), ``absent:name[]`` (the workspace, when that list is not sent).
     """
 
     kind: str
@@ -43,6 +46,7 @@ class RefSpec:
     optional: bool = False  # absent → no reference (the handler does not require it)
     narrow: bool = False  # unreadable ids are dropped before forwarding, not denied
     missing_ok: bool = False  # a name that does not exist is forwarded (MLflow answers 404)
+    combine: str = ALL  # a dataset: allowed on ALL its experiments, or on ANY of them
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from gateway.errors import GatewayError, bad_request
 from gateway.routing import match_route
-from gateway.routing.model import JSON, NONE, OTLP, PROTO, RefSpec, Route, RouteMatch
+from gateway.routing.model import ALL, JSON, NONE, OTLP, PROTO, RefSpec, Route, RouteMatch
 from gateway.routing.otlp import otlp_trace_ids
 from gateway.routing.params import camel, headers_of, read_params
 from gateway.routing.values import (
@@ -57,6 +57,13 @@ class ResourceRef:
     action: str | None = None  # decided with this action instead of the request's
     narrow: bool = False  # dropped from the request when unreadable, instead of a denial
     missing_ok: bool = False  # if it does not exist, the call is forwarded (MLflow's 404)
+    combine: str = ALL  # a dataset: decided on all of its experiments, or on any of them
+    any_of: str | None = None  # references sharing this key need only one of them allowed
+    named: tuple[str, str] | None = None  # (kind, id) as the caller named it, if resolved away
+
+
+def ref_of_workspace(spec: RefSpec) -> ResourceRef:
+    return ResourceRef(WORKSPACE, DEFAULT_WORKSPACE, spec.action)
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,10 @@ class _Reader:
     def refs(self, spec: RefSpec) -> list[ResourceRef]:
         src = spec.source
         if spec.kind == WORKSPACE:
+            if src.startswith("absent:"):  # decided on the workspace when the list is not sent
+                return (
+                    [] if self._values(RefSpec(EXPERIMENT, src[7:])) else [ref_of_workspace(spec)]
+                )
             if src and not self._scalar(src, required=False):
                 return []
             return [ResourceRef(WORKSPACE, DEFAULT_WORKSPACE, spec.action)]
@@ -185,7 +196,10 @@ class _Reader:
             if spec.narrow:
                 raise bad_request(f"'{label}' must name at least one {spec.kind}.")
             raise bad_request(f"Missing value for required parameter '{label}'.")
-        return [ResourceRef(spec.kind, i, spec.action, spec.narrow, spec.missing_ok) for i in ids]
+        return [
+            ResourceRef(spec.kind, i, spec.action, spec.narrow, spec.missing_ok, spec.combine)
+            for i in ids
+        ]
 
     def _values(self, spec: RefSpec) -> list[str]:
         src = spec.source

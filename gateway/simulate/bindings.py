@@ -13,6 +13,8 @@ bindings, and the runs, logged models, traces and datasets that live in each exp
         runs: [run-1]
         logged_models: [m-1]
         traces: [tr-1]
+        datasets: [d-1]               # evaluation datasets linked to this experiment
+        scorers: [0f4c...]            # scorer ids
     registered_models:
       churn:
         users: {bob: manager}
@@ -22,8 +24,8 @@ bindings, and the runs, logged models, traces and datasets that live in each exp
           "4": {model_id: m-1}          # registered from a logged model
 
 Anything not listed does not exist (the gateway denies it, or forwards it when MLflow
-answers 404 itself, like an unknown experiment name). Datasets are not listed: the
-gateway does not resolve a dataset to its experiments, so calls naming one are denied.
+answers 404 itself, like an unknown experiment name). A dataset listed under several
+experiments is linked to each of them (gateway/authz/datasets.py decides on those).
 A version's `source` (`runs:/<run>/<path>`) or `model_id` says which files its readers
 may load (gateway/authz/model_readers.py): the store keeps a run's files under
 `<experiment>/<run>/artifacts/`, and a logged model's in its experiment.
@@ -54,12 +56,13 @@ from store.vocabulary import (
     REGISTERED_MODEL,
     ROLES,
     RUN,
+    SCORER,
     TRACE,
 )
 
-_CHILDREN = {"runs": RUN, "logged_models": LOGGED_MODEL, "traces": TRACE}
+_CHILDREN = {"runs": RUN, "logged_models": LOGGED_MODEL, "traces": TRACE, "scorers": SCORER}
 _RESOLVABLE = {EXPERIMENT, REGISTERED_MODEL, EXPERIMENT_NAME, *_CHILDREN.values()}
-_EXPERIMENT_KEYS = {"name", "users", "groups", "private", *_CHILDREN}
+_EXPERIMENT_KEYS = {"name", "users", "groups", "private", "datasets", *_CHILDREN}
 _MODEL_KEYS = {"users", "groups", "versions"}
 
 Lookup = Callable[[ResourceRef], object]
@@ -80,11 +83,12 @@ class BindingsData:
     resources: dict[tuple[str, str], Bindings] = field(default_factory=dict)
     children: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     versions: dict[tuple[str, str], VersionFacts] = field(default_factory=dict)
+    datasets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # id → experiments
 
     def lookup(self, ref: ResourceRef) -> Bindings | object | None:
         """The gateway's BindingsLookup contract: Bindings, MISSING, or None (unresolvable)."""
         if ref.kind not in _RESOLVABLE:
-            return None  # as gateway/authz/resolver.py: datasets and the like are not resolved
+            return None  # as gateway/authz/resolver.py: a dataset is decided on its experiments
         key = (ref.kind, ref.id)
         key = self.children.get(key, key)
         return self.resources.get(key, MISSING)
@@ -159,6 +163,8 @@ def bindings_from_data(document: object, where: Location) -> BindingsData:
         for key, kind in _CHILDREN.items():
             for child in expect_strings(entry.get(key), here, key):
                 data.children[(kind, child)] = (EXPERIMENT, str(exp_id))
+        for dataset in expect_strings(entry.get("datasets"), here, "datasets"):
+            data.datasets[dataset] = (*data.datasets.get(dataset, ()), str(exp_id))
     models = expect_mapping(top.get("registered_models"), where, "registered_models")
     for name, entry in models.items():
         entry = expect_mapping(entry, located(models, where), f"registered model {name}")

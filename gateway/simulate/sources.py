@@ -46,6 +46,11 @@ class FileSource:
     async def models_registered_from(self, read: ArtifactRead) -> tuple[str, ...]:
         return self.data.models_registered_from(read)
 
+    async def dataset_experiments(
+        self, dataset_ids: tuple[str, ...]
+    ) -> dict[str, tuple[str, ...] | None]:
+        return {i: self.data.datasets.get(i) for i in dataset_ids}
+
     def lookup(self, ref: ResourceRef) -> object:
         return self.data.lookup(ref)
 

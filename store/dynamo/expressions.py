@@ -17,7 +17,7 @@ Path = str | tuple[str, ...]
 
 @dataclass
 class Update:
-    """SET / REMOVE / ADD actions and the conditions (ANDed) the item must meet."""
+    """SET / REMOVE / ADD / DELETE actions and the conditions (ANDed) the item must meet."""
 
     returns: str = "ALL_NEW"  # what UpdateItem answers: the item after it, or ALL_OLD before
     names: dict[str, str] = field(default_factory=dict)
@@ -25,6 +25,7 @@ class Update:
     _sets: list[str] = field(default_factory=list)
     _removes: list[str] = field(default_factory=list)
     _adds: list[str] = field(default_factory=list)
+    _deletes: list[str] = field(default_factory=list)
     _conditions: list[str] = field(default_factory=list)
     _aliases: dict[str, str] = field(default_factory=dict)
 
@@ -56,6 +57,11 @@ class Update:
         self._adds.append(f"{self.path(path)} {self.value(amount)}")
         return self
 
+    def delete(self, path: Path, elements: set) -> Update:
+        """DELETE: elements from a set (a set left empty disappears)."""
+        self._deletes.append(f"{self.path(path)} {self.value(elements)}")
+        return self
+
     # ---- conditions ---------------------------------------------------------------------
 
     def exists(self, path: Path) -> Update:
@@ -75,6 +81,13 @@ class Update:
         self._conditions.append(condition)
         return self
 
+    def missing_or_below(self, path: Path, value: Any) -> Update:
+        target = self.path(path)
+        self._conditions.append(
+            f"(attribute_not_exists({target}) OR {target} < {self.value(value)})"
+        )
+        return self
+
     def differs(self, path: Path, value: Any) -> Update:
         self._conditions.append(f"{self.path(path)} <> {self.value(value)}")
         return self
@@ -89,13 +102,15 @@ class Update:
             clauses.append("REMOVE " + ", ".join(self._removes))
         if self._adds:
             clauses.append("ADD " + ", ".join(self._adds))
+        if self._deletes:
+            clauses.append("DELETE " + ", ".join(self._deletes))
         return " ".join(clauses)
 
     def condition(self) -> str | None:
         return " AND ".join(self._conditions) or None
 
     def __bool__(self) -> bool:
-        return bool(self._sets or self._removes or self._adds)
+        return bool(self._sets or self._removes or self._adds or self._deletes)
 
     def path(self, path: Path) -> str:
         """The aliased form of `path`, for a condition written by hand."""

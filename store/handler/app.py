@@ -168,6 +168,23 @@ async def _send_unauthenticated(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _answer_uncaught_mlflow_errors() -> None:
+    """An MlflowException that a handler does not catch itself (MLflow's dataset records and
+    experiment-ids handlers) is answered as MLflow's other handlers answer it, not as a 500."""
+    from flask import Response
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import app as flask_app
+
+    def answer(exc: MlflowException) -> Response:
+        return Response(
+            exc.serialize_as_json(),
+            status=exc.get_http_status_code(),
+            mimetype="application/json",
+        )
+
+    flask_app.register_error_handler(MlflowException, answer)
+
+
 def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None = None) -> ASGIApp:
     """MLflow's server app behind the identity check (secret defaults to the environment's)."""
     on_startup = None
@@ -175,6 +192,7 @@ def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None =
         from mlflow.server.fastapi_app import app as mlflow_app
 
         on_startup = _open_stores
+        _answer_uncaught_mlflow_errors()
     if secret is None:
         secret = identity_secret_from_env()
     return IdentityMiddleware(mlflow_app, secret, on_startup=on_startup)

@@ -15,6 +15,8 @@ from mlflow.utils.uri import resolve_uri_if_local
 
 from store.dynamo.table import DynamoTable
 from store.traces.store import TracesMixin
+from store.tracking.eval_datasets import EvaluationDatasetsMixin
+from store.tracking.eval_records import DatasetRecordsMixin
 from store.tracking.experiments import ExperimentsMixin
 from store.tracking.logged_models import LoggedModelsMixin
 from store.tracking.metrics import MetricsMixin
@@ -24,6 +26,8 @@ from store.tracking.run_locator import Locators
 from store.tracking.run_logging import RunLoggingMixin
 from store.tracking.run_search import RunSearchMixin
 from store.tracking.runs import RunsMixin
+from store.tracking.scorers import ScorersMixin
+from store.tracking.trace_metrics import TraceMetricsMixin
 from store.unsupported import raise_not_implemented
 
 _ready_tables: set[tuple[str, str]] = set()
@@ -34,6 +38,10 @@ _ready_lock = threading.Lock()
 class DynamoTrackingStore(
     LoggedModelsMixin,
     TracesMixin,
+    EvaluationDatasetsMixin,
+    DatasetRecordsMixin,
+    ScorersMixin,
+    TraceMetricsMixin,
     ExperimentsMixin,
     RunsMixin,
     RunLoggingMixin,
@@ -43,7 +51,8 @@ class DynamoTrackingStore(
     MetricsMixin,
     AbstractStore,
 ):
-    """Experiments, runs, metrics, datasets, logged models and traces in DynamoDB."""
+    """Experiments, runs, metrics, datasets, logged models, traces and evaluation datasets in
+    DynamoDB."""
 
     ARTIFACTS_FOLDER_NAME = "artifacts"
 

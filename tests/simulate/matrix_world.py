@@ -49,23 +49,14 @@ KNOWN = "known-user"
 PROBE = "x-simulate-probe"
 _CLIENTS = threading.local()
 # trace ids as OTLP makes them (tr-<32 hex>), so that span exports can name them too
-OPEN = Ids("900", "run-open", f"tr-{900:032x}", "m-open", "exp-open", "model-open")
+OPEN = Ids(
+    "900", "run-open", f"tr-{900:032x}", "m-open", "exp-open", "model-open", "d-open", "sc-open"
+)
 # Calls the gateway decides differently from the policies alone, and why:
-# - datasets: the gateway cannot resolve a dataset to its experiments, so it denies them;
 # - GraphQL: the matrix shows the workspace decision; the gateway then decides each root
 #   field of a non-administrator's query (gateway/pipeline.py), which `simulate request` does too.
-DATASET_ACTIONS = {
-    "AddDatasetToExperiments",
-    "DeleteDataset",
-    "DeleteDatasetRecords",
-    "DeleteDatasetTag",
-    "GetDataset",
-    "GetDatasetExperimentIds",
-    "GetDatasetRecords",
-    "RemoveDatasetFromExperiments",
-    "SetDatasetTags",
-    "UpsertDatasetRecords",
-}
+# Each experiment has a dataset linked to it alone and a scorer, so that a call naming them is
+# decided on that experiment as the matrix shows.
 
 
 def matrix_columns() -> list[tuple[int, str, Column]]:
@@ -89,7 +80,10 @@ def user_of(index: int, column: Column) -> tuple[str, tuple[str, ...]]:
 
 def ids_of(index: int) -> Ids:
     trace = f"tr-{index:032x}"
-    return Ids(str(index), f"run{index}", trace, f"m{index}", f"exp{index}", f"model{index}")
+    return Ids(
+        str(index), f"run{index}", trace, f"m{index}", f"exp{index}", f"model{index}",
+        f"d-{index}", f"sc-{index}",
+    )  # fmt: skip
 
 
 def _acl(index: int, column: Column) -> dict:
@@ -120,6 +114,9 @@ def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone:
         (f"LM#{ids.logged_model}", "LM"),
     ):
         table.put({"pk": pk, "sk": sk, "experiment_id": exp})
+    table.put({"pk": f"SCORER#{ids.scorer}", "sk": "META", "experiment_id": exp})
+    table.put({"pk": f"EVDS#{ids.dataset}", "sk": "EVDS", "experiments": {exp}})
+    data.datasets[ids.dataset] = (exp,)
     table.put(
         {
             "pk": f"RMNAME#{model}",
@@ -141,6 +138,7 @@ def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone:
         ("trace", ids.trace),
         ("logged_model", ids.logged_model),
         ("experiment_name", ids.experiment_name),
+        ("scorer", ids.scorer),
     ):
         data.children[(kind, child)] = (EXPERIMENT, exp)
     data.versions[(model, "1")] = VersionFacts("None")
@@ -188,6 +186,12 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
                 "audit": root / "audit.jsonl",
                 "store_uri": store_uri,
             }
+
+
+def idless_dataset_search() -> Sample:
+    """A dataset search naming no experiment: decided on the workspace, its answer filtered."""
+    path = "/api/3.0/mlflow/datasets/search"
+    return Sample(match_route("GET", path).route, "GET", path, "", {}, b"")
 
 
 def special(action: str, ids: Ids) -> Sample | None:

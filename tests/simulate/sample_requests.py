@@ -26,12 +26,22 @@ from store.vocabulary import (
     LOGGED_MODEL,
     REGISTERED_MODEL,
     RUN,
+    SCORER,
     TRACE,
     WORKSPACE,
 )
 
 _ALIAS_ACTIONS = {"SetRegisteredModelAlias", "DeleteRegisteredModelAlias", "GetModelVersionByAlias"}
-EXPERIMENT_KINDS = {EXPERIMENT, EXPERIMENT_NAME, RUN, TRACE, LOGGED_MODEL, DATASET, ARTIFACT_PATH}
+EXPERIMENT_KINDS = {
+    EXPERIMENT,
+    EXPERIMENT_NAME,
+    RUN,
+    TRACE,
+    LOGGED_MODEL,
+    DATASET,
+    SCORER,
+    ARTIFACT_PATH,
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class Ids:
     experiment_name: str
     model: str
     dataset: str = "no-such-dataset"
+    scorer: str = "no-such-scorer"
     artifact_path: str = ""  # an artifact-proxy path; default: a file of the run
 
     def of(self, kind: str) -> str:
@@ -56,6 +67,7 @@ class Ids:
             EXPERIMENT_NAME: self.experiment_name,
             REGISTERED_MODEL: self.model,
             DATASET: self.dataset,
+            SCORER: self.scorer,
         }[kind]
 
     def artifact(self) -> str:

@@ -35,7 +35,7 @@ from gateway.routing.model import ANSWER, OPEN, PERMISSIONS, Route
 from gateway.simulate.bindings import load_bindings
 from gateway.simulate.request import RequestResult, simulate_request
 from gateway.simulate.sources import FileSource, TableSource
-from store.vocabulary import ARTIFACT_PATH
+from store.vocabulary import ARTIFACT_PATH, DATASET
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
@@ -90,6 +90,11 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
         own, own_file = _family(uri, "own", OWN_ROLES, MODEL_ROLES)
         everyone = dict.fromkeys(CALLERS, "editor")
         other, other_file = _family(uri, "open", everyone, everyone)
+        shared = _shared_dataset(uri, own, other)  # reads: any experiment; changes: all
+        other = replace(other, dataset=shared)
+        for family in (own_file, other_file):
+            for entry in family["experiments"].values():
+                entry["datasets"].append(shared)
     finally:
         if saved is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -101,7 +106,16 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
     }
     bindings = root / "bindings.yaml"
     bindings.write_text(yaml.safe_dump(document))
-    missing = Ids("999999", "no-such-run", f"tr-{'f' * 32}", "m-none", "no-such-name", "no-model")
+    missing = Ids(
+        "999999",
+        "no-such-run",
+        f"tr-{'f' * 32}",
+        "m-none",
+        "no-such-name",
+        "no-model",
+        "d-none",
+        "no-scorer",
+    )
     echo = EchoUpstream()
     port = free_port()
     with ServerThread(echo.app()) as upstream:
@@ -142,6 +156,9 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
     location = TraceLocation.from_experiment_id(experiment)
     tracking.start_trace(TraceInfo(trace, location, 1_700_000_000_000, TraceState.OK))
     logged = tracking.create_logged_model(experiment).model_id
+    dataset = tracking.create_dataset(f"{name}-data", experiment_ids=[experiment]).dataset_id
+    code = json.dumps({"name": "length", "call_source": "return 1"})
+    scorer = tracking.register_scorer(experiment, "length", code).scorer_id
     model = f"{name}-model-{uuid.uuid4().hex[:6]}"
     registry.create_registered_model(model)
     registry.create_model_version(model, f"runs:/{run}/model", run_id=run)
@@ -153,7 +170,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
         grants.grant("experiment", experiment, role, user=pid(user))
     for user, role in model_roles.items():
         grants.grant("registered_model", model, role, user=pid(user))
-    ids = Ids(experiment, run, trace, logged, experiment_name, model)
+    ids = Ids(experiment, run, trace, logged, experiment_name, model, dataset, scorer)
     document = {
         "experiments": {
             experiment: {
@@ -162,6 +179,8 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
                 "runs": [run],
                 "traces": [trace],
                 "logged_models": [logged],
+                "datasets": [dataset],
+                "scorers": [scorer],
             }
         },
         "registered_models": {
@@ -172,6 +191,15 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
         },
     }
     return ids, document
+
+
+def _shared_dataset(uri: str, own: Ids, other: Ids) -> str:
+    """A dataset linked to both families' experiments."""
+    from store.tracking import DynamoTrackingStore
+
+    tracking = DynamoTrackingStore(uri, "mlflow-artifacts:/")
+    experiments = [own.experiment, other.experiment]
+    return tracking.create_dataset("shared-data", experiment_ids=experiments).dataset_id
 
 
 def _reads_artifacts(route: Route) -> bool:
@@ -191,6 +219,8 @@ def _samples(world: World) -> list[Sample]:
         variants = [own, world.missing]
         if _reads_artifacts(route):
             variants += [replace(own, artifact_path=path) for path in files]
+        if any(spec.kind == DATASET for spec in route.refs):  # linked to both families
+            variants.append(replace(own, dataset=world.other.dataset))
         for ids in variants:
             sample = build(route, ids, world.other)
             if sample is not None:

@@ -25,7 +25,6 @@ DEMO = "demo data is not offered"
 TELEMETRY = "UI telemetry is not offered"
 STUB = "not implemented by MLflow"
 BUILD = "use /static-files for the UI's assets"
-SCORER_CONFIGS = "online scoring configs are not offered (they are not addressed by experiment)"
 
 
 def _server_and_ui() -> list[Route]:
@@ -250,7 +249,6 @@ def _workspaces_webhooks_misc() -> list[Route]:
     out += refused("GET", ajax(3, "/mlflow/ui-telemetry"), "ui", TELEMETRY)
     out += refused("POST", ajax(3, "/mlflow/ui-telemetry"), "ui", TELEMETRY)
     out += refused("GET", "/build/{filename:path}", "ui", BUILD)
-    out += refused("GET", api(3, "/mlflow/scorers/online-configs"), "scorers", SCORER_CONFIGS)
     out += refused("GET", api(2, "/mlflow/get-online-trace-details"), "stubs", STUB)
     out += refused("GET", api(2, "/mlflow/unified-traces"), "stubs", STUB)
     out += refused(

@@ -1,15 +1,14 @@
-"""Route rows: traces and assessments (REST and OTLP), evaluation datasets, scorers."""
+"""Route rows: traces and assessments (REST and OTLP)."""
 
 from __future__ import annotations
 
 from gateway.routing.build import ajax, api, ref, rows
 from gateway.routing.model import OTLP, QUERY, Route
 from gateway.routing.tables.tracking import EXP_ID, EXP_IDS, EXP_IDS_NARROWED, RUN_ID
-from store.vocabulary import DATASET, EXPERIMENT, REGISTERED_MODEL, RUN, TRACE
+from store.vocabulary import EXPERIMENT, REGISTERED_MODEL, RUN, TRACE
 
 PATH_TRACE_V2 = ref(TRACE, "{request_id}")
 PATH_TRACE = ref(TRACE, "{trace_id}")
-PATH_DATASET = ref(DATASET, "{dataset_id}")
 
 
 def _traces() -> list[Route]:
@@ -144,106 +143,5 @@ def _traces() -> list[Route]:
     ]
 
 
-def _datasets() -> list[Route]:
-    f = "datasets"
-    base = "/mlflow/datasets"
-    return [
-        *rows(
-            "POST",
-            ajax(2, "/mlflow/experiments/search-datasets"),
-            f,
-            "SearchDatasets",
-            EXP_IDS,
-        ),
-        *rows("POST", api(3, f"{base}/create"), f, "CreateDataset", EXP_IDS),
-        *rows(
-            "GET",
-            api(3, f"{base}/search"),
-            f,
-            "SearchEvaluationDatasets",
-            EXP_IDS_NARROWED,
-            filter="datasets",
-        ),
-        *rows(
-            "POST",
-            api(3, f"{base}/search"),
-            f,
-            "SearchEvaluationDatasets",
-            EXP_IDS_NARROWED,
-            filter="datasets",
-        ),
-        *rows("GET", api(3, f"{base}/{{dataset_id}}"), f, "GetDataset", PATH_DATASET),
-        *rows("DELETE", api(3, f"{base}/{{dataset_id}}"), f, "DeleteDataset", PATH_DATASET),
-        *rows(
-            "GET",
-            api(3, f"{base}/{{dataset_id}}/experiment-ids"),
-            f,
-            "GetDatasetExperimentIds",
-            PATH_DATASET,
-        ),
-        *rows(
-            "GET", api(3, f"{base}/{{dataset_id}}/records"), f, "GetDatasetRecords", PATH_DATASET
-        ),
-        *rows(
-            "POST",
-            api(3, f"{base}/{{dataset_id}}/records"),
-            f,
-            "UpsertDatasetRecords",
-            PATH_DATASET,
-        ),
-        *rows(
-            "DELETE",
-            api(3, f"{base}/{{dataset_id}}/records"),
-            f,
-            "DeleteDatasetRecords",
-            PATH_DATASET,
-        ),
-        *rows(
-            "POST",
-            api(3, f"{base}/{{dataset_id}}/add-experiments"),
-            f,
-            "AddDatasetToExperiments",
-            PATH_DATASET,
-            EXP_IDS,
-        ),
-        *rows(
-            "POST",
-            api(3, f"{base}/{{dataset_id}}/remove-experiments"),
-            f,
-            "RemoveDatasetFromExperiments",
-            PATH_DATASET,
-            EXP_IDS,
-        ),
-        *rows("PATCH", api(3, f"{base}/{{dataset_id}}/tags"), f, "SetDatasetTags", PATH_DATASET),
-        *rows(
-            "DELETE",
-            api(3, f"{base}/{{dataset_id}}/tags/{{key}}"),
-            f,
-            "DeleteDatasetTag",
-            PATH_DATASET,
-        ),
-    ]
-
-
-def _scorers() -> list[Route]:
-    f = "scorers"
-    base = "/mlflow/scorers"
-    return [
-        *rows(
-            "GET",
-            api(3, f"{base}/list"),
-            f,
-            "ListScorers",
-            ref(EXPERIMENT, "experiment_id", optional=True),
-            ref(EXPERIMENT, "experiment_ids[]", optional=True),
-        ),
-        *rows("GET", api(3, f"{base}/get"), f, "GetScorer", EXP_ID),
-        *rows("GET", api(3, f"{base}/versions"), f, "ListScorerVersions", EXP_ID),
-        *rows("POST", api(3, f"{base}/register"), f, "RegisterScorer", EXP_ID),
-        *rows("DELETE", api(3, f"{base}/delete"), f, "DeleteScorer", EXP_ID),
-        *rows("PUT", api(3, f"{base}/online-config"), f, "UpsertOnlineScoringConfig", EXP_ID),
-    ]
-
-
 def trace_routes() -> list[Route]:
-    return [*_traces(), *_datasets(), *_scorers()]
+    return _traces()

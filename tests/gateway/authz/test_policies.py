@@ -212,6 +212,7 @@ _CEDAR_TYPE_OF_KIND = {
     "trace": "Experiment",
     "logged_model": "Experiment",
     "dataset": "Experiment",
+    "scorer": "Experiment",
     "artifact_path": "Experiment",
     REGISTERED_MODEL: "RegisteredModel",
     WORKSPACE: "Workspace",
@@ -236,6 +237,8 @@ def _table_pairs() -> set[tuple[str, str]]:
             if spec.source == "source":  # resolved at parse time to one of several kinds
                 continue
             pairs.add((spec.action or route.action, _CEDAR_TYPE_OF_KIND[spec.kind]))
+            if spec.kind == "dataset":  # a dataset linked to no experiment: the workspace
+                pairs.add((spec.action or route.action, "Workspace"))
     return pairs
 
 

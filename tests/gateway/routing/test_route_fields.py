@@ -41,7 +41,7 @@ def _has(descriptor, dotted: str) -> bool:
 def _plain_fields(source: str) -> list[str]:
     if not source or source.startswith(("{", "header:", "artifact:{")) or source == "source":
         return []
-    source = source.removeprefix("artifact:")
+    source = source.removeprefix("artifact:").removeprefix("absent:")
     return source.split("|")
 
 

@@ -19,7 +19,6 @@ NOT_OFFERED_FAMILIES = {
     "demo",
     "stubs",
     "ui",  # UI telemetry and /build (the UI itself and /static-files are offered)
-    "scorers",  # online scoring configs only
 }
 
 

@@ -1,0 +1,98 @@
+"""Route rows: MLflow's GenAI calls (evaluation datasets and their records, scorers).
+
+A dataset is decided on the experiments it is linked to (gateway/authz/datasets.py): reads
+need one of them to allow (`ANY`), changes all of them (`ALL`, the default); adding a link
+also needs the new experiments, removing one the named experiments.
+"""
+
+from __future__ import annotations
+
+from gateway.routing.build import ajax, api, ref, rows
+from gateway.routing.model import ANY, Route
+from gateway.routing.tables.tracking import EXP_ID, EXP_IDS
+from store.vocabulary import DATASET, EXPERIMENT, SCORER, WORKSPACE
+
+DATASET_CHANGED = ref(DATASET, "{dataset_id}")
+DATASET_READ = ref(DATASET, "{dataset_id}", combine=ANY)
+# A search names experiments (narrowed to the readable ones) or none: then every dataset, each
+# kept when the caller may read it (gateway/filters.py)
+SEARCH = (
+    ref(EXPERIMENT, "experiment_ids[]", narrow=True, optional=True),
+    ref(WORKSPACE, "absent:experiment_ids[]"),
+)
+
+
+def _datasets() -> list[Route]:
+    f = "datasets"
+    base = "/mlflow/datasets"
+    one = f"{base}/{{dataset_id}}"
+    search = api(3, f"{base}/search")
+    return [
+        *rows("POST", ajax(2, "/mlflow/experiments/search-datasets"), f, "SearchDatasets", EXP_IDS),
+        *rows("POST", api(3, f"{base}/create"), f, "CreateDataset", EXP_IDS),
+        *rows("GET", search, f, "SearchEvaluationDatasets", *SEARCH, filter=f"evaluation_{f}"),
+        *rows("POST", search, f, "SearchEvaluationDatasets", *SEARCH, filter=f"evaluation_{f}"),
+        *rows("GET", api(3, one), f, "GetDataset", DATASET_READ),
+        *rows("DELETE", api(3, one), f, "DeleteDataset", DATASET_CHANGED),
+        *rows(
+            "GET",
+            api(3, f"{one}/experiment-ids"),
+            f,
+            "GetDatasetExperimentIds",
+            DATASET_READ,
+            filter="dataset_experiment_ids",  # only the linked experiments the caller may see
+        ),
+        *rows("GET", api(3, f"{one}/records"), f, "GetDatasetRecords", DATASET_READ),
+        *rows("POST", api(3, f"{one}/records"), f, "UpsertDatasetRecords", DATASET_CHANGED),
+        *rows("DELETE", api(3, f"{one}/records"), f, "DeleteDatasetRecords", DATASET_CHANGED),
+        *rows(
+            "POST",
+            api(3, f"{one}/add-experiments"),
+            f,
+            "AddDatasetToExperiments",
+            DATASET_CHANGED,
+            EXP_IDS,
+        ),
+        *rows(
+            "POST",
+            api(3, f"{one}/remove-experiments"),
+            f,
+            "RemoveDatasetFromExperiments",
+            DATASET_CHANGED,
+            EXP_IDS,
+        ),
+        *rows("PATCH", api(3, f"{one}/tags"), f, "SetDatasetTags", DATASET_CHANGED),
+        *rows("DELETE", api(3, f"{one}/tags/{{key}}"), f, "DeleteDatasetTag", DATASET_CHANGED),
+    ]
+
+
+def _scorers() -> list[Route]:
+    f = "scorers"
+    base = "/mlflow/scorers"
+    return [
+        *rows(
+            "GET",
+            api(3, f"{base}/list"),
+            f,
+            "ListScorers",
+            ref(EXPERIMENT, "experiment_id", optional=True),
+            ref(EXPERIMENT, "experiment_ids[]", optional=True),
+        ),
+        *rows("GET", api(3, f"{base}/get"), f, "GetScorer", EXP_ID),
+        *rows("GET", api(3, f"{base}/versions"), f, "ListScorerVersions", EXP_ID),
+        *rows("POST", api(3, f"{base}/register"), f, "RegisterScorer", EXP_ID),
+        *rows("DELETE", api(3, f"{base}/delete"), f, "DeleteScorer", EXP_ID),
+        *rows("PUT", api(3, f"{base}/online-config"), f, "UpsertOnlineScoringConfig", EXP_ID),
+        # the experiment's Judges page asks for its scorers' configurations: each scorer's own
+        *rows(
+            "GET",
+            api(3, f"{base}/online-configs"),
+            f,
+            "GetOnlineScoringConfigs",
+            ref(SCORER, "scorer_ids[]"),
+        ),
+    ]
+
+
+def genai_routes() -> list[Route]:
+    return [*_datasets(), *_scorers()]
