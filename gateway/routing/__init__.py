@@ -16,6 +16,7 @@ from gateway.routing.tables.other import other_routes
 from gateway.routing.tables.registry import registry_routes
 from gateway.routing.tables.traces import trace_routes
 from gateway.routing.tables.tracking import tracking_routes
+from gateway.routing.tables.ui import account_routes, ui_probe_routes
 
 __all__ = [
     "RefSpec",
@@ -33,12 +34,18 @@ __all__ = [
 
 def mlflow_routes() -> tuple[Route, ...]:
     """The rows of every route MLflow's server serves."""
-    return (*tracking_routes(), *trace_routes(), *registry_routes(), *other_routes())
+    return (
+        *tracking_routes(),
+        *trace_routes(),
+        *registry_routes(),
+        *other_routes(),
+        *ui_probe_routes(),
+    )
 
 
 def all_routes() -> tuple[Route, ...]:
     """MLflow's rows and the gateway's own: everything one matcher routes."""
-    return (*mlflow_routes(), *gateway_routes())
+    return (*mlflow_routes(), *gateway_routes(), *account_routes())
 
 
 @cache
