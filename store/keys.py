@@ -83,3 +83,15 @@ def users_pk(name: str) -> str:
 
 def user_key(name: str, principal: str) -> tuple[str, str]:
     return users_pk(name), f"{USER_PRINCIPAL_PREFIX}{principal}"
+
+
+WEBHOOK_SK = "WEBHOOK"
+WEBHOOKS_GSI_PK = "WEBHOOKS"  # every live webhook, oldest first by creation time
+
+
+def webhook_key(webhook_id: str) -> tuple[str, str]:
+    return f"WEBHOOK#{webhook_id}", WEBHOOK_SK
+
+
+def webhooks_index_key(created_ms: int, webhook_id: str) -> str:
+    return f"{created_ms:015d}#{webhook_id}"

@@ -152,9 +152,20 @@ def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None =
     """MLflow's server app behind the identity check (secret defaults to the environment's)."""
     if mlflow_app is None:
         from mlflow.server.fastapi_app import app as mlflow_app
+    use_guarded_webhook_delivery()
     if secret is None:
         secret = identity_secret_from_env()
     return IdentityMiddleware(mlflow_app, secret)
+
+
+def use_guarded_webhook_delivery() -> None:
+    """MLflow's handlers deliver webhooks through the names they imported: ours instead."""
+    from mlflow.server import handlers
+
+    from store.webhooks import delivery
+
+    handlers.deliver_webhook = delivery.deliver_webhook
+    handlers.test_webhook = delivery.test_webhook
 
 
 app = create_handler_app()
