@@ -17,6 +17,7 @@ from gateway.routing.tables.registry import registry_routes
 from gateway.routing.tables.traces import trace_routes
 from gateway.routing.tables.tracking import tracking_routes
 from gateway.routing.tables.ui import account_routes, ui_probe_routes
+from gateway.routing.tables.webhooks import webhook_routes
 
 __all__ = [
     "RefSpec",
@@ -40,6 +41,7 @@ def mlflow_routes() -> tuple[Route, ...]:
         *registry_routes(),
         *other_routes(),
         *ui_probe_routes(),
+        *webhook_routes(),
     )
 
 

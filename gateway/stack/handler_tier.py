@@ -20,6 +20,7 @@ import httpx
 from gateway.stack import processes
 from gateway.stack.dynamodb_server import LocalCredentials
 from gateway.stack.processes import StackError
+from store.webhooks.networks import ALLOW_NETWORKS_ENV
 
 _START_ATTEMPTS = 3
 _READY_TIMEOUT = 180.0  # importing MLflow takes a while on a busy machine
@@ -33,6 +34,7 @@ class HandlerTierSettings:
     page_token_secret: str  # signs page tokens (hex)
     log_path: Path | None = None
     dynamodb_credentials: LocalCredentials | None = None  # None = boto3's own chain as is
+    webhook_networks: tuple[str, ...] = ()  # CIDRs webhooks may also be delivered to
 
 
 def handler_env(
@@ -55,8 +57,10 @@ def handler_env(
             "CEDARFLOW_IDENTITY_SECRET": settings.identity_secret,
             "CEDARFLOW_PAGE_TOKEN_SECRET": settings.page_token_secret,
             "PYTHONUNBUFFERED": "1",
+            ALLOW_NETWORKS_ENV: ",".join(settings.webhook_networks),
         }
     )
+    env.pop("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", None)  # the guard's networks decide instead
     if settings.dynamodb_credentials is not None:  # in the environment: `ps` shows argv
         settings.dynamodb_credentials.apply_to(env)
     return env

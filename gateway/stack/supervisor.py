@@ -52,6 +52,7 @@ class StackConfig:
     service_clients: tuple[ServiceClient, ...] = ()
     policies_dir: Path | None = None  # set = every call decided by these Cedar policies
     body_limits: BodyLimits = BodyLimits()
+    webhook_networks: tuple[str, ...] = ()  # CIDRs webhooks may be delivered to beyond public
 
     @property
     def runs_dev_idp(self) -> bool:
@@ -182,6 +183,7 @@ class Stack:
                 page_token_secret=self.data.secret("page-token"),
                 log_path=self.data.logs / "handler.log",
                 dynamodb_credentials=credentials,
+                webhook_networks=self.config.webhook_networks,
             )
         )
         self._handler.start()

@@ -16,7 +16,6 @@ import ipaddress
 import os
 import socket
 import urllib.parse
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException
@@ -26,23 +25,15 @@ from mlflow.utils.validation import (
     _validate_canonical_ip_literal,
 )
 
-ALLOW_NETWORKS_ENV = "CEDARFLOW_WEBHOOK_ALLOW_NETWORKS"
+from store.webhooks.networks import ALLOW_NETWORKS_ENV, IpNetwork, parse_networks
+
+__all__ = ["ALLOW_NETWORKS_ENV", "AddressPolicy", "DestinationRefused"]
+
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class DestinationRefused(Exception):
     """A connection to an address the guard does not deliver to (never retried)."""
-
-
-def parse_networks(values: Iterable[str]) -> tuple[IpNetwork, ...]:
-    """CIDRs as given on the command line; a malformed one is an error, never ignored."""
-    networks = []
-    for value in values:
-        text = value.strip()
-        if text:
-            networks.append(ipaddress.ip_network(text, strict=False))
-    return tuple(networks)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A family is not offered when its resources cannot be authorized per caller today: the AI
 gateway and its secrets, MCP servers, the assistant, background jobs (prompt optimization,
-LLM judges, issue detection), workspaces, webhooks, demo data, and MLflow's own stubs. Their
+LLM judges, issue detection), workspaces, demo data, and MLflow's own stubs. Their
 rows exist so that a new MLflow route is never silently forwarded. The probes the UI makes for
 some of them on every page are answered by the gateway (routing/tables/ui.py).
 """
@@ -20,7 +20,6 @@ MCP = "the MCP server registry is not offered"
 ASSISTANT = "the assistant is not offered"
 JOBS = "background jobs are not offered"
 WORKSPACES = "workspaces are not offered: authorization is per experiment and model"
-WEBHOOKS = "webhooks are not offered"
 GENAI = "issues, label schemas and review queues are not offered"
 DEMO = "demo data is not offered"
 STUB = "not implemented by MLflow"
@@ -230,16 +229,12 @@ def _genai() -> list[Route]:
     return out
 
 
-def _workspaces_webhooks_misc() -> list[Route]:
+def _workspaces_and_misc() -> list[Route]:
     out: list[Route] = []
     for method, tail in [("GET", ""), ("POST", "")] + [
         (m, "/{workspace_name}") for m in ("GET", "PATCH", "DELETE")
     ]:
         out += refused(method, api(3, f"/mlflow/workspaces{tail}"), "workspaces", WORKSPACES)
-    for method, tail in [("GET", ""), ("POST", ""), ("POST", "/{webhook_id}/test")] + [
-        (m, "/{webhook_id}") for m in ("GET", "PATCH", "DELETE")
-    ]:
-        out += refused(method, api(2, f"/mlflow/webhooks{tail}"), "webhooks", WEBHOOKS)
     out += refused("POST", ajax(3, "/mlflow/demo/generate"), "demo", DEMO)
     out += refused("POST", ajax(3, "/mlflow/demo/delete"), "demo", DEMO)
     out += refused("GET", "/build/{filename:path}", "ui", BUILD)
@@ -266,5 +261,5 @@ def other_routes() -> list[Route]:
         *_assistant(),
         *_jobs_and_llm_calls(),
         *_genai(),
-        *_workspaces_webhooks_misc(),
+        *_workspaces_and_misc(),
     ]

@@ -7,54 +7,20 @@ passed the check but connects to a refused address (DNS rebinding) is refused at
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from mlflow.entities.webhook import WebhookAction, WebhookEntity, WebhookEvent
+from webhook_receiver import Receiver, expected_signature
 
 from store.registry import DynamoRegistryStore
 from store.webhooks import delivery
 from store.webhooks.guard import ALLOW_NETWORKS_ENV, AddressPolicy
 
 CREATED = WebhookEvent(WebhookEntity.MODEL_VERSION, WebhookAction.CREATED)
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records each POST and answers `status`."""
-
-    def __init__(self, status: int = 200, location: str | None = None) -> None:
-        self.received: list[tuple[dict, bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.received.append((dict(self.headers.items()), body))
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -68,12 +34,6 @@ def receiver() -> Iterator[Receiver]:
 def store(dynalite_endpoint: str) -> DynamoRegistryStore:
     host = dynalite_endpoint.removeprefix("http://")
     return DynamoRegistryStore(f"dynamodb://{host}/delivery-{uuid.uuid4().hex[:8]}")
-
-
-def expected_signature(secret: str, headers: dict, body: bytes) -> str:
-    content = f"{headers['X-MLflow-Delivery-Id']}.{headers['X-MLflow-Timestamp']}.".encode() + body
-    digest = hmac.new(secret.encode(), content, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
 
 
 def wait_for(condition, seconds: float = 10.0) -> bool:
