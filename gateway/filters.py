@@ -30,10 +30,11 @@ from store.handler.identity import Principal
 
 if TYPE_CHECKING:
     from gateway.pipeline import Call
-from store.vocabulary import EXPERIMENT, REGISTERED_MODEL
+from store.vocabulary import DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, WORKSPACE
 
 _MAX_REFILLS = 20  # upstream pages per client page at most (bounded work per request)
 GRAPHQL = "graphql"  # the filter of /graphql: decided per root field before forwarding
+WEBHOOKS = "webhooks"  # every webhook or none: GetWebhook decided once on the workspace
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ class ResponseFilters:
             if not kept:
                 return _refused(parsed.action)
             return _unchanged(raw, response)
+        if parsed.filter == WEBHOOKS:  # a webhook sees every model: all of them, or nothing
+            if await self._allowed_on_workspace(principal, "GetWebhook"):
+                return _unchanged(raw, response)
+            return _json({}, response)
         rule = RULES.get(parsed.filter or "")
         if rule is None:
             return _refused(parsed.action)  # a filter this gateway does not know: fail closed
@@ -150,6 +155,11 @@ class ResponseFilters:
         decisions = self.authz.decide_each(principal, action, refs, lookup)
         allowed = {d.resource.id for d in decisions if d.allowed}
         return [item for item, i in zip(items, ids, strict=True) if i and str(i) in allowed]
+
+    async def _allowed_on_workspace(self, principal: Principal, action: str) -> bool:
+        refs = [ResourceRef(WORKSPACE, DEFAULT_WORKSPACE)]
+        lookup = await self.prefetch(refs)
+        return all(d.allowed for d in self.authz.decide_each(principal, action, refs, lookup))
 
     async def _page(self, request, call, parsed, principal, token: str, count: int):
         """The next upstream page, asked for `count` items."""
