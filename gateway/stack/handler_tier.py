@@ -54,6 +54,8 @@ def handler_env(
             "_MLFLOW_IN_JOB_EXECUTOR": "false",
             # Jobs need a SQL backend and a worker pool: not part of this stack.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # Not offered here: server-info then says so, and the UI hides the AI gateway.
+            "MLFLOW_ENABLE_AI_GATEWAY": "false",
             "CEDARFLOW_IDENTITY_SECRET": settings.identity_secret,
             "CEDARFLOW_PAGE_TOKEN_SECRET": settings.page_token_secret,
             "PYTHONUNBUFFERED": "1",

@@ -132,3 +132,11 @@ def test_a_search_without_its_list_is_still_refused(gateway, echo_upstream):
         )
     assert response.status_code == 400
     assert echo_upstream[0].received == []
+
+
+def test_the_ui_is_told_there_is_no_ai_gateway(start_gateway, handler_url):
+    gateway = start_gateway(handler_url)
+    with gateway.client() as client:
+        info = client.get("/ajax-api/3.0/mlflow/server-info", headers=bearer(gateway, "bob"))
+    assert info.status_code == 200
+    assert info.json()["features_enabled"] == {"gateway": False}
