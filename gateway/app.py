@@ -40,6 +40,7 @@ from gateway.permissions_api import PermissionsApi
 from gateway.pipeline import Gateway, Pipeline
 from gateway.proxy import Forwarder
 from gateway.routing.tables.gateway import METRICS_ACTION
+from gateway.ui_answers import UiAnswers
 from store.bindings import BindingStore
 from store.dynamo.errors import StoreUnavailable
 from store.dynamo.table import DynamoTable
@@ -76,6 +77,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     browser = BrowserLogin(config, login_config, authenticator, http) if login_config else None
     probes = Probes(forwarder, authenticator, table)
     answers = {**probes.endpoints(), METRICS_ACTION: metrics.endpoint}
+    answers |= UiAnswers(signs_out=browser is not None).endpoints()
     if browser is not None:
         answers |= browser.endpoints()
     if dev_idp is not None:

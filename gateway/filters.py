@@ -32,13 +32,14 @@ from store.handler.identity import Principal
 
 if TYPE_CHECKING:
     from gateway.pipeline import Call
-from store.vocabulary import DATASET, EXPERIMENT, REGISTERED_MODEL
+from store.vocabulary import DATASET, DEFAULT_WORKSPACE, EXPERIMENT, REGISTERED_MODEL, WORKSPACE
 
 DatasetLinks = Callable[[tuple[str, ...]], Awaitable[Mapping[str, tuple[str, ...] | None]]]
 
 _MAX_REFILLS = 20  # upstream pages per client page at most (bounded work per request)
 GRAPHQL = "graphql"  # the filter of /graphql: decided per root field before forwarding
 DATASET_EXPERIMENT_IDS = "dataset_experiment_ids"  # the experiments a dataset is linked to
+WEBHOOKS = "webhooks"  # every webhook or none: GetWebhook decided once on the workspace
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,10 @@ class ResponseFilters:
             return _unchanged(raw, response)
         if parsed.filter == DATASET_EXPERIMENT_IDS:
             return await self._dataset_experiment_ids(principal, document, raw, response)
+        if parsed.filter == WEBHOOKS:  # a webhook sees every model: all of them, or nothing
+            if await self._allowed_on_workspace(principal, "GetWebhook"):
+                return _unchanged(raw, response)
+            return _json({}, response)
         rule = RULES.get(parsed.filter or "")
         if rule is None:
             return _refused(parsed.action)  # a filter this gateway does not know: fail closed
@@ -196,6 +201,11 @@ class ResponseFilters:
             if decision.allowed and decision.resource.named is not None:
                 allowed.add(decision.resource.named[1])
         return [item for item, i in zip(items, ids, strict=True) if i and str(i) in allowed]
+
+    async def _allowed_on_workspace(self, principal: Principal, action: str) -> bool:
+        refs = [ResourceRef(WORKSPACE, DEFAULT_WORKSPACE)]
+        lookup = await self.prefetch(refs)
+        return all(d.allowed for d in self.authz.decide_each(principal, action, refs, lookup))
 
     async def _page(self, request, call, parsed, principal, token: str, count: int):
         """The next upstream page, asked for `count` items."""

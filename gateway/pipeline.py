@@ -30,10 +30,10 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.authn.bearer import Authenticator
-from gateway.authn.browser import BrowserLogin, login_redirect, wants_html
+from gateway.authn.browser import BrowserLogin, SignedOutFromUi, login_redirect, wants_html
 from gateway.authn.principal import ANONYMOUS, Authenticated
 from gateway.authz.datasets import dataset_ids, expand_datasets
 from gateway.authz.decide import Authorizer, BindingsLookup, Decision, RequestDecision
@@ -47,7 +47,15 @@ from gateway.proxy import Forwarder
 from gateway.routing import match_route
 from gateway.routing.graphql import graphql_request_refs, parse_graphql_request
 from gateway.routing.model import ANSWER, OPEN, PERMISSIONS, Endpoint, Route
-from gateway.routing.parse import ParsedRequest, ResourceRef, parse_request, reads_body
+from gateway.routing.parse import (
+    EMPTY_SEARCH,
+    ParsedRequest,
+    ResourceRef,
+    parse_request,
+    reads_body,
+)
+from gateway.routing.tables.gateway import LOGOUT_PATH
+from gateway.ui_answers import PRINCIPAL_STATE
 from store.handler.identity import Principal
 from store.vocabulary import EXPERIMENT
 
@@ -94,6 +102,7 @@ class Verdict:
     graphql: tuple[Decision, ...] = ()  # a non-administrator's query, per root field
     lookup: BindingsLookup | None = field(default=None, compare=False)
     undecided: Route | None = None  # a row the gateway answers without this decision
+    empty_search: bool = False  # a search sent with an empty list: nothing to decide or read
 
     @property
     def denial(self) -> Decision | None:
@@ -106,7 +115,10 @@ class Verdict:
 
     @property
     def answered_empty(self) -> bool:
-        """Every experiment a search names is unreadable: answered empty, never forwarded."""
+        """A search names no experiment, or only unreadable ones: answered empty, never
+        forwarded."""
+        if self.empty_search:
+            return self.refusal is None
         return self.refusal is None and bool(self.result and self.result.narrowed_to_nothing)
 
     @property
@@ -165,6 +177,9 @@ class Pipeline:
         except GatewayError as refusal:
             self._record_refusal(call, principal, request_id, refusal)
             return Verdict(refusal=refusal)
+        if EMPTY_SEARCH in parsed.flags:
+            self._count(parsed.action, "empty")
+            return Verdict(parsed, empty_search=True)
         parsed = await self._with_datasets(parsed)
         lookup = await self.facts.prefetch(parsed.resources)
         context = await self.facts.registry_context(parsed)
@@ -237,9 +252,12 @@ class Pipeline:
                 latency_ms=elapsed * 1000, narrowing=narrowing,
             )  # fmt: skip
 
-    def _record_refusal(self, call, principal, request_id, refusal: GatewayError) -> None:
+    def _count(self, action: str, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.count_decision("-", "refused")
+            self.metrics.count_decision(action, outcome)
+
+    def _record_refusal(self, call, principal, request_id, refusal: GatewayError) -> None:
+        self._count("-", "refused")
         if self.audit is not None:
             self.audit.refusal(request_id, principal, call.method, call.raw_path, refusal)
 
@@ -298,6 +316,7 @@ class Gateway:
             return JSONResponse({})  # what MLflow answers for a search with no readable rows
         parsed, result = verdict.parsed, verdict.result
         if parsed.route.serve == ANSWER:
+            setattr(request.state, PRINCIPAL_STATE, principal)  # calls that name the caller
             return await self._answer(parsed.route, request)
         if result.dropped:
             request = narrowed_request(request, call, parsed, result.kept)
@@ -329,6 +348,8 @@ class Gateway:
         _logger.info("401 %s %s from %s: %s", request.method, request.url.path, client, exc.reason)
         if self.browser is None or not wants_html(request):
             return exc.to_response()
+        if isinstance(exc, SignedOutFromUi):  # ends the IdP's session too, then says so
+            return RedirectResponse(LOGOUT_PATH, status_code=303)
         redirect = login_redirect(request)  # a browser navigating: sent to sign in
         if "Set-Cookie" in exc.headers:
             redirect.headers.append("Set-Cookie", exc.headers["Set-Cookie"])

@@ -20,7 +20,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.authn.session import LOGIN_COOKIE, SESSION_COOKIE
+from gateway.authn.session import LOGIN_COOKIE, SESSION_COOKIE, UI_USER_COOKIE
 from gateway.body_limit import body_limit
 from gateway.errors import upstream_failed, upstream_timeout, upstream_unavailable
 from store.handler.identity import IDENTITY_HEADER, Principal, sign_identity
@@ -78,7 +78,7 @@ UNTRUSTED_REQUEST_HEADERS = frozenset(
 )
 # Any header in our own namespace is ours to set, never the client's.
 _OWN_PREFIX = "x-cedarflow-"
-_OWN_COOKIE_SUFFIXES = (SESSION_COOKIE, LOGIN_COOKIE)
+_OWN_COOKIE_SUFFIXES = (SESSION_COOKIE, LOGIN_COOKIE, UI_USER_COOKIE)
 
 
 def forwardable_request_headers(
@@ -116,7 +116,8 @@ def forwardable_request_headers(
 
 
 def _without_own_cookies(header: str) -> str:
-    # The session cookie is a credential for the gateway only; MLflow never sees it.
+    # The session cookie is a credential for the gateway only; MLflow never sees it (nor the
+    # UI's user cookie, which the gateway sets).
     kept = [
         pair
         for pair in header.split(";")

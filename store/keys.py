@@ -140,3 +140,17 @@ def scorer_meta_key(scorer_id: str) -> tuple[str, str]:
 
 def scorer_version_key(scorer_id: str, version: int) -> tuple[str, str]:
     return scorer_pk(scorer_id), f"{SCORER_VERSION_SK_PREFIX}{version:010d}"
+
+
+# ---- registry webhooks ----
+
+WEBHOOK_SK = "WEBHOOK"
+WEBHOOKS_GSI_PK = "WEBHOOKS"  # every live webhook, oldest first by creation time
+
+
+def webhook_key(webhook_id: str) -> tuple[str, str]:
+    return f"WEBHOOK#{webhook_id}", WEBHOOK_SK
+
+
+def webhooks_index_key(created_ms: int, webhook_id: str) -> str:
+    return f"{created_ms:015d}#{webhook_id}"

@@ -32,6 +32,7 @@ from gateway.authn.session import (
     LOGIN_COOKIE,
     MAX_COOKIE_BYTES,
     SESSION_COOKIE,
+    UI_USER_COOKIE,
     CookieSealer,
     InvalidCookie,
     LoginAttempt,
@@ -52,6 +53,11 @@ _logger = logging.getLogger(__name__)
 LOGIN_STATE_SECONDS = 600  # time allowed on the IdP's page
 _REFRESH_REUSE_SECONDS = 30.0  # parallel calls with the old cookie share one refresh
 SESSION_ENDED_MESSAGE = "Your session has ended: sign in again."
+SIGNED_OUT_MESSAGE = "You signed out: sign in again."
+# What the session cookie holds for a while after the UI signed out: the next page load is sent
+# through /logout (which ends the IdP's session too) instead of signing straight back in.
+SIGNED_OUT_VALUE = "signed-out"
+SIGNED_OUT_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,15 @@ class SessionEnded(AuthenticationError):
     def __init__(self, reason: str, clear_cookie: str) -> None:
         super().__init__(SESSION_ENDED_MESSAGE, reason=reason)
         self.headers["Set-Cookie"] = clear_cookie
+
+
+class SignedOutFromUi(AuthenticationError):
+    """The UI's Logout removed its user cookie: the session is over."""
+
+    def __init__(self, set_cookie: str | None = None) -> None:
+        super().__init__(SIGNED_OUT_MESSAGE, reason="signed out from the UI")
+        if set_cookie is not None:
+            self.headers["Set-Cookie"] = set_cookie
 
 
 class BrowserLogin:
@@ -111,14 +126,18 @@ class BrowserLogin:
     async def authenticate(self, request: Request) -> SessionOutcome:
         """The caller of a request that carries the session cookie (CSRF-checked)."""
         self.csrf.check(request)
+        value = request.cookies[self.cookie_name]
+        if value == SIGNED_OUT_VALUE:
+            raise SignedOutFromUi()
         try:
-            session = self._sealer.open_session(
-                request.cookies[self.cookie_name], self.settings.max_age_seconds
-            )
+            session = self._sealer.open_session(value, self.settings.max_age_seconds)
         except InvalidCookie as exc:
             raise SessionEnded(str(exc), self._clear_session_cookie()) from None
         if session.caller.issuer != self.login.issuer:  # the sign-in provider was changed
             raise SessionEnded("session of another issuer", self._clear_session_cookie())
+        if session.ui_marker and UI_USER_COOKIE not in request.cookies:
+            marker = self._cookie(self.cookie_name, SIGNED_OUT_VALUE, SIGNED_OUT_SECONDS, "/")
+            raise SignedOutFromUi(marker)
         if not session.needs_refresh(self._refresh_margin(session)):
             return SessionOutcome(session.caller)
         if session.refresh_token is None:
@@ -227,9 +246,11 @@ class BrowserLogin:
             issued_at=float(claims["iat"]),
             signed_in_at=now,
             refresh_token=tokens.refresh_token,
+            ui_marker=True,
         )
         response = RedirectResponse(attempt.return_to, status_code=303)
         response.headers.append("Set-Cookie", self._session_cookie(session))
+        response.headers.append("Set-Cookie", self._ui_user_cookie(session))
         response.headers.append("Set-Cookie", self._cookie(LOGIN_COOKIE, "", 0, "/oauth2/"))
         return response
 
@@ -242,6 +263,7 @@ class BrowserLogin:
             idp_logout = None
         response = RedirectResponse(idp_logout or target, status_code=303)
         response.headers.append("Set-Cookie", self._clear_session_cookie())
+        response.headers.append("Set-Cookie", self._cookie(UI_USER_COOKIE, "", 0, "/", False))
         return response
 
     async def signed_out(self, request: Request) -> Response:
@@ -283,8 +305,18 @@ class BrowserLogin:
     def _clear_session_cookie(self) -> str:
         return self._cookie(self.cookie_name, "", 0, "/")
 
-    def _cookie(self, name: str, value: str, max_age: int, path: str) -> str:
-        parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}", "HttpOnly"]
+    def _ui_user_cookie(self, session: Session) -> str:
+        """The UI's user cookie: readable by the page, so that its Logout can remove it."""
+        remaining = session.signed_in_at + self.settings.max_age_seconds - time.time()
+        name = quote(session.caller.principal.username, safe="")
+        return self._cookie(UI_USER_COOKIE, name, max(int(remaining), 0), "/", False)
+
+    def _cookie(
+        self, name: str, value: str, max_age: int, path: str, http_only: bool = True
+    ) -> str:
+        parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}"]
+        if http_only:
+            parts.append("HttpOnly")
         parts.append("SameSite=Lax")  # sent on the IdP's redirect back, not on cross-site POSTs
         if self.secure:
             parts.append("Secure")

@@ -22,6 +22,8 @@ from gateway.authn.principal import Authenticated, Principal
 
 SESSION_COOKIE = "cedarflow_session"
 LOGIN_COOKIE = "cedarflow_login"
+# The cookie MLflow's UI clears when its Logout is chosen (not a credential: the user's name).
+UI_USER_COOKIE = "mlflow_user"
 # Browsers drop cookies over 4096 bytes; a session that would not fit goes without a refresh token.
 MAX_COOKIE_BYTES = 4000
 _FORMAT = 1
@@ -36,6 +38,7 @@ class Session:
     issued_at: float  # the ID token's iat
     signed_in_at: float
     refresh_token: str | None = None
+    ui_marker: bool = False  # signed in with the UI's user cookie: its removal signs out
 
     def needs_refresh(self, margin: float, now: float | None = None) -> bool:
         now = time.time() if now is None else now
@@ -92,6 +95,7 @@ class CookieSealer:
             "iat": session.issued_at,
             "signed_in_at": session.signed_in_at,
             "refresh_token": session.refresh_token,
+            "ui_marker": session.ui_marker,
         }
         return self._seal(payload)
 
@@ -115,6 +119,7 @@ class CookieSealer:
                 issued_at=float(payload["iat"]),
                 signed_in_at=float(payload["signed_in_at"]),
                 refresh_token=payload.get("refresh_token"),
+                ui_marker=payload.get("ui_marker") is True,
             )
         except (KeyError, TypeError, ValueError):
             raise InvalidCookie("malformed session") from None

@@ -17,6 +17,8 @@ from gateway.routing.tables.other import other_routes
 from gateway.routing.tables.registry import registry_routes
 from gateway.routing.tables.traces import trace_routes
 from gateway.routing.tables.tracking import tracking_routes
+from gateway.routing.tables.ui import account_routes, ui_probe_routes
+from gateway.routing.tables.webhooks import webhook_routes
 
 __all__ = [
     "RefSpec",
@@ -40,12 +42,14 @@ def mlflow_routes() -> tuple[Route, ...]:
         *genai_routes(),
         *registry_routes(),
         *other_routes(),
+        *ui_probe_routes(),
+        *webhook_routes(),
     )
 
 
 def all_routes() -> tuple[Route, ...]:
     """MLflow's rows and the gateway's own: everything one matcher routes."""
-    return (*mlflow_routes(), *gateway_routes())
+    return (*mlflow_routes(), *gateway_routes(), *account_routes())
 
 
 @cache

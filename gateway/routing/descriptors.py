@@ -35,6 +35,7 @@ NOT_PARSED = frozenset(
         "DeleteDatasetTag",
         "DeleteLoggedModel",
         "DeleteLoggedModelTag",
+        "DeleteWebhook",
         "DownloadArtifact",
         "GetDataset",
         "GetDatasetExperimentIds",
@@ -42,6 +43,7 @@ NOT_PARSED = frozenset(
         "GetPresignedDownloadUrl",
         "GetTraceInfo",
         "GetTraceInfoV3",
+        "GetWebhook",
         "UploadArtifact",
     }
 )

@@ -266,8 +266,16 @@ def _fits_string(value: object, field: FieldDescriptor) -> bool:
     return field.type == FieldDescriptor.TYPE_BYTES or not _UNPAIRED_SURROGATE.search(value)
 
 
+# Messages whose enum fields MLflow's handler converts without a check (an unknown name
+# becomes the unspecified value, on which it fails with a 500): unknown names are refused.
+_STRICT_ENUM_MESSAGES = frozenset({"mlflow.WebhookEvent"})
+
+
 def _fits_enum(value: object, field: FieldDescriptor) -> bool:
     if isinstance(value, str):
+        if field.containing_type.full_name in _STRICT_ENUM_MESSAGES:
+            known = field.enum_type.values_by_name.get(value)
+            return known is not None and known.number != 0
         return True  # names MLflow does not know are ignored, as unknown fields are
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -119,9 +119,11 @@ def parse_request(
     resources: list[ResourceRef] = []
     for spec in route.refs:
         resources.extend(reader.refs(spec))
-    if not resources:
-        raise bad_request(f"{route.action} names no resource.")
     flags = {f"params:{source}"} if source else set()
+    if not resources and reader.empty_search:
+        flags.add(EMPTY_SEARCH)
+    elif not resources:
+        raise bad_request(f"{route.action} names no resource.")
     if method.upper() == "HEAD":
         flags.add("head")
     return ParsedRequest(
@@ -150,6 +152,8 @@ def reads_body(method: str, raw_path: str) -> bool:
 
 # Calls whose body is not JSON and names nothing to decide on: the bytes of a file.
 _RAW_BODY_ACTIONS = frozenset({"UploadArtifact"})
+# A search whose list of experiments is sent empty: MLflow answers it with no rows.
+EMPTY_SEARCH = "empty-search"
 
 
 # ---- reading each reference -----------------------------------------------------------
@@ -170,6 +174,7 @@ class _Reader:
         self.headers = headers
         self.body = body
         self.artifact_path: str | None = None
+        self.empty_search = False  # a narrowed list was sent, and named nothing
 
     def refs(self, spec: RefSpec) -> list[ResourceRef]:
         src = spec.source
@@ -193,6 +198,9 @@ class _Reader:
         ids = self._values(spec)
         if not ids and not spec.optional:
             label = src.split("|")[0].removesuffix("[]")
+            if spec.narrow and self._sent_as_list(src):
+                self.empty_search = True  # MLflow searches no experiment: an empty answer
+                return []
             if spec.narrow:
                 raise bad_request(f"'{label}' must name at least one {spec.kind}.")
             raise bad_request(f"Missing value for required parameter '{label}'.")
@@ -200,6 +208,11 @@ class _Reader:
             ResourceRef(spec.kind, i, spec.action, spec.narrow, spec.missing_ok, spec.combine)
             for i in ids
         ]
+
+    def _sent_as_list(self, src: str) -> bool:
+        """Whether the body sends the list a narrowed source starts from (`[]` included)."""
+        head = src.split(".")[0].removesuffix("[]")
+        return self.source == "body" and isinstance(self._get(head), list)
 
     def _values(self, spec: RefSpec) -> list[str]:
         src = spec.source

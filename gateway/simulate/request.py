@@ -27,6 +27,11 @@ from gateway.simulate.sources import BindingsSource
 from store.handler.identity import Principal
 from store.vocabulary import WORKSPACE
 
+_EMPTY_SEARCH = (
+    "the search sends an empty list of experiments; MLflow answers it with no rows, and so "
+    "does the gateway, without calling MLflow"
+)
+
 
 @dataclass(frozen=True)
 class RequestResult:
@@ -109,6 +114,8 @@ class _Explainer:
         if v.undecided is not None:
             who = "without credentials" if v.undecided.serve == OPEN else "deciding each call"
             return f"NOT DECIDED HERE: {v.undecided.action} is answered by the gateway {who}"
+        if v.empty_search and v.refusal is None:
+            return f"EMPTY: {_EMPTY_SEARCH}"
         if v.result is None:
             return f"REFUSED: {v.refusal}"
         if v.refusal is not None:  # a GraphQL query the gateway does not read
@@ -150,6 +157,10 @@ def render_request(r: RequestResult, bundle: PolicyBundle, user: str, groups: It
     if r.verdict.undecided is not None:
         lines.append(f"  route: {r.verdict.undecided.describe()}")
         lines.append(f"DECISION: {r.reason}")
+        return "\n".join(lines)
+    if r.verdict.empty_search and r.refusal is None:
+        lines.append(f"  route: {r.parsed.route.describe()}")
+        lines.append(f"DECISION: EMPTY RESULT (not forwarded): {_EMPTY_SEARCH}")
         return "\n".join(lines)
     if r.refusal is not None and r.parsed is None:
         lines.append(f"  REFUSED before any decision: {r.refusal}")

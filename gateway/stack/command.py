@@ -85,6 +85,16 @@ def add_up_command(commands) -> argparse.ArgumentParser:
         "dataset records, in MiB (default 32); artifact uploads have no limit",
     )
     up.add_argument(
+        "--webhook-allow-network",
+        dest="webhook_networks",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="deliver registry webhooks to addresses in CIDR too (repeatable); loopback, "
+        "link-local and private addresses are refused otherwise, and plain http is accepted "
+        "only inside these networks",
+    )
+    up.add_argument(
         "--no-dev-idp",
         dest="dev_idp",
         action="store_false",
@@ -160,8 +170,18 @@ def _run_up(args: argparse.Namespace) -> int:
         dev_idp=args.dev_idp,
         service_clients=tuple(service_client(v, error) for v in args.service_clients),
         policies_dir=args.policies_dir,
+        webhook_networks=_webhook_networks(args.webhook_networks, error),
     )
     return Stack(config).run()
+
+
+def _webhook_networks(values: list[str], parser_error) -> tuple[str, ...]:
+    from store.webhooks.networks import parse_networks
+
+    try:
+        return tuple(str(n) for n in parse_networks(values))
+    except ValueError as exc:
+        parser_error(f"--webhook-allow-network: {exc}")
 
 
 def body_limits_from(args: argparse.Namespace, parser_error):

@@ -21,6 +21,7 @@ from gateway.observe.jsonlog import relay_lines
 from gateway.stack import processes
 from gateway.stack.dynamodb_server import LocalCredentials
 from gateway.stack.processes import StackError
+from store.webhooks.networks import ALLOW_NETWORKS_ENV
 
 _START_ATTEMPTS = 3
 _READY_TIMEOUT = 180.0  # importing MLflow takes a while on a busy machine
@@ -36,6 +37,7 @@ class HandlerTierSettings:
     log_to_stderr: bool = False  # its output as JSON lines on this process's stderr
     dynamodb_credentials: LocalCredentials | None = None  # None = boto3's own chain as is
     workers: int = 1
+    webhook_networks: tuple[str, ...] = ()  # CIDRs webhooks may also be delivered to
 
     @property
     def artifacts_destination(self) -> str:
@@ -68,12 +70,16 @@ def handler_env(
             "_MLFLOW_IN_JOB_EXECUTOR": "false",
             # Jobs need a SQL backend and a worker pool: not part of this stack.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # Not offered here: server-info then says so, and the UI hides the AI gateway.
+            "MLFLOW_ENABLE_AI_GATEWAY": "false",
             "CEDARFLOW_IDENTITY_SECRET": settings.identity_secret,
             "PYTHONUNBUFFERED": "1",
+            ALLOW_NETWORKS_ENV: ",".join(settings.webhook_networks),
         }
     )
     if settings.page_token_secret:
         env["CEDARFLOW_PAGE_TOKEN_SECRET"] = settings.page_token_secret
+    env.pop("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", None)  # the guard's networks decide instead
     if settings.dynamodb_credentials is not None:  # in the environment: `ps` shows argv
         settings.dynamodb_credentials.apply_to(env)
     return env

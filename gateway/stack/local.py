@@ -45,6 +45,7 @@ class StackConfig:
     service_clients: tuple[ServiceClient, ...] = ()
     policies_dir: Path | None = None  # set = every call decided by these Cedar policies
     body_limits: BodyLimits = BodyLimits()
+    webhook_networks: tuple[str, ...] = ()  # CIDRs webhooks may be delivered to beyond public
 
     @property
     def runs_dev_idp(self) -> bool:
@@ -147,6 +148,7 @@ class Stack(Tiers):
             page_token_secret=self.data.secret("page-token"),
             log_path=self.data.logs / "handler.log",
             dynamodb_credentials=self.data.dynamodb_credentials(),
+            webhook_networks=self.config.webhook_networks,
         )
 
     def gateway_config(self, port: int, handler_url: str) -> GatewayConfig:

@@ -193,6 +193,7 @@ def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None =
 
         on_startup = _open_stores
         _answer_uncaught_mlflow_errors()
+    use_guarded_webhook_delivery()
     if secret is None:
         secret = identity_secret_from_env()
     return IdentityMiddleware(mlflow_app, secret, on_startup=on_startup)
@@ -205,6 +206,16 @@ def _open_stores() -> None:
 
     _get_tracking_store()
     _get_model_registry_store()
+
+
+def use_guarded_webhook_delivery() -> None:
+    """MLflow's handlers deliver webhooks through the names they imported: ours instead."""
+    from mlflow.server import handlers
+
+    from store.webhooks import delivery
+
+    handlers.deliver_webhook = delivery.deliver_webhook
+    handlers.test_webhook = delivery.test_webhook
 
 
 app = create_handler_app()

@@ -67,6 +67,7 @@ from store.registry.search import (
     sort_rows,
 )
 from store.registry.versions import VersionsMixin
+from store.registry.webhooks import WebhooksMixin
 from store.search.pagination import page_offset
 from store.unsupported import raise_not_implemented
 from store.vocabulary import REGISTERED_MODEL
@@ -77,7 +78,7 @@ _RUN_QUERIES = 25
 
 
 @raise_not_implemented
-class DynamoRegistryStore(VersionsMixin, AbstractStore):
+class DynamoRegistryStore(VersionsMixin, WebhooksMixin, AbstractStore):
     """Model registry in one DynamoDB table; see store/README.md for items and round trips."""
 
     def __init__(self, store_uri: str | None = None, tracking_uri: str | None = None) -> None:
@@ -344,12 +345,6 @@ class DynamoRegistryStore(VersionsMixin, AbstractStore):
 
     def _all_models(self) -> list[dict]:
         return list(self._table.query(MODELS_GSI_PK, index=GSI1))
-
-    # -- webhooks --
-
-    def list_webhooks_by_event(self, event, max_results=None, page_token=None):
-        """No webhook can be created in this store, so no event has subscribers."""
-        return PagedList([], None)
 
 
 def _version_row(name: str, item: dict) -> Row:

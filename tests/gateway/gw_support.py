@@ -152,7 +152,7 @@ def table_on(dynalite_endpoint: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def handler_tier(store_uri: str, root: Path) -> Iterator[str]:
+def handler_tier(store_uri: str, root: Path, **overrides) -> Iterator[str]:
     """MLflow's handler tier on `store_uri`, trusting identities signed with SECRET: its URL."""
     settings = HandlerTierSettings(
         store_uri=store_uri,
@@ -160,6 +160,7 @@ def handler_tier(store_uri: str, root: Path) -> Iterator[str]:
         identity_secret=SECRET.hex(),
         page_token_secret=secrets.token_hex(32),
         log_path=root / "handler.log",
+        **overrides,
     )
     with HandlerTier(settings) as tier:
         yield tier.url

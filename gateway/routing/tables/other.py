@@ -2,8 +2,9 @@
 
 A family is not offered when its resources cannot be authorized per caller today: the AI
 gateway and its secrets, MCP servers, the assistant, background jobs (prompt optimization,
-LLM judges, issue detection), workspaces, webhooks, demo data, UI telemetry, and MLflow's
-own stubs. Their rows exist so that a new MLflow route is never silently forwarded.
+LLM judges, issue detection), workspaces, demo data, and MLflow's own stubs. Their
+rows exist so that a new MLflow route is never silently forwarded. The probes the UI makes for
+some of them on every page are answered by the gateway (routing/tables/ui.py).
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ MCP = "the MCP server registry is not offered"
 ASSISTANT = "the assistant is not offered"
 JOBS = "background jobs are not offered"
 WORKSPACES = "workspaces are not offered: authorization is per experiment and model"
-WEBHOOKS = "webhooks are not offered"
 GENAI = "issues, label schemas and review queues are not offered"
 DEMO = "demo data is not offered"
-TELEMETRY = "UI telemetry is not offered"
 STUB = "not implemented by MLflow"
 BUILD = "use /static-files for the UI's assets"
 
@@ -118,15 +117,12 @@ def _ai_gateway() -> list[Route]:
         out += refused(method, ajax(3, f"{g}/{tail}"), f, AI_GATEWAY)
     for method, path in invocation:
         out += refused(method, path, f, AI_GATEWAY)
-    out += refused("GET", ajax(2, "/mlflow/gateway-proxy"), f, AI_GATEWAY)
-    out += refused("POST", ajax(2, "/mlflow/gateway-proxy"), f, AI_GATEWAY)
     return out
 
 
 def _mcp() -> list[Route]:
     m = "/mlflow/mcp-servers"
     routes = [
-        ("GET", ""),
         ("POST", ""),
         ("GET", "/endpoints"),
         ("GET", "/{name:path}"),
@@ -165,8 +161,6 @@ def _assistant() -> list[Route]:
         ("POST", "/sessions/{session_id}/permission"),
         ("POST", "/sessions/{session_id}/tool-result"),
         ("GET", "/providers/{provider}/health"),
-        ("GET", "/providers"),
-        ("GET", "/config"),
         ("PUT", "/config"),
         ("POST", "/skills/install"),
         ("GET", "/providers/{provider}/models"),
@@ -234,20 +228,14 @@ def _genai() -> list[Route]:
     return out
 
 
-def _workspaces_webhooks_misc() -> list[Route]:
+def _workspaces_and_misc() -> list[Route]:
     out: list[Route] = []
     for method, tail in [("GET", ""), ("POST", "")] + [
         (m, "/{workspace_name}") for m in ("GET", "PATCH", "DELETE")
     ]:
         out += refused(method, api(3, f"/mlflow/workspaces{tail}"), "workspaces", WORKSPACES)
-    for method, tail in [("GET", ""), ("POST", ""), ("POST", "/{webhook_id}/test")] + [
-        (m, "/{webhook_id}") for m in ("GET", "PATCH", "DELETE")
-    ]:
-        out += refused(method, api(2, f"/mlflow/webhooks{tail}"), "webhooks", WEBHOOKS)
     out += refused("POST", ajax(3, "/mlflow/demo/generate"), "demo", DEMO)
     out += refused("POST", ajax(3, "/mlflow/demo/delete"), "demo", DEMO)
-    out += refused("GET", ajax(3, "/mlflow/ui-telemetry"), "ui", TELEMETRY)
-    out += refused("POST", ajax(3, "/mlflow/ui-telemetry"), "ui", TELEMETRY)
     out += refused("GET", "/build/{filename:path}", "ui", BUILD)
     out += refused("GET", api(2, "/mlflow/get-online-trace-details"), "stubs", STUB)
     out += refused("GET", api(2, "/mlflow/unified-traces"), "stubs", STUB)
@@ -271,5 +259,5 @@ def other_routes() -> list[Route]:
         *_assistant(),
         *_jobs_and_llm_calls(),
         *_genai(),
-        *_workspaces_webhooks_misc(),
+        *_workspaces_and_misc(),
     ]

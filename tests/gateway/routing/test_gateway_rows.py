@@ -27,6 +27,10 @@ from gateway.routing.model import ANSWER, FORWARD, OPEN, PERMISSIONS
         ("PUT", "/ajax-api/3.0/cedarflow/permissions/grant", PERMISSIONS, "Permissions"),
         ("POST", "/api/3.0/mlflow/users/permissions/grant", PERMISSIONS, "MlflowPermissions"),
         ("GET", "/favicon.ico", FORWARD, "ServeStaticFile"),
+        ("GET", "/ajax-api/2.0/mlflow/users/current", ANSWER, "GetCurrentUser"),
+        ("GET", "/api/2.0/mlflow/users/current", ANSWER, "GetCurrentUser"),
+        ("GET", "/ajax-api/3.0/mlflow/assistant/config", ANSWER, "GetAssistantConfig"),
+        ("POST", "/ajax-api/3.0/mlflow/ui-telemetry", ANSWER, "PostUiTelemetry"),
         ("GET", "/api/2.0/mlflow/runs/get", FORWARD, "GetRun"),
     ],
 )

@@ -15,7 +15,6 @@ NOT_OFFERED_FAMILIES = {
     "jobs",
     "genai",
     "workspaces",
-    "webhooks",
     "demo",
     "stubs",
     "ui",  # UI telemetry and /build (the UI itself and /static-files are offered)

@@ -206,18 +206,18 @@ def test_register_and_load_a_prompt(uri, tmp_path, monkeypatch):
     assert store.search_registered_models().to_list() == []  # a prompt is not a model
 
 
-def test_calls_the_store_does_not_offer_are_not_implemented(reg):
+def test_webhooks_are_stored_and_none_subscribes_until_one_is_made(reg):
     from mlflow.entities.webhook import WebhookAction, WebhookEntity, WebhookEvent
 
-    for call in (
-        lambda: reg.create_webhook("w", "https://x", []),
-        lambda: reg.list_webhooks(),
-        lambda: reg.get_webhook("w"),
-        lambda: reg.delete_webhook("w"),
+    for call, code in (
+        (lambda: reg.create_webhook("w", "https://127.0.0.1/", []), "INVALID_PARAMETER_VALUE"),
+        (lambda: reg.get_webhook("w"), "RESOURCE_DOES_NOT_EXIST"),
+        (lambda: reg.delete_webhook("w"), "RESOURCE_DOES_NOT_EXIST"),
     ):
         with pytest.raises(MlflowException) as excinfo:
             call()
-        assert error_code(excinfo) == "NOT_IMPLEMENTED"
+        assert error_code(excinfo) == code
+    assert reg.list_webhooks().to_list() == []
     event = WebhookEvent(WebhookEntity.MODEL_VERSION, WebhookAction.CREATED)
     assert reg.list_webhooks_by_event(event).to_list() == []
 

@@ -101,7 +101,14 @@ def test_register_alias_and_fetch_through_rest(client):
             400,
             "INVALID_PARAMETER_VALUE",
         ),
-        ("POST", "webhooks", {"name": "w", "url": "https://x", "events": []}, 501, None),
+        (
+            "POST",
+            "webhooks",
+            {"name": "w", "url": "https://127.0.0.1/", "events": []},
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
+        ("GET", "webhooks/no-such-id", None, 404, "RESOURCE_DOES_NOT_EXIST"),
     ],
 )
 def test_bad_input_gets_mlflow_errors(client, method, path, body, status, code):

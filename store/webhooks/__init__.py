@@ -1,0 +1,1 @@
+"""Registry webhook delivery with an outbound guard (guard.py, delivery.py)."""
