@@ -195,7 +195,7 @@ def table_problem(uri: str) -> str | None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from store.dynamo.check import check_table
-    from store.dynamo.errors import error_code
+    from store.dynamo.errors import StoreUnavailable, error_code
     from store.dynamo.uri import InvalidStoreUri
 
     try:
@@ -204,7 +204,7 @@ def table_problem(uri: str) -> str | None:
         return f"--table: {exc}"
     except ClientError as exc:
         return f"cannot read table {uri}: {error_code(exc)}: {exc.response['Error'].get('Message')}"
-    except BotoCoreError as exc:
+    except (BotoCoreError, StoreUnavailable) as exc:  # unreachable after botocore's retries
         return f"cannot reach table {uri}: {exc}"
     return None if report.matches else report.summary
 
