@@ -9,21 +9,16 @@ another process then does not open, and its webhook is not delivered rather than
 from __future__ import annotations
 
 import base64
-import os
 import secrets
-from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from store.handler.identity import parse_secret
+from store.sealing import sealing_key
 
 SECRET_ENVS = ("CEDARFLOW_WEBHOOK_SECRET_KEY", "CEDARFLOW_IDENTITY_SECRET")
 _VERSION = b"w1"
 _NONCE_BYTES = 12
-_PROCESS_SECRET = secrets.token_bytes(32)
 
 
 class SealedSecretUnreadable(Exception):
@@ -47,14 +42,4 @@ def open_secret(value: str, webhook_id: str) -> str:
 
 
 def _key() -> bytes:
-    for name in SECRET_ENVS:
-        value = os.environ.get(name, "")
-        if value:
-            return _derive(parse_secret(value))
-    return _derive(_PROCESS_SECRET)
-
-
-@lru_cache(maxsize=8)
-def _derive(secret: bytes) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"cedarflow webhook secrets")
-    return hkdf.derive(secret)
+    return sealing_key(SECRET_ENVS, b"cedarflow webhook secrets")

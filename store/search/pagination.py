@@ -23,24 +23,19 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import secrets
-from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from store.handler.identity import parse_secret
+from store.sealing import sealing_key
 
 SECRET_ENVS = ("CEDARFLOW_PAGE_TOKEN_SECRET", "CEDARFLOW_IDENTITY_SECRET")
 _VERSION = "p1"
 _NONCE_BYTES = 12
 _MAX_TOKEN_CHARS = 1024
-_PROCESS_SECRET = secrets.token_bytes(32)  # no configured secret: tokens work on one process
 _INVALID = (
     "Invalid page token: it could not be decoded, was altered, or was made for another search."
 )
@@ -159,18 +154,7 @@ def _digest(query: object) -> str:
 
 
 def _key() -> bytes:
-    for name in SECRET_ENVS:
-        value = os.environ.get(name, "")
-        if value:
-            return _derive(parse_secret(value))
-    return _derive(_PROCESS_SECRET)
-
-
-@lru_cache(maxsize=8)
-def _derive(secret: bytes) -> bytes:
-    # a key of its own: the identity secret's HMAC key is never used to seal tokens
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"cedarflow page tokens")
-    return hkdf.derive(secret)
+    return sealing_key(SECRET_ENVS, b"cedarflow page tokens")
 
 
 def _b64(data: bytes) -> str:
