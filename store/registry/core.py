@@ -12,11 +12,13 @@ from store.dynamo.errors import ConditionFailed, within_item_limit
 from store.dynamo.expressions import Update
 from store.dynamo.table import DynamoTable
 from store.keys import VERSION_SK_PREFIX, registered_model_key, version_key, versions_pk
+from store.ownership import runs_source
 from store.registry.items import (
     MODELS_GSI_PK,
     is_live,
     latest_summary,
     latest_version_items,
+    run_version_item,
     summary_holds,
 )
 
@@ -69,10 +71,12 @@ class RegistryCore:
         return item
 
     def _settle_rename(self, item: dict) -> dict | None:
-        """A rename target: None while its source still exists, else the finished model."""
+        """A rename target: None while its source still exists, else the finished model
+        (its versions touched and their entries under runs renamed first, as the rename does)."""
         source = self._table.get(*registered_model_key(item["renamed_from"]))
         if source is not None and source.get("rid") == item["rid"]:
             return None
+        self._touch_versions(item, get_current_time_millis(), entries=True)
         try:
             return self._table.update(*registered_model_key(item["name"]), finish_rename(item))
         except ConditionFailed:
@@ -89,30 +93,46 @@ class RegistryCore:
                 self._load_model(name)  # raises when missing; settles a finished rename
         raise model_not_found(name)
 
+    def _touch_versions(self, model: dict, now: int, *, entries: bool) -> list[dict]:
+        """Set every version's `last_updated_timestamp` (as the SQL store does on a rename) and,
+        with `entries`, write the entries under runs again with the model's name."""
+        versions = []
+        for item in self._version_items(model["rid"]):
+            try:
+                touched = Update().set("updated", now).exists("pk")
+                versions.append(self._table.update(item["pk"], item["sk"], touched))
+            except ConditionFailed:
+                continue  # deleted with its model meanwhile
+        if entries:
+            self._table.batch_write(puts=run_version_items(model["name"], versions))
+        return versions
+
     # -- the latest-version summary on the model item --
 
     def _latest(self, name: str, model: dict) -> list[dict]:
         """The latest live version item of each stage: 1 BatchGetItem of the versions the
         model's summary names; a summary that does not hold is rebuilt from a Query."""
-        summary = model.get("latest", {})
-        if not summary:
-            return []
         return self._latest_of([(name, model)])[model["rid"]]
 
     def _latest_of(self, models: list[tuple[str, dict]]) -> dict[str, list[dict]]:
-        """`_latest` for many models with one BatchGetItem per 100 versions."""
+        """`_latest` for many models with one BatchGetItem per 100 versions.
+
+        Each model's next number is read too: a version there exists but was not counted (its
+        creation failed after writing it), so the summary misses it and is rebuilt.
+        """
         keys = [
             version_key(model["rid"], int(v))
             for _, model in models
-            for v in model.get("latest", {}).values()
+            for v in {*model.get("latest", {}).values(), int(model.get("vcount", 0)) + 1}
         ]
         found: dict[str, dict[int, dict]] = {}
-        for item in self._table.batch_get(keys) if keys else []:
+        for item in self._table.batch_get(keys):
             found.setdefault(item["rid"], {})[int(item["version"])] = item
         result = {}
         for name, model in models:
             items = found.get(model["rid"], {})
-            if summary_holds(model.get("latest", {}), items):
+            uncounted = int(model.get("vcount", 0)) + 1 in items
+            if not uncounted and summary_holds(model.get("latest", {}), items):
                 result[model["rid"]] = sorted(items.values(), key=lambda i: int(i["version"]))
             else:
                 result[model["rid"]] = self._refresh_latest(name, model)
@@ -141,6 +161,9 @@ class RegistryCore:
             now = now_ms()
             in_flight = now - int(model.get("updated", 0)) < STALE_RENAME_MS
             update = Update().set("latest", latest_summary(model, items, in_flight))
+            written = max((int(i["version"]) for i in items), default=0)
+            if written > int(model.get("vcount", 0)):  # a version whose creation failed late
+                update.set("vcount", written)
             if touched is not None:
                 update.set("updated", touched)
             update.equals("rev", model["rev"]).equals("rid", model["rid"])
@@ -177,6 +200,16 @@ class RegistryCore:
             what="The model version",
             advice=FEWER_TAGS,
         )
+
+
+def run_version_items(name: str, version_items: list[dict]) -> list[dict]:
+    """The entries under runs of the live versions registered from `runs:/` sources."""
+    entries = []
+    for item in version_items:
+        registered_from = runs_source(str(item.get("source", "")))
+        if registered_from is not None and is_live(item):
+            entries.append(run_version_item(registered_from[0], name, item))
+    return entries
 
 
 def finish_rename(model_item: dict) -> Update:

@@ -34,13 +34,13 @@ from store.dynamo.expressions import Update
 from store.dynamo.schema import GSI1
 from store.dynamo.table import DynamoTable
 from store.keys import registered_model_key
-from store.ownership import runs_source
 from store.registry.core import (
     FEWER_TAGS,
     STALE_RENAME_MS,
     finish_rename,
     model_not_found,
     now_ms,
+    run_version_items,
 )
 from store.registry.items import (
     MODELS_GSI_PK,
@@ -50,7 +50,6 @@ from store.registry.items import (
     model_entity,
     new_model_item,
     run_index_prefix,
-    run_version_item,
     version_entity,
 )
 from store.registry.search import (
@@ -130,23 +129,33 @@ class DynamoRegistryStore(VersionsMixin, WebhooksMixin, AbstractStore):
 
     def rename_registered_model(self, name, new_name):
         """5 round trips + 1 UpdateItem per version (their last_updated_timestamp moves)."""
+        _validate_model_name(name)
         _validate_model_renaming(new_name)
-        model = self._load_model(name)
+        model = self._find_model(name)
+        if model is None:
+            return self._finish_interrupted_rename(name, new_name)
         now = now_ms()
         if new_name == name:
             model = self._update_model(name, Update().set("updated", now))
+            versions = self._touch_versions(model, now, entries=False)
         else:
-            model = self._move_model(model, new_name, now)
-        versions = []
-        for item in self._version_items(model["rid"]):
-            try:
-                touched = Update().set("updated", now).exists("pk")
-                versions.append(self._table.update(item["pk"], item["sk"], touched))
-            except ConditionFailed:
-                continue  # deleted with its model meanwhile
-        if new_name != name:  # the entries under runs name the model: rewrite them
-            self._table.batch_write(puts=_run_version_items(model["name"], versions))
+            moved = self._move_model(model, new_name, now)
+            # The versions and entries under runs before the copy settles: a repeated call
+            # finds the unsettled copy and does both again (each write is idempotent).
+            versions = self._touch_versions(moved, now, entries=True)
+            finished = finish_rename(moved).set("updated", now).add("rev", 1)
+            model = self._table.update(*registered_model_key(new_name), finished)
         return model_entity(model, latest_version_items(versions))
+
+    def _finish_interrupted_rename(self, name: str, new_name: str):
+        """The same rename repeated after it failed once `name` was gone: finish it."""
+        copy = self._table.get(*registered_model_key(new_name))
+        if copy is None or copy.get("renamed_from") != name:
+            raise model_not_found(name)
+        model = self._settle_rename(copy)
+        if model is None:
+            raise model_not_found(name)
+        return model_entity(model, self._latest(new_name, model))
 
     def _move_model(self, model: dict, new_name: str, now: int) -> dict:
         """Copy the model item to its new name, then delete the old one if it did not change
@@ -173,8 +182,7 @@ class DynamoRegistryStore(VersionsMixin, WebhooksMixin, AbstractStore):
                 f"Registered Model (name={old_name}) kept changing during the rename; retry.",
                 INVALID_PARAMETER_VALUE,
             )
-        finished = finish_rename({**model, "name": new_name}).set("updated", now).add("rev", 1)
-        return self._table.update(*registered_model_key(new_name), finished)
+        return {**model, "name": new_name, "renamed_from": old_name}
 
     def _claim_name(self, model: dict, new_name: str, now: int) -> None:
         pk, sk = registered_model_key(new_name)
@@ -229,7 +237,7 @@ class DynamoRegistryStore(VersionsMixin, WebhooksMixin, AbstractStore):
             raise model_not_found(name)
         # Versions whose model item is gone are invisible; removing them is cleanup.
         versions = self._version_items(model["rid"])
-        entries = _run_version_items(name, versions)
+        entries = run_version_items(name, versions)
         self._table.batch_write(
             deletes=[(item["pk"], item["sk"]) for item in [*versions, *entries]]
         )
@@ -368,16 +376,6 @@ def _already_exists(name: str) -> MlflowException:
     return MlflowException(
         f"Registered Model (name={name}) already exists.", RESOURCE_ALREADY_EXISTS
     )
-
-
-def _run_version_items(name: str, version_items: list[dict]) -> list[dict]:
-    """The entries under runs of the live versions registered from `runs:/` sources."""
-    entries = []
-    for item in version_items:
-        registered_from = runs_source(str(item.get("source", "")))
-        if registered_from is not None and is_live(item):
-            entries.append(run_version_item(registered_from[0], name, item))
-    return entries
 
 
 def _check_at_most(max_results: int, threshold: int) -> None:

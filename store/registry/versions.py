@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
 
 from mlflow.entities.model_registry.model_version_stages import (
@@ -26,11 +27,19 @@ from mlflow.utils.validation import (
     _validate_tag_name,
 )
 
-from store.dynamo.errors import within_item_limit
+from store.dynamo.errors import ConditionFailed, within_item_limit
 from store.dynamo.expressions import Update
 from store.handler.identity import current_principal
+from store.keys import registered_model_key
 from store.ownership import runs_source
-from store.registry.core import FEWER_TAGS, RegistryCore, now_ms, version_not_found
+from store.registry.core import (
+    FEWER_TAGS,
+    RegistryCore,
+    model_not_found,
+    now_ms,
+    settled_model,
+    version_not_found,
+)
 from store.registry.items import (
     aliases_for,
     is_live,
@@ -55,8 +64,9 @@ class VersionsMixin(RegistryCore):
         local_model_path=None,
         model_id=None,
     ):
-        """2 round trips: UpdateItem model (number the version) + PutItem version; a
-        `runs:/` source adds the PutItem of its entry under the run."""
+        """3 round trips: GetItem model, PutItem version (one more per number taken meanwhile),
+        UpdateItem model (count it); a `runs:/` source adds the PutItem of its entry under the
+        run, a prompt tag an UpdateItem of the model first."""
         _validate_model_name(name)
         tag_dict = {}
         for tag in tags or []:
@@ -64,33 +74,65 @@ class VersionsMixin(RegistryCore):
             tag_dict[tag.key] = tag.value
         storage_location, run_id = self._resolve_source(source, run_id, model_id)
         now = now_ms()
-        # The counter lives on the model item: ADD is atomic, so numbers are never reused.
-        # The same write names it the latest of stage None (it is the highest number).
-        update = Update().set("updated", now).set_sum("vcount", "vcount", 1)
-        update.set_sum(("latest", STAGE_NONE), "vcount", 1)
-        if is_prompt_tagged(tag_dict):
-            update.set("prompt_versions", True)
-        model = self._update_model(name, update)
+        model = self._load_model(name)
+        if is_prompt_tagged(tag_dict) and not model.get("prompt_versions"):
+            # Flag the model first: a failure in between leaves a flag, never a hidden tag.
+            model = self._update_model(name, Update().set("prompt_versions", True))
         principal = current_principal()
-        item = new_version_item(
-            model["rid"],
-            int(model["vcount"]),
-            now,
-            source=source,
-            storage_location=storage_location,
-            run_id=run_id,
-            run_link=run_link,
-            description=description,
-            user_id=principal.username if principal is not None else None,
-            model_id=model_id,
-            tags=tag_dict,
-        )
-        with within_item_limit("The model version", FEWER_TAGS):
-            self._table.put(item)  # too large: the number stays unused, as after a crash
+        version = int(model.get("vcount", 0)) + 1
+        while True:
+            # The version item claims its number: a number is taken once and only by a
+            # version that exists, so a failure anywhere leaves no gap in the numbers.
+            item = new_version_item(
+                model["rid"],
+                version,
+                now,
+                source=source,
+                storage_location=storage_location,
+                run_id=run_id,
+                run_link=run_link,
+                description=description,
+                user_id=principal.username if principal is not None else None,
+                model_id=model_id,
+                tags=tag_dict,
+            )
+            try:
+                with within_item_limit("The model version", FEWER_TAGS):
+                    self._table.put(item, condition="attribute_not_exists(pk)")
+                break
+            except ConditionFailed:
+                version += 1  # taken by a parallel creation
+        self._count_version(name, model, item)
         if (registered_from := runs_source(source)) is not None:
             # After the version: an entry is only ever written for a version that exists.
             self._table.put(run_version_item(registered_from[0], model["name"], item))
         return version_entity(name, item)
+
+    def _count_version(self, name: str, model: dict, item: dict) -> None:
+        """Raise the model's counter and its latest version of stage None to a new version,
+        never lower them. A model deleted or renamed since it was read loses the version: it
+        is removed again and the caller gets RESOURCE_DOES_NOT_EXIST, as if it came after."""
+        version = int(item["version"])
+        counted = Update().set("updated", now_ms()).set("vcount", version)
+        counted.set(("latest", STAGE_NONE), version).equals("rid", model["rid"])
+        try:
+            self._table.update(
+                *registered_model_key(name),
+                settled_model(counted.missing_or_below("vcount", version)),
+            )
+            return
+        except ConditionFailed:
+            fresh = self._find_model(name)
+        if fresh is None or fresh.get("rid") != model["rid"]:
+            self._table.delete(item["pk"], item["sk"])
+            raise model_not_found(name)
+        # A higher number was counted first: the latest of stage None only moves up.
+        latest = Update().set(("latest", STAGE_NONE), version).equals("rid", model["rid"])
+        with contextlib.suppress(ConditionFailed):
+            self._table.update(
+                *registered_model_key(name),
+                settled_model(latest.missing_or_below(("latest", STAGE_NONE), version)),
+            )
 
     def _resolve_source(self, source, run_id, model_id):
         """Where the artifacts are, and the run that made them (as the SQL store decides).

@@ -26,3 +26,10 @@ def uri(aws_env: None) -> str:
 @pytest.fixture
 def reg(uri: str, clock: Clock) -> DynamoRegistryStore:
     return DynamoRegistryStore(uri)
+
+
+@pytest.fixture
+def live_reg(dynalite_endpoint: str) -> DynamoRegistryStore:
+    """Our store on the session's dynalite (a real server process), on a table of its own."""
+    host_port = dynalite_endpoint.removeprefix("http://")
+    return DynamoRegistryStore(f"dynamodb://{host_port}/registry-{uuid.uuid4().hex[:10]}")

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from mlflow.exceptions import MlflowException
 
 from store.registry import DynamoRegistryStore
 
 _TIMEOUT_S = 120
-
-
-@pytest.fixture
-def live_reg(dynalite_endpoint: str) -> DynamoRegistryStore:
-    host_port = dynalite_endpoint.removeprefix("http://")
-    return DynamoRegistryStore(f"dynamodb://{host_port}/races-{uuid.uuid4().hex[:10]}")
 
 
 def in_parallel(*tasks) -> list[tuple[str, object]]:
