@@ -9,6 +9,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 _THREADS = 8
+_TIMEOUT_S = 300
 
 
 def run_in_parallel(task, count: int) -> list:
@@ -22,7 +23,8 @@ def run_in_parallel(task, count: int) -> list:
             return ("error", exc.error_code)
 
     with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(start, range(count)))
+        futures = [pool.submit(start, index) for index in range(count)]
+        return [future.result(timeout=_TIMEOUT_S) for future in futures]
 
 
 def test_parallel_log_batch_on_one_run_loses_nothing(dynalite_store):
@@ -130,3 +132,44 @@ def test_delete_run_racing_log_metric_ends_deleted(dynalite_store):
     history = dynalite_store.get_metric_history(run_id, "m")
     if "m" in run.data.metrics:  # what was accepted is whole: latest value and history agree
         assert run.data.metrics["m"] == max(h.value for h in history)
+
+
+def test_many_writers_of_one_run_keep_every_point_and_the_true_latest(dynalite_store):
+    experiment_id = dynalite_store.create_experiment("many-writers")
+    run_id = dynalite_store.create_run(experiment_id, "u", 1, [], "busy").info.run_id
+    batches = 50
+
+    def log(worker: int):
+        for batch in range(batches):
+            metrics = [
+                # Every worker logs step `batch` at timestamp 7: the value breaks the tie.
+                Metric("tied", float(worker), 7, batch),
+                # Later steps win over later timestamps.
+                Metric("ordered", float(worker * batches + batch), 1000 - batch, batch),
+                Metric(f"own-{worker}", float(batch), batch, batch),
+            ]
+            params = [Param("shared", "same"), Param(f"p-{worker}-{batch}", str(batch))]
+            tags = [RunTag(f"t-{worker}", str(batch))]
+            dynalite_store.log_batch(run_id, metrics, params, tags)
+
+    assert run_in_parallel(log, _THREADS) == [("ok", None)] * _THREADS
+    run = dynalite_store.get_run(run_id)
+    assert run.data.params == {
+        "shared": "same",
+        **{f"p-{w}-{b}": str(b) for w in range(_THREADS) for b in range(batches)},
+    }
+    assert {f"t-{w}": str(batches - 1) for w in range(_THREADS)}.items() <= run.data.tags.items()
+    assert run.data.metrics["tied"] == float(_THREADS - 1)
+    assert run.data.metrics["ordered"] == float((_THREADS - 1) * batches + batches - 1)
+    for key, expected in {
+        "tied": {(b, 7, float(w)) for w in range(_THREADS) for b in range(batches)},
+        "ordered": {
+            (b, 1000 - b, float(w * batches + b)) for w in range(_THREADS) for b in range(batches)
+        },
+        "own-3": {(b, b, float(b)) for b in range(batches)},
+    }.items():
+        history = [
+            (m.step, m.timestamp, m.value) for m in dynalite_store.get_metric_history(run_id, key)
+        ]
+        assert len(history) == len(set(history)) == len(expected), key
+        assert set(history) == expected, key
