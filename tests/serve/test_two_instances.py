@@ -181,3 +181,38 @@ def test_a_policy_file_change_applies_on_each_instance(service, written):
             path.write_text(text)
     for instance in (service.a, service.b):
         assert _poll(lambda i=instance: _get_experiment(i.url, alice, experiment) == 200, 30)
+
+
+def _handler_tiers(instance: ServeProcess) -> list[int]:
+    """The handler-tier processes `instance` started (its children running the store's app)."""
+    found = subprocess.run(
+        ["ps", "-o", "pid=,args=", "--ppid", str(instance.proc.pid)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.splitlines()
+    return [int(line.split()[0]) for line in found if "store.handler.app:app" in line]
+
+
+def test_each_instance_answers_through_its_own_handler_tier(service, written):
+    tiers = [_handler_tiers(instance) for instance in (service.a, service.b)]
+    assert all(len(pids) == 1 for pids in tiers), tiers
+    assert tiers[0] != tiers[1]
+    run_reads = "/api/2.0/mlflow/runs/get"
+    before = {
+        name: sum(r.get("path") == run_reads for r in instance.audit_lines())
+        for name, instance in (("a", service.a), ("b", service.b))
+    }
+    got = httpx.get(
+        f"{service.b.url}{run_reads}",
+        params={"run_id": written["run_id"]},
+        headers={"Authorization": f"Bearer {service.tokens['alice']}"},
+        timeout=60,
+    )
+    assert got.status_code == 200, got.text
+    assert got.json()["run"]["data"]["params"] == [{"key": "alpha", "value": "0.5"}]
+    after = {
+        name: sum(r.get("path") == run_reads for r in instance.audit_lines())
+        for name, instance in (("a", service.a), ("b", service.b))
+    }
+    assert after == {"a": before["a"], "b": before["b"] + 1}
