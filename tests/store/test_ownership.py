@@ -322,3 +322,32 @@ def _tag(key: str, value) -> object:
     from mlflow.entities import LoggedModelTag
 
     return LoggedModelTag(key, value if isinstance(value, str) else json.dumps(value))
+
+
+def test_an_interrupted_rename_repeated_renames_the_entries_under_runs(stores):
+    from fault_support import RequestFaults, fails_unavailable, requests_of
+
+    experiment_id = stores.tracking.create_experiment("interrupted")
+    run_id = stores.run(experiment_id)
+    faults = RequestFaults(stores.registry.table)
+
+    def model(name: str) -> None:
+        stores.registry.create_registered_model(name)
+        for _ in range(2):
+            stores.registry.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+
+    model("probe")
+    sent = requests_of(faults, lambda: stores.registry.rename_registered_model("probe", "probed"))
+    for fail_at in range(1, len(sent) + 1):
+        old, new = f"old-{fail_at}", f"new-{fail_at}"
+        model(old)
+        fails_unavailable(
+            faults, fail_at, lambda o=old, n=new: stores.registry.rename_registered_model(o, n)
+        )
+        stores.registry.rename_registered_model(old, new)  # the client's retry
+        mine = {
+            (v.name, v.version)
+            for v in stores.ownership.versions_from_run(run_id)
+            if v.name.endswith(f"-{fail_at}")
+        }
+        assert mine == {(new, 1), (new, 2)}, fail_at
