@@ -71,7 +71,8 @@ from store.search.pagination import page_offset
 from store.unsupported import raise_not_implemented
 from store.vocabulary import REGISTERED_MODEL
 
-_RENAME_ATTEMPTS = 5
+# Each failed attempt means another writer changed the model: progress, so allow many.
+_RENAME_ATTEMPTS = 50
 # A version search pinned to at most this many run ids reads only their versions.
 _RUN_QUERIES = 25
 
