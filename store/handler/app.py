@@ -207,15 +207,26 @@ def _answer_storage_errors(mlflow_app) -> None:
 
 def _storage_message(exc: Exception) -> str:
     """What the caller may know: the reason, never a path, a bucket or a key."""
-    from botocore.exceptions import ClientError
-
-    if isinstance(exc, ClientError):
-        reason = exc.response.get("Error", {}).get("Code") or "refused"
+    cause = _client_error(exc)
+    if cause is not None:
+        reason = cause.response.get("Error", {}).get("Code") or "refused"
     elif isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
     else:
         reason = type(exc).__name__
     return f"The artifact store could not complete the call ({reason})."
+
+
+def _client_error(exc: BaseException):
+    """The S3 error under a boto3 transfer error (boto3 raises it while handling that one)."""
+    from botocore.exceptions import ClientError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ClientError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None = None) -> ASGIApp:
