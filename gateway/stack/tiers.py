@@ -164,8 +164,11 @@ class Tiers:
             return
         self.serving(port)
         supervisor = Supervisor(self.backoff, stopping, self.report_restart, self.restarted)
-        while not server.should_exit and not stopping.is_set():
+        # Alive until the children are stopped: a restarted child dies with this thread.
+        while not stopping.is_set():
             for name, child in self.children():
+                if server.should_exit:  # draining: the children stay as they are
+                    break
                 failure = supervisor.check(name, child)
                 if failure and not stopping.is_set():
                     self._failure = failure
