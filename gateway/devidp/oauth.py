@@ -32,6 +32,7 @@ from gateway.pages import html_page
 from gateway.routing.model import Endpoint
 
 CODE_SECONDS = 60
+MAX_CODES = 1000  # sign-ins not yet redeemed; the oldest goes first when full
 REFRESH_TOKEN_SECONDS = 30 * 86400
 _NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 # The whole authority of a loopback redirect: no user info, a loopback host, an optional port.
@@ -123,6 +124,8 @@ class DevOAuthEndpoints:
         if not form.get("code_challenge"):
             return _redirect_error(form, "invalid_request", "code_challenge required")
         self._forget_expired_codes()
+        while len(self._codes) >= MAX_CODES:
+            self._codes.pop(next(iter(self._codes)))
         code = secrets.token_urlsafe(32)
         self._codes[code] = _Grant(
             client_id=form["client_id"],

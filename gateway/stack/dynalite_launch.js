@@ -1,4 +1,4 @@
-// Runs dynalite on 127.0.0.1, port chosen by the OS, and prints {"port": N} once listening.
+// Runs dynalite on 127.0.0.1, on CEDARFLOW_DYNAMODB_PORT or a port chosen by the OS, and prints {"port": N} once listening.
 // Usage: node dynalite_launch.js MODULES_DIR [DATA_PATH]. Exits on SIGTERM/SIGINT or when stdin
 // closes, so it never outlives the process that started it.
 //
@@ -129,6 +129,6 @@ server.on('error', (err) => {
   process.stderr.write(`dynalite: ${err.message}\n`);
   process.exit(1);
 });
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(process.env.CEDARFLOW_DYNAMODB_PORT || 0), '127.0.0.1', () => {
   process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
 });

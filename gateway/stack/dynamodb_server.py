@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ _READY_TIMEOUT = 30.0
 # The launcher reads the key from these; clients use boto3's own AWS_ACCESS_KEY_ID/SECRET.
 _KEY_ID_ENV = "CEDARFLOW_DYNAMODB_ACCESS_KEY_ID"
 _SECRET_ENV = "CEDARFLOW_DYNAMODB_SECRET_ACCESS_KEY"  # noqa: S105 - a variable's name
+_PORT_ENV = "CEDARFLOW_DYNAMODB_PORT"  # set on a restart: clients keep the URL they were given
 # Session credentials of the user's own AWS account must not ride along to the local server.
 _FOREIGN_CREDENTIALS = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
@@ -214,14 +216,17 @@ class DynamoServer:
         return self.url
 
     def stop(self) -> None:
+        self._stop_process()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _stop_process(self) -> None:
         if self.proc is not None:
             processes.stop(self.proc)
             if self.proc.stdout:
                 self.proc.stdout.close()
             self.proc = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
 
     def _command(self) -> list[str]:
         problem = node_problem()
@@ -261,33 +266,49 @@ class DynamoServer:
             ) from None
         self._lock = lock
 
+    def restart(self, stopping: threading.Event) -> None:
+        """Start again on the same port and data (the tiers keep its URL); StackError if not."""
+        self._stop_process()
+        argv = self._command()
+        port = int(self.url.rsplit(":", 1)[1])
+        problem = self._spawn_once(argv, self._environment() | {_PORT_ENV: str(port)})
+        if problem is not None:
+            raise StackError(self._why_not(problem))
+
     def _spawn_until_ready(self, argv: list[str]) -> None:
         problem = "no attempt"
         env = self._environment()
         for _ in range(_START_ATTEMPTS):
-            self.proc = processes.spawn(
-                argv, env=env, log_path=self.log_path, stdout=subprocess.PIPE
-            )
-            deadline = time.monotonic() + _READY_TIMEOUT
-            port = processes.read_json_line(self.proc, deadline).get("port")
-            if port:
-                self.url = f"http://127.0.0.1:{port}"
-                problem = _wait_for_list_tables(self.url, self.proc, deadline, self.credentials)
-                if problem is None:
-                    return
-            else:
-                problem = "it did not report a port"
-            processes.stop(self.proc)
-            self.proc = None
+            problem = self._spawn_once(argv, env)
+            if problem is None:
+                return
             # A previous server on the same directory may still be closing its LevelDB.
             time.sleep(0.5)
+        raise StackError(self._why_not(problem))
+
+    def _spawn_once(self, argv: list[str], env: dict[str, str]) -> str | None:
+        """One start: None once it answers ListTables, else why not (nothing left running)."""
+        self.proc = processes.spawn(argv, env=env, log_path=self.log_path, stdout=subprocess.PIPE)
+        deadline = time.monotonic() + _READY_TIMEOUT
+        port = processes.read_json_line(self.proc, deadline).get("port")
+        problem = "it did not report a port"
+        if port:
+            self.url = f"http://127.0.0.1:{port}"
+            problem = _wait_for_list_tables(self.url, self.proc, deadline, self.credentials)
+        if problem is not None:
+            self._stop_process()
+        return problem
+
+    def _why_not(self, problem: str) -> str:
         where = f" (see {self.log_path})" if self.log_path else ""
         tail = processes.last_line(self.log_path) if self.log_path else ""
-        raise StackError(f"local DynamoDB ({self.kind}) did not start: {tail or problem}{where}")
+        return f"local DynamoDB ({self.kind}) did not start: {tail or problem}{where}"
 
     def _environment(self) -> dict[str, str]:
         """The server's environment: the key it accepts, and none inherited by mistake."""
-        env = {k: v for k, v in os.environ.items() if k not in (_KEY_ID_ENV, _SECRET_ENV)}
+        env = {
+            k: v for k, v in os.environ.items() if k not in (_KEY_ID_ENV, _SECRET_ENV, _PORT_ENV)
+        }
         if self.credentials is not None:
             env[_KEY_ID_ENV] = self.credentials.access_key_id
             env[_SECRET_ENV] = self.credentials.secret_access_key

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class HandlerTier:
         self.settings = settings
         self.url = ""
         self.proc: subprocess.Popen | None = None
+        self._relay = None  # the relay of its output to stderr, when asked for
 
     @property
     def pid(self) -> int | None:
@@ -107,38 +109,54 @@ class HandlerTier:
     def start(self) -> str:
         if self.settings.local_artifacts is not None:
             self.settings.local_artifacts.mkdir(parents=True, exist_ok=True)
-        env = handler_env(self.settings)
-        workers = str(self.settings.workers)
-        to_stderr = self.settings.log_to_stderr
-        relay = None
         problem = "no attempt"
         try:
             for _ in range(_START_ATTEMPTS):
-                port = free_port()
-                self.proc = processes.spawn(
-                    [sys.executable, "-m", "uvicorn", "store.handler.app:app",
-                     "--host", "127.0.0.1", "--port", str(port), "--workers", workers,
-                     "--no-access-log", "--timeout-graceful-shutdown", "5"],
-                    env=env,
-                    log_path=self.settings.log_path,
-                    stdout=subprocess.PIPE if to_stderr else None,
-                    stderr=subprocess.STDOUT if to_stderr else None,
-                )  # fmt: skip
-                if to_stderr:
-                    relay = relay_lines(self.proc.stdout, source="handler")
-                self.url = f"http://127.0.0.1:{port}"
-                problem = _wait_for_health(self.url, self.proc)
+                problem = self._spawn(free_port(), threading.Event())
                 if problem is None:
                     return self.url
-                processes.stop(self.proc)
-                self.proc = None
         except BaseException:
             self.stop()
             raise
+        raise StackError(self._why_not(problem))
+
+    def restart(self, stopping: threading.Event) -> None:
+        """Start again on the same port (the gateway forwards there); StackError if it fails."""
+        self.stop()
+        try:
+            problem = self._spawn(int(self.url.rsplit(":", 1)[1]), stopping)
+        except BaseException:
+            self.stop()
+            raise
+        if problem is not None:
+            raise StackError(self._why_not(problem))
+
+    def _spawn(self, port: int, stopping: threading.Event) -> str | None:
+        """One start on `port`: None once /health answers, else why not (nothing left running)."""
+        to_stderr = self.settings.log_to_stderr
+        self.proc = processes.spawn(
+            [sys.executable, "-m", "uvicorn", "store.handler.app:app",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(self.settings.workers),
+             "--no-access-log", "--timeout-graceful-shutdown", "5"],
+            env=handler_env(self.settings),
+            log_path=self.settings.log_path,
+            stdout=subprocess.PIPE if to_stderr else None,
+            stderr=subprocess.STDOUT if to_stderr else None,
+        )  # fmt: skip
+        if to_stderr:
+            self._relay = relay_lines(self.proc.stdout, source="handler")
+        self.url = f"http://127.0.0.1:{port}"
+        problem = _wait_for_health(self.url, self.proc, stopping)
+        if problem is not None:
+            self.stop()
+        return problem
+
+    def _why_not(self, problem: str) -> str:
         log = self.settings.log_path
+        relay = self._relay
         tail = processes.last_line(log) if log else (relay.last if relay else "")
         where = f" (see {log})" if log else ""
-        raise StackError(f"handler tier did not start: {tail or problem}{where}")
+        return f"handler tier did not start: {tail or problem}{where}"
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -153,11 +171,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_health(url: str, proc: subprocess.Popen) -> str | None:
+def _wait_for_health(url: str, proc: subprocess.Popen, stopping: threading.Event) -> str | None:
     deadline = time.monotonic() + _READY_TIMEOUT
     problem = "no answer on /health"
     with httpx.Client(timeout=5.0, trust_env=False) as client:
         while time.monotonic() < deadline:
+            if stopping.is_set():
+                return "the process is stopping"
             if proc.poll() is not None:
                 return f"it exited with code {proc.returncode}"
             try:
@@ -167,5 +187,5 @@ def _wait_for_health(url: str, proc: subprocess.Popen) -> str | None:
                 problem = f"/health answered {response.status_code}"
             except httpx.HTTPError as exc:
                 problem = type(exc).__name__
-            time.sleep(0.1)
+            stopping.wait(0.1)
     return problem

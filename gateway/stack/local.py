@@ -13,6 +13,7 @@ handler tier and the gateway get in their environment.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -170,6 +171,12 @@ class Stack(Tiers):
     def serving(self, port: int) -> None:
         self.data.write_stack_info(self._stack_info(self._bound))
         print(banner(self._bound, self.data, self._dynamo), file=self.out, flush=True)
+
+    def restarted(self, name: str) -> None:
+        if name == "local DynamoDB":  # moto's comes back empty: the tiers need their table
+            with contextlib.suppress(StackError):
+                _ensure_table(self._store_uri)
+        self.data.write_stack_info(self._stack_info(self._bound))  # the new child pids
 
     def children(self) -> Iterator[tuple[str, object]]:
         yield "local DynamoDB", self._dynamo

@@ -1,4 +1,5 @@
-"""In-memory DynamoDB (moto) on 127.0.0.1, port chosen by the OS; prints {"port": N}.
+"""In-memory DynamoDB (moto) on 127.0.0.1, on CEDARFLOW_DYNAMODB_PORT or a port chosen by the OS;
+prints {"port": N}.
 
 Used only where Node.js is missing. Exits on SIGTERM or when stdin closes (the parent died).
 """
@@ -6,6 +7,7 @@ Used only where Node.js is missing. Exits on SIGTERM or when stdin closes (the p
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -14,7 +16,11 @@ import threading
 def main() -> int:
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(
+        ip_address="127.0.0.1",
+        port=int(os.environ.get("CEDARFLOW_DYNAMODB_PORT") or 0),
+        verbose=False,
+    )
     server.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

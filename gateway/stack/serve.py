@@ -27,6 +27,7 @@ from gateway.config import (
 from gateway.observe.jsonlog import log_line
 from gateway.stack.handler_tier import HandlerTierSettings
 from gateway.stack.processes import StackError
+from gateway.stack.supervise import Death
 from gateway.stack.tiers import Tiers
 
 IDENTITY_SECRET_ENV = "CEDARFLOW_IDENTITY_SECRET"  # noqa: S105 (a variable name)
@@ -185,6 +186,18 @@ class Service(Tiers):
             table=self.config.table,
             issuers=[issuer.issuer for issuer in self.config.issuers],
             policies=str(self.config.policies_dir.absolute()),
+        )
+        print(line, file=self.err, flush=True)
+
+    def report_restart(self, death: Death) -> None:
+        line = log_line(
+            "warning",
+            "cedarflow.serve",
+            death.line,
+            child=death.name,
+            ended=death.how,
+            delay_seconds=death.delay_seconds,
+            failed_starts=death.failures,
         )
         print(line, file=self.err, flush=True)
 

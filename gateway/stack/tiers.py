@@ -6,6 +6,10 @@ Start order: checks that need nothing running, bind the gateway's port, the back
 (the local DynamoDB of `up`), the handler tier, then the gateway; so a process that cannot start
 fails before it spawns anything and leaves nothing behind. On SIGTERM the gateway stops
 accepting, lets the calls in flight finish (up to the drain grace), then the children stop.
+
+A child that dies while serving is restarted on the same port after a backoff delay
+(gateway/stack/supervise.py); the gateway answers 502/503 JSON meanwhile and /readyz says which
+part is down. A child that never stays up stops the process with one line.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from typing import IO
 from gateway.config import GatewayConfig
 from gateway.stack.handler_tier import HandlerTier, HandlerTierSettings
 from gateway.stack.processes import StackError
+from gateway.stack.supervise import Backoff, Death, Supervisor
 
 _WATCH_INTERVAL = 1.0
+_WATCHER_JOIN_SECONDS = 45.0  # a local DynamoDB start in progress waits up to 30 s
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -40,12 +46,15 @@ class Tiers:
     prog = "cedarflow"
     drain_seconds: float | None = None  # None: wait for every call in flight
     logging_configured = False  # True: the command set up logging; uvicorn keeps its hands off
+    backoff = Backoff()
 
     def __init__(self, err: IO = sys.stderr) -> None:
         self.err = err
         self._handler: HandlerTier | None = None
         self._server = None  # uvicorn.Server once the gateway is built
         self._failure: str | None = None
+        self._stopping = threading.Event()  # set once the process stops: no more restarts
+        self._watcher: threading.Thread | None = None
 
     # -- what a subclass provides --
 
@@ -70,6 +79,13 @@ class Tiers:
     def children(self) -> Iterator[tuple[str, object]]:
         """The children watched while serving, each with a name and a `proc`."""
         yield "handler tier", self._handler
+
+    def report_restart(self, death: Death) -> None:
+        """One line per restart: which child, how it ended, the delay before it starts again."""
+        print(f"{self.prog}: {death.line}", file=self.err, flush=True)
+
+    def restarted(self, name: str) -> None:
+        """A child came back (on the same port): a subclass may update what it told the user."""
 
     def stop_backing(self) -> None:
         """Stop what `start_backing` started (the handler tier is already stopped)."""
@@ -131,35 +147,42 @@ class Tiers:
             )
         )
         port = sock.getsockname()[1]
-        watcher = threading.Thread(target=self._watch, args=(port,), daemon=True)
-        watcher.start()
+        # The watcher spawns restarted children: it lives as long as they do (PDEATHSIG).
+        self._watcher = threading.Thread(target=self._watch, args=(port,), daemon=True)
+        self._watcher.start()
         self._server.run(sockets=[sock])
         if not self._server.started and not self._failure:
             raise StackError("the gateway did not start (see the messages above)")
 
     def _watch(self, port: int) -> None:
-        """Announce once the gateway serves; stop everything if a child dies."""
+        """Announce once the gateway serves; restart a child that dies, within the backoff."""
         server = self._server
-        stopped = threading.Event()
+        stopping = self._stopping
         while not server.started and not server.should_exit:
-            stopped.wait(0.05)
+            stopping.wait(0.05)
         if server.should_exit:
             return
         self.serving(port)
-        while not server.should_exit:
+        supervisor = Supervisor(self.backoff, stopping, self.report_restart, self.restarted)
+        # Alive until the children are stopped: a restarted child dies with this thread.
+        while not stopping.is_set():
             for name, child in self.children():
-                proc = getattr(child, "proc", None)
-                code = proc.poll() if proc is not None else None
-                if code is not None:
-                    self._failure = f"the {name} exited with code {code}; stopping"
+                if server.should_exit:  # draining: the children stay as they are
+                    break
+                failure = supervisor.check(name, child)
+                if failure and not stopping.is_set():
+                    self._failure = failure
                     server.should_exit = True
-            stopped.wait(_WATCH_INTERVAL)
+            stopping.wait(_WATCH_INTERVAL)
 
     def _stop_children(self) -> None:
         # Signals during the stop must not interrupt it half way.
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
         if self._server is not None:
             self._server.should_exit = True  # the watcher must not report this stop as a crash
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(_WATCHER_JOIN_SECONDS)  # a restart under way gives up first
         try:
             if self._handler:
                 self._handler.stop()

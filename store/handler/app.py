@@ -185,6 +185,50 @@ def _answer_uncaught_mlflow_errors() -> None:
     flask_app.register_error_handler(MlflowException, answer)
 
 
+def _answer_storage_errors(mlflow_app) -> None:
+    """A write or read the artifact store refuses (disk full, read-only folder, missing bucket,
+    denied key) is MLflow's JSON 503, not a bare 500; the details stay in this tier's log."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        _logger.error("Artifact store failed on %s %s", request.method, request.url.path,
+                      exc_info=exc)  # fmt: skip
+        return JSONResponse(
+            {"error_code": "TEMPORARILY_UNAVAILABLE", "message": _storage_message(exc)},
+            status_code=503,
+        )
+
+    for kind in (OSError, BotoCoreError, ClientError, Boto3Error):
+        mlflow_app.add_exception_handler(kind, answer)
+
+
+def _storage_message(exc: Exception) -> str:
+    """What the caller may know: the reason, never a path, a bucket or a key."""
+    cause = _client_error(exc)
+    if cause is not None:
+        reason = cause.response.get("Error", {}).get("Code") or "refused"
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    else:
+        reason = type(exc).__name__
+    return f"The artifact store could not complete the call ({reason})."
+
+
+def _client_error(exc: BaseException):
+    """The S3 error under a boto3 transfer error (boto3 raises it while handling that one)."""
+    from botocore.exceptions import ClientError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ClientError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None = None) -> ASGIApp:
     """MLflow's server app behind the identity check (secret defaults to the environment's)."""
     on_startup = None
@@ -193,6 +237,7 @@ def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None =
 
         on_startup = _open_stores
         _answer_uncaught_mlflow_errors()
+        _answer_storage_errors(mlflow_app)
     use_guarded_webhook_delivery()
     if secret is None:
         secret = identity_secret_from_env()

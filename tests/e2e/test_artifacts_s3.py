@@ -74,6 +74,10 @@ def _boto_credentials() -> dict:
 @pytest.fixture(scope="module")
 def handler_url(s3_endpoint, dynalite_endpoint, tmp_path_factory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("handler-s3")
+    yield from _handler(data, dynalite_endpoint, s3_endpoint, f"s3://{BUCKET}/root")
+
+
+def _handler(data: Path, dynalite_endpoint: str, s3_endpoint: str, destination: str):
     settings = HandlerTierSettings(
         store_uri=f"dynamodb://{dynalite_endpoint.removeprefix('http://')}/s3{uuid.uuid4().hex[:8]}",
         artifacts_dir=data / "unused",
@@ -81,7 +85,7 @@ def handler_url(s3_endpoint, dynalite_endpoint, tmp_path_factory) -> Iterator[st
         page_token_secret=os.urandom(16).hex(),
     )
     env = handler_env(settings) | S3_ENV
-    env["_MLFLOW_SERVER_ARTIFACT_DESTINATION"] = f"s3://{BUCKET}/root"
+    env["_MLFLOW_SERVER_ARTIFACT_DESTINATION"] = destination
     env["MLFLOW_S3_ENDPOINT_URL"] = s3_endpoint
     port = free_port()
     proc = processes.spawn(
@@ -195,3 +199,31 @@ def test_multipart_upload_through_the_proxy(handler_url, s3_endpoint, experiment
     assert done.status_code == 200, done.text
     got = call(handler_url, "GET", f"{ARTIFACTS}/{directory}/big.bin")
     assert got.status_code == 200 and got.content == b"".join(parts)
+
+
+@pytest.mark.slow
+def test_a_bucket_that_refuses_the_upload_is_a_json_503_and_nothing_is_listed(
+    s3_endpoint, dynalite_endpoint, tmp_path
+):
+    gone = f"cedarflow-gone-{uuid.uuid4().hex[:8]}"  # never created: every put fails
+    for url in _handler(tmp_path, dynalite_endpoint, s3_endpoint, f"s3://{gone}/root"):
+        created = call(url, "POST", "/api/2.0/mlflow/experiments/create", json={"name": gone})
+        run = call(
+            url, "POST", "/api/2.0/mlflow/runs/create",
+            json={"experiment_id": created.json()["experiment_id"]},
+        ).json()["run"]["info"]  # fmt: skip
+        root = run["artifact_uri"].removeprefix("mlflow-artifacts:/").strip("/")
+        put = call(url, "PUT", f"{ARTIFACTS}/{root}/model.bin", content=b"m" * 4096)
+        assert put.status_code == 503, put.text
+        assert put.headers["content-type"].startswith("application/json")
+        assert put.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert gone not in put.text
+        assert put.json()["message"] == (
+            "The artifact store could not complete the call (NoSuchBucket)."
+        )
+        boto3.client("s3", endpoint_url=s3_endpoint, **_boto_credentials()).create_bucket(
+            Bucket=gone
+        )
+        listed = call(url, "GET", ARTIFACTS, params={"path": root})
+        assert listed.status_code == 200, listed.text
+        assert listed.json().get("files", []) == []

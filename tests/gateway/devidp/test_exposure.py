@@ -100,3 +100,33 @@ def test_the_gateway_refuses_the_dev_provider_beside_an_outside_issuer(tmp_path)
 def test_the_gateway_refuses_the_dev_provider_off_loopback(tmp_path, public_url):
     with pytest.raises(ValueError, match="loopback only"):
         create_app(_config(tmp_path, public_url=public_url))
+
+
+def test_unredeemed_sign_in_codes_are_bounded_oldest_first(gateway, monkeypatch):
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+    from gateway.devidp import oauth
+
+    monkeypatch.setattr(oauth, "MAX_CODES", 3, raising=False)
+    verifier = "v" * 43
+    redirect = LOOPBACK_REDIRECTS[0]
+    form = {**_authorize(redirect), "code_challenge": create_s256_code_challenge(verifier)}
+    with gateway.client(follow_redirects=False) as client:
+        codes = []
+        for _ in range(5):
+            submit = client.post("/devidp/oauth2/authorize", data={**form, "username": "alice"})
+            codes.append(parse_qs(urlsplit(submit.headers["location"]).query)["code"][0])
+        redeemed = [
+            client.post(
+                "/devidp/oauth2/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "client_id": DEV_CLIENT_ID,
+                    "redirect_uri": redirect,
+                    "code_verifier": verifier,
+                },
+            ).status_code  # fmt: skip
+            for code in codes
+        ]
+    assert redeemed == [400, 400, 200, 200, 200]
