@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from mlflow.entities import Metric, RunStatus, RunTag, ViewType
+from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from store_support import ARTIFACT_ROOT
 
 from store.dynamo.capacity import CapacityMeter, Usage
@@ -28,7 +28,10 @@ def world(dynalite_endpoint: str):
         name = f"zz-{i}" if i in RARE else f"run-{i}"
         tags = [RunTag("team", team), RunTag("mlflow.source.name", "train.py")]
         run_id = store.create_run(experiment_id, "u", 1000 + i, tags, name).info.run_id
-        store.log_metric(run_id, Metric("acc", 0.5 + (i % 100) / 1000, 1, 0))
+        model = "a" if i in RARE else f"m-{i % 5}"
+        store.log_batch(
+            run_id, [Metric("acc", 0.5 + (i % 100) / 1000, 1, 0)], [Param("model", model)], []
+        )
         if i in RARE:
             store.update_run_info(run_id, RunStatus.FAILED, 2000 + i, None)
         return run_id
@@ -71,6 +74,7 @@ def test_a_prefix_of_run_names_that_matches_nothing_is_one_index_query(world):
         "tags.team = 'rare'",
         "attributes.status = 'FAILED'",
         "tags.`mlflow.runName` LIKE 'zz-%'",
+        "params.model = 'a'",
     ],
 )
 def test_selective_filters_read_the_matches_not_the_experiment(world, filter_string):
@@ -87,6 +91,35 @@ def test_the_first_page_in_default_order_reads_the_page(world):
         lambda: store.search_runs([experiment_id], "", ViewType.ACTIVE_ONLY, max_results=100)
     )
     assert usage.requests == {"Query": 2}, usage  # runs ∥ their metric buckets, in order
+    assert usage.read_units <= 100, usage
+
+
+@pytest.mark.parametrize("index", list(range(len(RARE))))
+def test_a_run_name_equality_reads_the_match_not_the_experiment(world, index):
+    _, _, run_ids, _ = world
+    found, usage = searched(world, f"attributes.run_name = 'zz-{RARE[index]}'")
+    assert found == [run_ids[RARE[index]]]
+    assert usage.request_count <= 4, usage
+    assert usage.read_units <= 6, usage
+
+
+def test_the_ui_experiment_page_reads_the_page_not_the_experiment(world):
+    # What MLflow's UI sends when an experiment page opens: newest runs first, active only.
+    store, experiment_id, run_ids, meter = world
+    found = []
+    usage = meter.measure(
+        lambda: found.extend(
+            store.search_runs(
+                [experiment_id],
+                "",
+                ViewType.ACTIVE_ONLY,
+                max_results=100,
+                order_by=["attributes.start_time DESC"],
+            )
+        )
+    )
+    assert [r.info.run_id for r in found] == run_ids[::-1][:100]
+    assert usage.request_count <= 4, usage
     assert usage.read_units <= 100, usage
 
 
