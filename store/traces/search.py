@@ -9,7 +9,8 @@ every other clause.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -29,6 +30,22 @@ from store.traces.items import (
 )
 
 SpanLoader = Callable[[dict], list[str]]
+
+
+@dataclass(frozen=True)
+class RunClause(Clause):
+    """`run_id = X` with run X's links made before their trace existed (trace id → the run's
+    experiment): such a link counts only for a trace of the run's own experiment."""
+
+    pending: Mapping[str, str] = field(default_factory=dict)
+
+
+def is_run_clause(c: Clause) -> bool:
+    return (
+        c.kind == "request_metadata"
+        and c.key == TraceMetadataKey.SOURCE_RUN
+        and c.comparator == "="
+    )
 
 
 def parse_filter(filter_string: str | None) -> list[Clause]:
@@ -112,7 +129,12 @@ def _matches_clause(item: dict, c: Clause) -> bool:
     if c.kind == "request_metadata":
         if c.key == TraceMetadataKey.SOURCE_RUN and c.comparator == "=":
             metadata_run = (item.get("metadata") or {}).get(TraceMetadataKey.SOURCE_RUN)
-            return metadata_run == c.value or c.value in (item.get("linked_runs") or {})
+            pending = getattr(c, "pending", {}).get(item["trace_id"])
+            return (
+                metadata_run == c.value
+                or c.value in (item.get("linked_runs") or {})
+                or (pending is not None and pending == str(item["experiment_id"]))
+            )
         if c.key == TraceMetadataKey.TRACE_SESSION:
             return _null_or_compare((item.get("analytics") or {}).get("session_id"), c)
         if c.key in TRACE_ANALYTICS_COLUMNS_BY_METADATA_KEY:
