@@ -29,7 +29,7 @@ from store.traces.items import (
     trace_tags,
 )
 
-SpanLoader = Callable[[dict], list[str]]
+SpanLoader = Callable[[dict], Mapping[str, str]]  # a trace's spans: span id → stored JSON
 
 
 @dataclass(frozen=True)
@@ -212,9 +212,10 @@ def _some_span_matches(item: dict, clauses: list[Clause], load_spans: SpanLoader
         return any(all(_index_matches(e, c) for c in clauses) for e in index.values())
     if load_spans is None:
         return False
-    for content in load_spans(item):
-        span = json.loads(content)
-        entry = _entry_from_span(span)
+    for span_id, content in load_spans(item).items():
+        # name, type and status as MLflow's span columns hold them (the JSON's status code is
+        # "STATUS_CODE_OK"); the index has them for every span it lists
+        entry = index.get(span_id) or _entry_from_span(json.loads(content))
         if all(_content_matches(content, entry, c) for c in clauses):
             return True
     return False
@@ -229,6 +230,8 @@ def _entry_from_span(span: dict) -> list:
     attributes = span.get("attributes") or {}
     span_type = json_value(attributes.get("mlflow.spanType"))
     status = (span.get("status") or {}).get("code")
+    if isinstance(status, str):
+        status = status.removeprefix("STATUS_CODE_")
     return [span.get("name"), span_type, status, None, None, None]
 
 

@@ -253,8 +253,8 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         pk = f"{EXP_TRACES_PREFIX}{experiment_id}"
         return self.table.query(pk, index=GSI1, forward=False, page_size=page_size)
 
-    def _span_contents_for_search(self, item: dict) -> list[str]:
-        return list(span_contents(self._span_items(item["trace_id"])).values())
+    def _span_contents_for_search(self, item: dict) -> dict[str, str]:
+        return span_contents(self._span_items(item["trace_id"]))
 
     # ---- tags, links, deletes ----------------------------------------------------------------
 
