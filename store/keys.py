@@ -45,6 +45,11 @@ def trace_key(trace_id: str) -> tuple[str, str]:
     return trace_pk(trace_id), TRACE_INFO_SK
 
 
+def run_trace_links_pk(run_id: str) -> str:
+    """The partition of a run's links to traces that did not exist yet when linked."""
+    return f"RUNTR#{run_id}"
+
+
 def logged_model_key(model_id: str) -> tuple[str, str]:
     return f"LM#{model_id}", LOGGED_MODEL_SK
 

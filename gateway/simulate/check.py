@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from gateway.authz.datasets import expand_datasets
 from gateway.authz.decide import Authorizer, Decision, model_version_context
 from gateway.authz.entities import Bindings
 from gateway.authz.policies import PolicyBundle
+from gateway.routing.model import ALL, ANY
 from gateway.routing.parse import ResourceRef
 from gateway.simulate.catalog import describe_policy
 from gateway.simulate.explain import reason
@@ -73,6 +75,37 @@ def version_context(
     return model_version_context(version or "", stage or "None", aliases)
 
 
+def dataset_combine(action: str) -> str:
+    """How the gateway combines a dataset's experiments for `action`: ANY for its reads (the
+    route tables say so), ALL for everything else."""
+    from gateway.routing import all_routes
+
+    for route in all_routes():
+        if route.action == action:
+            for spec in route.refs:
+                if spec.kind == DATASET and spec.combine == ANY:
+                    return ANY
+    return ALL
+
+
+def decided_on(
+    resource: ResourceRef, action: str, linked: Mapping[str, tuple[str, ...] | None]
+) -> tuple[ResourceRef, ...]:
+    """What the gateway decides `action` on `resource` on: a dataset is replaced by the
+    experiments it is linked to (`linked`: dataset id → experiments), as gateway/pipeline.py
+    does; anything else is itself."""
+    if resource.kind != DATASET:
+        return (resource,)
+    ref = ResourceRef(DATASET, resource.id, combine=dataset_combine(action))
+    return expand_datasets([ref], linked)
+
+
+@dataclass(frozen=True)
+class _Request:
+    action: str
+    resources: tuple[ResourceRef, ...]
+
+
 def run_check(
     bundle: PolicyBundle,
     user: str,
@@ -83,15 +116,20 @@ def run_check(
     admin_groups: Iterable[str],
     context: Mapping | None = None,
     display: str | None = None,
+    linked_datasets: Mapping[str, tuple[str, ...] | None] | None = None,
 ) -> CheckResult:
-    """Decide `action` on `resource` for subject `user`; `display` names the user in the reason."""
+    """Decide `action` on `resource` for subject `user`; `display` names the user in the reason.
+    `linked_datasets` (dataset id → its experiments) resolves a dataset as the gateway does."""
     groups = tuple(groups)
     admin_groups = tuple(admin_groups)
     principal = Principal(user, user, groups=groups)
-    decision = Authorizer(bundle, admin_groups).decide(
-        principal, action, [resource], lookup, context
+    resources = decided_on(resource, action, linked_datasets or {})
+    decision = (
+        Authorizer(bundle, admin_groups)
+        .authorize(principal, _Request(action, resources), lookup, context)
+        .decision
     )
-    found = _safe_lookup(lookup, resource)
+    found = _safe_lookup(lookup, decision.resource or resource)  # a dataset: its experiment
     text = reason(decision, user, groups, found, bundle, admin_groups, context, display)
     return CheckResult(display or user, groups, resource, decision, text, found)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 from collections.abc import Callable
@@ -85,7 +86,7 @@ def _source(args: argparse.Namespace):
 @_guarded
 def run_check(args: argparse.Namespace) -> int:
     from gateway.simulate.check import parse_resource, render_check, run_check, version_context
-    from store.vocabulary import REGISTERED_MODEL
+    from store.vocabulary import DATASET, REGISTERED_MODEL
 
     bundle = _load(args.policies)
     try:
@@ -104,6 +105,9 @@ def run_check(args: argparse.Namespace) -> int:
         facts = source.version_facts(resource.id, args.version) if args.version else None
         stage = args.stage or (facts.stage if facts else None)
         context = version_context(args.version, stage, facts.aliases if facts else ())
+    linked = None
+    if resource.kind == DATASET:
+        linked = asyncio.run(source.dataset_experiments((resource.id,)))
     result = run_check(
         bundle,
         user,
@@ -114,6 +118,7 @@ def run_check(args: argparse.Namespace) -> int:
         _names(args.admin_groups),
         context,
         display=args.user,
+        linked_datasets=linked,
     )
     print(render_check(result, bundle))
     return EXIT_OK if result.allowed else EXIT_FINDING

@@ -170,12 +170,13 @@ def _run_up(args: argparse.Namespace) -> int:
         dev_idp=args.dev_idp,
         service_clients=tuple(service_client(v, error) for v in args.service_clients),
         policies_dir=args.policies_dir,
-        webhook_networks=_webhook_networks(args.webhook_networks, error),
+        webhook_networks=webhook_networks_from(args.webhook_networks, error),
     )
     return Stack(config).run()
 
 
-def _webhook_networks(values: list[str], parser_error) -> tuple[str, ...]:
+def webhook_networks_from(values: list[str], parser_error) -> tuple[str, ...]:
+    """The CIDRs of --webhook-allow-network, normalized; a malformed one exits with a message."""
     from store.webhooks.networks import parse_networks
 
     try:

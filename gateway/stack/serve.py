@@ -84,6 +84,7 @@ class ServeConfig:
     workers: int = 2
     drain_seconds: float = 30.0
     body_limits: BodyLimits = BodyLimits()
+    webhook_networks: tuple[str, ...] = ()  # where registry webhooks may go besides the internet
 
     def url_for(self, port: int) -> str:
         if self.public_url:
@@ -150,6 +151,7 @@ class Service(Tiers):
             page_token_secret="",  # derived from the identity secret: every instance agrees
             log_to_stderr=True,
             workers=self.config.workers,
+            webhook_networks=self.config.webhook_networks,
         )
 
     def gateway_config(self, port: int, handler_url: str) -> GatewayConfig:

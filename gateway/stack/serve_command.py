@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from gateway.authz.policies import PACKAGED_POLICIES
-from gateway.stack.command import IssuerAction, body_limits_from, issuers_from, service_client
+from gateway.stack.command import (
+    IssuerAction,
+    body_limits_from,
+    issuers_from,
+    service_client,
+    webhook_networks_from,
+)
 
 ENV_PREFIX = "CEDARFLOW_"
 PRINCIPAL_CLAIMS = ("sub", "username", "email")
@@ -144,6 +150,15 @@ def define_serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="largest body of LogBatch, traces, GraphQL and similar calls, in MiB (default 32)",
     )
+    add(
+        "--webhook-allow-network",
+        dest="webhook_networks",
+        action="append",
+        metavar="CIDR",
+        help="deliver registry webhooks to addresses in CIDR too (repeatable); loopback, "
+        "link-local and private addresses are refused otherwise, and plain http is accepted "
+        "only inside these networks",
+    )
 
 
 def serve_flags() -> tuple[str, ...]:
@@ -202,6 +217,8 @@ def _with_environment(
         args.admin_groups = [g for value in args.admin_groups for g in _split(value, ",")]
     if not args.service_clients:
         args.service_clients = _split(env("service-client") or "", ";")
+    if not args.webhook_networks:  # CIDRs hold no separator: `;` or `,` both separate
+        args.webhook_networks = _split((env("webhook-allow-network") or "").replace(";", ","), ",")
     if not getattr(args, "issuer_groups", None):
         args.issuer_groups = _issuer_groups_from(env, error)
     return args
@@ -276,6 +293,7 @@ def serve_config(args: argparse.Namespace, environ: Mapping[str, str], error):
         workers=args.workers,
         drain_seconds=args.drain_seconds,
         body_limits=body_limits_from(args, error),
+        webhook_networks=webhook_networks_from(args.webhook_networks, error),
     )
 
 

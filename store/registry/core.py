@@ -63,6 +63,14 @@ class RegistryCore:
             raise model_not_found(name)
         return item
 
+    def _load_model_of_version(self, name: str, version: int) -> dict:
+        """`_load_model` for a call on one version: a missing model is MLflow's missing version."""
+        _validate_model_name(name)
+        item = self._find_model(name)
+        if item is None:
+            raise version_not_found(name, version)
+        return item
+
     def _find_model(self, name: str) -> dict | None:
         """The model item for `name` (1 GetItem), or None."""
         item = self._table.get(*registered_model_key(name))

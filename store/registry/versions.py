@@ -175,14 +175,14 @@ class VersionsMixin(RegistryCore):
     def get_model_version(self, name, version):
         """2 round trips: GetItem model + GetItem version."""
         version = _validate_model_version(version)
-        model = self._load_model(name)
+        model = self._load_model_of_version(name, version)
         item = self._load_version(name, model, version)
         return version_entity(name, item, aliases_for(model, version))
 
     def update_model_version(self, name, version, description=None):
         """2 round trips: GetItem model + UpdateItem version."""
         version = _validate_model_version(version)
-        model = self._load_model(name)
+        model = self._load_model_of_version(name, version)
         update = Update().set_or_remove("description", description).set("updated", now_ms())
         item = self._update_version(name, model, version, update)
         return version_entity(name, item, aliases_for(model, version))
@@ -198,7 +198,7 @@ class VersionsMixin(RegistryCore):
                 f"{DEFAULT_STAGES_FOR_GET_LATEST_VERSIONS}"
             )
         version = _validate_model_version(version)
-        model = self._load_model(name)
+        model = self._load_model_of_version(name, version)
         items = {int(i["version"]): i for i in self._version_items(model["rid"])}
         if version not in items or not is_live(items[version]):
             raise version_not_found(name, version)
@@ -239,7 +239,7 @@ class VersionsMixin(RegistryCore):
         """3 round trips: GetItem model, UpdateItem version, UpdateItem model (aliases);
         + Query and UpdateItem model when it was the latest of its stage."""
         version = _validate_model_version(version)
-        model = self._load_model(name)
+        model = self._load_model_of_version(name, version)
         now = now_ms()
         # Kept as a redacted tombstone, as the SQL store does, so its number is never reused.
         tombstone = Update().set("stage", STAGE_DELETED_INTERNAL).set("updated", now)
@@ -258,7 +258,7 @@ class VersionsMixin(RegistryCore):
     def get_model_version_download_uri(self, name, version):
         """2 round trips: GetItem model + GetItem version."""
         version = _validate_model_version(version)
-        item = self._load_version(name, self._load_model(name), version)
+        item = self._load_version(name, self._load_model_of_version(name, version), version)
         return item.get("storage_location") or item.get("source")
 
     def get_latest_versions(self, name, stages=None):
@@ -279,7 +279,7 @@ class VersionsMixin(RegistryCore):
         _validate_model_name(name)
         version = _validate_model_version(version)
         _validate_model_version_tag(tag.key, tag.value)
-        model = self._load_model(name)
+        model = self._load_model_of_version(name, version)
         if is_prompt_tagged({tag.key: tag.value}):
             # Flag the model first: a crash in between leaves a flag, never a hidden tag.
             self._update_model(name, Update().set("prompt_versions", True))
@@ -290,7 +290,7 @@ class VersionsMixin(RegistryCore):
         _validate_model_name(name)
         version = _validate_model_version(version)
         _validate_tag_name(key)
-        model = self._load_model(name)
+        model = self._load_model_of_version(name, version)
         self._update_version(name, model, version, Update().remove(("tags", key)))
 
     # -- aliases --
@@ -301,7 +301,7 @@ class VersionsMixin(RegistryCore):
         _validate_model_alias_name(alias)
         _validate_model_alias_name_reserved(alias)
         version = _validate_model_version(version)
-        model = self._load_model(name)
+        model = self._load_model_of_version(name, version)
         self._load_version(name, model, version)
         self._update_model(name, Update().set(("aliases", alias), version))
 

@@ -7,13 +7,15 @@ creation time; deleting one (a soft delete, as MLflow's) removes it from the ind
 are few and made by people: a listing reads the index (one Query per MB) and pages in memory.
 
 URLs are checked by the outbound guard (store/webhooks/guard.py), with MLflow's messages.
-Requests: create 1 PutItem; get 1 GetItem; list / list by event 1 Query per MB; update and
-delete 1 UpdateItem each.
+Requests: create 1 PutItem; get 1 GetItem; list 1 Query per MB; update and delete 1 UpdateItem
+each. List by event (what delivery reads on every registry write) reuses the list read within
+the last `WEBHOOK_CACHE_SECONDS`; a create, update or delete through this store drops it.
 """
 
 from __future__ import annotations
 
 import uuid
+from time import monotonic
 
 from mlflow.entities.webhook import Webhook, WebhookEvent, WebhookStatus
 from mlflow.exceptions import MlflowException
@@ -32,6 +34,8 @@ from store.search.pagination import next_page_token, page_offset
 from store.webhooks.guard import AddressPolicy
 
 _KIND = "webhooks"
+# How long a listing serves deliveries: changes made through another process apply within it.
+WEBHOOK_CACHE_SECONDS = 5.0
 
 
 def webhook_not_found(webhook_id: str) -> MlflowException:
@@ -62,6 +66,7 @@ class WebhooksMixin:
     """create / get / list / list by event / update / delete, for DynamoRegistryStore."""
 
     _table: DynamoTable
+    _webhooks_cached: tuple[float, list[dict]] | None = None  # (read at, live items)
 
     def create_webhook(self, name, url, events, description=None, secret=None, status=None):
         _validate_webhook_name(name)
@@ -87,6 +92,7 @@ class WebhooksMixin:
             item["description"] = description
         if secret:
             item["secret"] = seal_secret(secret, webhook_id)
+        self._webhooks_cached = None
         self._table.put(item, condition="attribute_not_exists(pk)")
         return webhook_entity(item)
 
@@ -98,7 +104,7 @@ class WebhooksMixin:
 
     def list_webhooks_by_event(self, event, max_results=None, page_token=None):
         name = event_name(event)
-        items = [i for i in self._live_items() if name in i["events"]]
+        items = [i for i in self._live_items_for_delivery() if name in i["events"]]
         return self._page(items, max_results, page_token, name)
 
     def update_webhook(
@@ -123,6 +129,7 @@ class WebhooksMixin:
         if status is not None:
             update.set("status", status.value)
         update.set("updated", now_ms())
+        self._webhooks_cached = None
         try:
             return webhook_entity(self._table.update(pk, sk, update))
         except ConditionFailed:
@@ -133,6 +140,7 @@ class WebhooksMixin:
         deleted = now_ms()
         update = Update().exists("pk").missing("deleted")
         update.set("deleted", deleted).set("updated", deleted).remove("gsi1pk").remove("gsi1sk")
+        self._webhooks_cached = None
         try:
             self._table.update(pk, sk, update)
         except ConditionFailed:
@@ -145,6 +153,15 @@ class WebhooksMixin:
         if item is None or "deleted" in item:
             raise webhook_not_found(webhook_id)
         return item
+
+    def _live_items_for_delivery(self) -> list[dict]:
+        cached = self._webhooks_cached
+        if cached is not None and 0 <= monotonic() - cached[0] < WEBHOOK_CACHE_SECONDS:
+            return cached[1]
+        read_at = monotonic()
+        items = self._live_items()
+        self._webhooks_cached = (read_at, items)
+        return items
 
     def _live_items(self) -> list[dict]:
         # newest first, as MLflow orders them (creation time descending)

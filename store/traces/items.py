@@ -29,11 +29,21 @@ from mlflow.entities.trace_state import TraceState
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS
 from mlflow.store.tracking.utils.trace_analytics import (
+    COST_COLUMN_BY_KEY,
     PROMOTED_TRACE_METADATA_KEYS,
+    TOKEN_COLUMN_BY_KEY,
     analytics_columns_from_metadata,
+    bounded_model_dimension,
     compatibility_metadata_from_columns,
+    finite_float_or_none,
+    token_count_or_none,
 )
-from mlflow.tracing.constant import SpansLocation, TraceTagKey
+from mlflow.tracing.constant import SpanAttributeKey, SpansLocation, TraceTagKey
+from mlflow.tracing.utils import (
+    SpanAggregationNode,
+    aggregate_cost_from_span_nodes,
+    aggregate_usage_from_span_nodes,
+)
 from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from mlflow.utils.uri import append_to_uri_path
 
@@ -95,8 +105,9 @@ _TRACE_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_TRACE_ID_LENGTH}}}")
 RESERVED_TRACE_TAGS = frozenset(
     {MLFLOW_ARTIFACT_LOCATION, TraceTagKey.SPANS_LOCATION, TraceTagKey.ARCHIVE_LOCATION}
 )
-# Index entry of a span inside the INFO item: [name, type, status, start_ns, end_ns, parent_id].
-NAME, TYPE, STATUS, START, END, PARENT = range(6)
+# Index entry of a span inside the INFO item: [name, type, status, start_ns, end_ns, parent_id,
+# model, provider, token usage JSON, cost JSON] (entries written before had the first six).
+NAME, TYPE, STATUS, START, END, PARENT, MODEL, PROVIDER, USAGE, COST = range(10)
 
 
 def validate_trace_id(trace_id: str) -> str:
@@ -206,9 +217,44 @@ def other_experiment(trace_id: str) -> MlflowException:
     )
 
 
+def trace_analytics(item: dict) -> dict[str, Any]:
+    """The trace's session, token and cost columns. Totals the client sent with start_trace win;
+    without them, the totals of its logged spans (MLflow's tree-aware sum: a rollup parent and
+    its children count once), as MLflow's SQL store records them."""
+    analytics = dict(item.get("analytics") or {})
+    index = item.get("span_index") or {}
+    for columns, position, total, number in (
+        (TOKEN_COLUMN_BY_KEY, USAGE, aggregate_usage_from_span_nodes, token_count_or_none),
+        (COST_COLUMN_BY_KEY, COST, aggregate_cost_from_span_nodes, finite_float_or_none),
+    ):
+        if any(analytics.get(c) is not None for c in columns.values()):
+            continue
+        if not any(index_field(e, position) for e in index.values()):
+            continue
+        nodes = [
+            SpanAggregationNode(span_id, e[PARENT], json_object(index_field(e, position)))
+            for span_id, e in index.items()
+        ]
+        for key, value in (total(nodes) or {}).items():
+            if key in columns and (value := number(value)) is not None:
+                analytics[columns[key]] = value
+    return analytics
+
+
+def index_field(entry: list, position: int) -> Any:
+    return entry[position] if len(entry) > position else None
+
+
+def json_object(text: str | None) -> dict | None:
+    """A JSON object stored as text, else None."""
+    value = json_value(text) if text is not None else None
+    return value if isinstance(value, dict) else None
+
+
 def trace_metadata(item: dict) -> dict[str, str]:
     metadata = dict(item.get("metadata") or {})
-    analytics = SimpleNamespace(**{c: item.get("analytics", {}).get(c) for c in ANALYTICS_COLUMNS})
+    columns = trace_analytics(item)
+    analytics = SimpleNamespace(**{c: columns.get(c) for c in ANALYTICS_COLUMNS})
     metadata.update(compatibility_metadata_from_columns(analytics))
     return metadata
 
@@ -313,7 +359,10 @@ def span_contents(items: list[dict]) -> dict[str, str]:
     return contents
 
 
-def span_index_entry(span) -> list:
+def span_index_entry(span, attributes: dict[str, Any]) -> list:
+    """A span's index entry; `attributes` as stored (JSON text values)."""
+    usage = json_object(attributes.get(SpanAttributeKey.CHAT_USAGE))
+    cost = json_object(attributes.get(SpanAttributeKey.LLM_COST))
     return [
         span.name,
         span.span_type,
@@ -323,6 +372,10 @@ def span_index_entry(span) -> list:
         int(span.start_time_ns),
         int(span.end_time_ns) if span.end_time_ns is not None else None,
         span.parent_id,
+        bounded_model_dimension(json_value(attributes.get(SpanAttributeKey.MODEL))),
+        bounded_model_dimension(json_value(attributes.get(SpanAttributeKey.MODEL_PROVIDER))),
+        json.dumps(usage) if usage is not None else None,
+        json.dumps(cost) if cost is not None else None,
     ]
 
 

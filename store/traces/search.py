@@ -9,7 +9,8 @@ every other clause.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -28,7 +29,23 @@ from store.traces.items import (
     trace_tags,
 )
 
-SpanLoader = Callable[[dict], list[str]]
+SpanLoader = Callable[[dict], Mapping[str, str]]  # a trace's spans: span id → stored JSON
+
+
+@dataclass(frozen=True)
+class RunClause(Clause):
+    """`run_id = X` with run X's links made before their trace existed (trace id → the run's
+    experiment): such a link counts only for a trace of the run's own experiment."""
+
+    pending: Mapping[str, str] = field(default_factory=dict)
+
+
+def is_run_clause(c: Clause) -> bool:
+    return (
+        c.kind == "request_metadata"
+        and c.key == TraceMetadataKey.SOURCE_RUN
+        and c.comparator == "="
+    )
 
 
 def parse_filter(filter_string: str | None) -> list[Clause]:
@@ -112,7 +129,12 @@ def _matches_clause(item: dict, c: Clause) -> bool:
     if c.kind == "request_metadata":
         if c.key == TraceMetadataKey.SOURCE_RUN and c.comparator == "=":
             metadata_run = (item.get("metadata") or {}).get(TraceMetadataKey.SOURCE_RUN)
-            return metadata_run == c.value or c.value in (item.get("linked_runs") or {})
+            pending = getattr(c, "pending", {}).get(item["trace_id"])
+            return (
+                metadata_run == c.value
+                or c.value in (item.get("linked_runs") or {})
+                or (pending is not None and pending == str(item["experiment_id"]))
+            )
         if c.key == TraceMetadataKey.TRACE_SESSION:
             return _null_or_compare((item.get("analytics") or {}).get("session_id"), c)
         if c.key in TRACE_ANALYTICS_COLUMNS_BY_METADATA_KEY:
@@ -190,9 +212,10 @@ def _some_span_matches(item: dict, clauses: list[Clause], load_spans: SpanLoader
         return any(all(_index_matches(e, c) for c in clauses) for e in index.values())
     if load_spans is None:
         return False
-    for content in load_spans(item):
-        span = json.loads(content)
-        entry = _entry_from_span(span)
+    for span_id, content in load_spans(item).items():
+        # name, type and status as MLflow's span columns hold them (the JSON's status code is
+        # "STATUS_CODE_OK"); the index has them for every span it lists
+        entry = index.get(span_id) or _entry_from_span(json.loads(content))
         if all(_content_matches(content, entry, c) for c in clauses):
             return True
     return False
@@ -207,6 +230,8 @@ def _entry_from_span(span: dict) -> list:
     attributes = span.get("attributes") or {}
     span_type = json_value(attributes.get("mlflow.spanType"))
     status = (span.get("status") or {}).get("code")
+    if isinstance(status, str):
+        status = status.removeprefix("STATUS_CODE_")
     return [span.get("name"), span_type, status, None, None, None]
 
 

@@ -262,7 +262,7 @@ def _spans_update(stored: list[tuple[Span, dict]], *, with_index: bool = True) -
     update.set(("tags", TraceTagKey.SPANS_LOCATION), SpansLocation.TRACKING_STORE.value)
     for span, attributes in stored:
         if with_index:
-            update.set(("span_index", span.span_id), span_index_entry(span))
+            update.set(("span_index", span.span_id), span_index_entry(span, attributes))
         _record_span_facts(update, span, attributes)
     return update
 

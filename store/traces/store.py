@@ -25,7 +25,7 @@ from mlflow.utils.validation import _validate_trace_tag
 from store.dynamo.errors import ConditionFailed, within_item_limit
 from store.dynamo.expressions import Update
 from store.dynamo.schema import GSI1
-from store.keys import TRACE_INFO_SK, trace_key, trace_pk
+from store.keys import TRACE_INFO_SK, run_trace_links_pk, trace_key, trace_pk
 from store.search.compare import Clause
 from store.search.pagination import page_offset, seal_page_token
 from store.traces.assessments import AssessmentsMixin
@@ -48,7 +48,9 @@ from store.traces.items import (
     validate_trace_id,
 )
 from store.traces.search import (
+    RunClause,
     SpanLoader,
+    is_run_clause,
     matches,
     needs_spans,
     newest_first,
@@ -201,6 +203,7 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         offset = page_offset(page_token, "traces", search)
 
         span_loader = self._span_contents_for_search if needs_spans(clauses) else None
+        clauses = self._with_pending_links(clauses)
         experiments = list(dict.fromkeys(locations))
         if newest_first(order_by):
             count = offset + int(max_results)
@@ -250,8 +253,8 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
         pk = f"{EXP_TRACES_PREFIX}{experiment_id}"
         return self.table.query(pk, index=GSI1, forward=False, page_size=page_size)
 
-    def _span_contents_for_search(self, item: dict) -> list[str]:
-        return list(span_contents(self._span_items(item["trace_id"])).values())
+    def _span_contents_for_search(self, item: dict) -> dict[str, str]:
+        return span_contents(self._span_items(item["trace_id"]))
 
     # ---- tags, links, deletes ----------------------------------------------------------------
 
@@ -296,21 +299,47 @@ class TracesMixin(SpansMixin, AssessmentsMixin):
                 f"a single request. Provided {len(trace_ids)} traces.",
                 error_code=INVALID_PARAMETER_VALUE,
             )
-        self.get_run(run_id)
+        run = self.get_run(run_id)
+        pending = []
         for trace_id in dict.fromkeys(trace_ids):
             try:
                 self._update_existing_trace(trace_id, Update().set(("linked_runs", run_id), True))
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-                    raise  # unknown trace ids are skipped, as in MLflow's SQL store
+                    raise
+                pending.append(trace_id)
+        # A trace logged asynchronously may not exist yet: the link waits on the run's side and
+        # counts once a trace of that id exists in the run's own experiment (see search).
+        experiment_id = str(run.info.experiment_id)
+        self.table.batch_write(
+            puts=[
+                {"pk": run_trace_links_pk(run_id), "sk": t, "experiment_id": experiment_id}
+                for t in pending
+            ]
+        )
 
     def unlink_traces_from_run(self, trace_ids: list[str], run_id: str) -> None:
-        for trace_id in dict.fromkeys(trace_ids or []):
+        trace_ids = list(dict.fromkeys(trace_ids or []))
+        for trace_id in trace_ids:
             try:
                 self._update_existing_trace(trace_id, Update().remove(("linked_runs", run_id)))
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                     raise
+        self.table.batch_write(deletes=[(run_trace_links_pk(run_id), t) for t in trace_ids])
+
+    def _with_pending_links(self, clauses: list[Clause]) -> list[Clause]:
+        """`run_id = X` clauses carrying run X's pending links: trace id → the run's experiment."""
+        return [
+            RunClause(c.kind, c.key, c.comparator, c.value, self._pending_links(c.value))
+            if is_run_clause(c)
+            else c
+            for c in clauses
+        ]
+
+    def _pending_links(self, run_id: str) -> dict[str, str]:
+        pk = run_trace_links_pk(run_id)
+        return {i["sk"]: str(i["experiment_id"]) for i in self.table.query(pk)}
 
     def link_prompts_to_trace(self, trace_id: str, prompt_versions: list) -> None:
         if not prompt_versions:

@@ -5,8 +5,8 @@ Every value is computed from each trace's info item as the per-experiment index 
 token usage, its span index (name, type, status, start, end) and its assessments. No span
 payload is read: one Query per MB of an experiment's traces in the time window. Validation,
 filter parsing, grouping, ordering, NULL handling and percentiles are MLflow's SQL store's
-(sqlite). Span costs and span models are not in the index, so cost metrics and the model
-dimensions answer no data points.
+(sqlite). Span costs, models and providers are in the index (as MLflow's span columns hold
+them); token and cost totals of a trace are `trace_analytics`'s.
 """
 
 from __future__ import annotations
@@ -24,9 +24,13 @@ from mlflow.entities.trace_metrics import (
 from mlflow.exceptions import MlflowException
 from mlflow.store.entities.paged_list import PagedList
 from mlflow.store.tracking import MAX_RESULTS_QUERY_TRACE_METRICS
-from mlflow.store.tracking.utils.trace_analytics import TRACE_ANALYTICS_COLUMNS_BY_METADATA_KEY
+from mlflow.store.tracking.utils.trace_analytics import (
+    TRACE_ANALYTICS_COLUMNS_BY_METADATA_KEY,
+    finite_float_or_none,
+)
 from mlflow.tracing.constant import (
     AssessmentMetricSearchKey,
+    SpanMetricKey,
     SpanMetricSearchKey,
     TraceMetadataKey,
     TraceMetricKey,
@@ -38,13 +42,19 @@ from mlflow.utils.search_utils import SearchTraceMetricsUtils
 from store.dynamo.schema import GSI1
 from store.dynamo.table import DynamoTable
 from store.traces.items import (
+    COST,
     END,
     EXP_TRACES_PREFIX,
+    MODEL,
     NAME,
+    PROVIDER,
     START,
     STATUS,
     TYPE,
     effective_fields,
+    index_field,
+    json_object,
+    trace_analytics,
     trace_metadata,
     trace_tags,
 )
@@ -148,7 +158,7 @@ def _rows(view_type, metric_name, items, clauses, start_ms, end_ms) -> Iterator[
 
 
 def _trace_rows(item: dict, fields: dict, metric_name: str, timestamp: int) -> Iterator[tuple]:
-    analytics = item.get("analytics") or {}
+    analytics = trace_analytics(item)
     dims = {"trace_name": item.get("trace_name"), "trace_status": fields["state"]}
     if metric_name == TraceMetricKey.TRACE_COUNT:
         value = item["trace_id"]
@@ -176,9 +186,20 @@ def _span_rows(item: dict, metric_name: str, clauses: list) -> Iterator[tuple]:
             value: Any = True
         elif metric_name == "latency" and entry[END] is not None:
             value = (int(entry[END]) - int(entry[START])) // 1_000_000
+        elif metric_name in SpanMetricKey.cost_keys():
+            cost = json_object(index_field(entry, COST)) or {}
+            value = finite_float_or_none(cost.get(metric_name))
+            if value is None:
+                continue
         else:
-            continue  # costs are not in the span index
-        dims = {"span_name": span["name"], "span_type": span["type"], "span_status": span["status"]}
+            continue
+        dims = {
+            "span_name": span["name"],
+            "span_type": span["type"],
+            "span_status": span["status"],
+            "span_model_name": index_field(entry, MODEL),
+            "span_model_provider": index_field(entry, PROVIDER),
+        }
         yield int(entry[START]) // 1_000_000, dims, value
 
 

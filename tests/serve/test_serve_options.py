@@ -120,3 +120,34 @@ def test_several_issuers_from_the_environment():
 def test_bad_settings_are_refused(change, message):
     with pytest.raises(Refused, match=message.replace("(", r"\(").replace("[", r"\[")):
         _config([], BASE | change)
+
+
+def test_webhook_networks_from_the_flag_or_the_environment_reach_the_handler_tier():
+    from gateway.stack.handler_tier import handler_env
+    from gateway.stack.serve import IDENTITY_SECRET_ENV, SESSION_SECRET_ENV, Service
+    from store.webhooks.networks import ALLOW_NETWORKS_ENV
+
+    flags = ["--webhook-allow-network", "10.0.0.0/8", "--webhook-allow-network", "127.0.0.1"]
+    assert _config(flags, BASE).webhook_networks == ("10.0.0.0/8", "127.0.0.1/32")
+    environ = BASE | {"CEDARFLOW_WEBHOOK_ALLOW_NETWORK": "10.1.0.0/16; 192.168.0.0/24,fd00::/8"}
+    config = _config([], environ)
+    assert config.webhook_networks == ("10.1.0.0/16", "192.168.0.0/24", "fd00::/8")
+    assert _config(flags, environ).webhook_networks == ("10.0.0.0/8", "127.0.0.1/32")
+    assert _config([], BASE).webhook_networks == ()
+    secrets = {IDENTITY_SECRET_ENV: "i" * 64, SESSION_SECRET_ENV: "s" * 64}
+    service = Service(config, secrets, check_table=lambda uri: None)
+    service.check()
+    env = handler_env(service.handler_settings(), {})
+    assert env[ALLOW_NETWORKS_ENV] == "10.1.0.0/16,192.168.0.0/24,fd00::/8"
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        (["--webhook-allow-network", "10.0.0.0/33"], {}),
+        ([], {"CEDARFLOW_WEBHOOK_ALLOW_NETWORK": "10.0.0.0/8;nonsense"}),
+    ],
+)
+def test_a_malformed_webhook_network_is_refused(argv, environ):
+    with pytest.raises(Refused, match="--webhook-allow-network"):
+        _config(argv, BASE | environ)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.simulate.bindings import load_bindings
 from gateway.simulate.check import parse_resource, run_check, version_context
 from gateway.simulate.cli import main
@@ -132,3 +134,36 @@ def test_an_unreachable_table_is_an_input_error(capsys):
     args = ["check", "--user", "a", "--action", "GetRun", "--resource", "experiment:1"]
     assert main([*args, "--table", uri]) == 4
     assert capsys.readouterr().err.startswith(f"{uri}:1:1: cannot read the table")
+
+
+DATASET_BINDINGS = """\
+experiments:
+  "7":
+    users: {rita: reader, eddie: editor}
+    datasets: [d-1, d-2]
+  "9":
+    users: {eddie: reader}
+    datasets: [d-2]
+"""
+
+
+@pytest.mark.parametrize(
+    ("user", "action", "dataset", "code", "expected"),
+    [
+        ("rita", "GetDataset", "d-1", 0, "ALLOW GetDataset on dataset d-1"),
+        ("eddie", "UpsertDatasetRecords", "d-1", 0, "experiment-editor ("),
+        # a read needs one linked experiment, a change all of them
+        ("eddie", "GetDataset", "d-2", 0, "experiment-reader ("),
+        ("eddie", "UpsertDatasetRecords", "d-2", 1, "eddie is reader on experiment 9"),
+        ("bob", "GetDataset", "d-1", 1, "bob has no role on experiment 7"),
+        ("rita", "GetDataset", "d-404", 1, "cannot resolve dataset 'd-404'"),
+    ],
+)
+def test_cli_decides_a_dataset_on_its_linked_experiments(
+    tmp_path, capsys, user, action, dataset, code, expected
+):
+    bindings = tmp_path / "datasets.yaml"
+    bindings.write_text(DATASET_BINDINGS)
+    argv = ["check", "--user", user, "--action", action, "--resource", f"dataset:{dataset}"]
+    assert main([*argv, "--bindings", str(bindings)]) == code
+    assert expected in capsys.readouterr().out

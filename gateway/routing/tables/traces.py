@@ -17,6 +17,9 @@ def _traces() -> list[Route]:
     # a trace id the client chose: if it exists, the caller must edit its own experiment too
     v3_trace = ref(TRACE, "trace.trace_info.trace_id", missing_ok=True)
     trace_ids = ref(TRACE, "trace_ids[]")
+    # a trace logged asynchronously may not exist yet: the store keeps the link but counts it
+    # only for a trace of the run's own experiment, which the run check already covers
+    link_trace_ids = ref(TRACE, "trace_ids[]", missing_ok=True)
     return [
         *rows(
             "GET",
@@ -51,7 +54,7 @@ def _traces() -> list[Route]:
             f,
             "LinkTracesToRun",
             RUN_ID,
-            trace_ids,
+            link_trace_ids,
         ),
         *rows(
             "POST",

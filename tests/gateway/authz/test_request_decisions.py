@@ -236,3 +236,17 @@ def test_authorize_denies_when_a_strict_reference_is_denied(authorizer):
     result = authorizer.authorize(rita, parsed, lookup)
     assert not result.allowed and result.decision.action == "LinkTracesToRun"
     assert len(result.decisions) == 2
+
+
+def test_a_link_to_a_trace_not_logged_yet_is_decided_on_the_run(authorizer):
+    from gateway.authz.decide import MISSING
+
+    body = json.dumps({"run_id": "run-1", "trace_ids": ["tr-later"]}).encode()
+    parsed = parse_request("POST", "/api/2.0/mlflow/traces/link-to-run", "", J, body)
+
+    def later(ref: ResourceRef):
+        return MISSING if ref.id == "tr-later" else lookup(ref)
+
+    eddie, rita = PRINCIPALS["editor"][0], PRINCIPALS["reader"][0]
+    assert authorizer.authorize(eddie, parsed, later).allowed
+    assert not authorizer.authorize(rita, parsed, later).allowed

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
+from mlflow.entities.webhook import WebhookEvent
 from mlflow.exceptions import MlflowException
 from mlflow.store.model_registry import sqlalchemy_store
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
@@ -373,3 +374,49 @@ def test_a_prompt_tag_on_another_version_hides_a_run_search_hit(ours, oracle, cl
     assert [v[0] for v in expected] == ["other"]
     # models, one range per run id, and the versions of the flagged model
     assert ours.table.round_trips.by_operation() == {"Query": 4}
+
+
+def test_version_calls_on_a_deleted_model_answer_as_sqlalchemy_store(ours, oracle, clock):
+    calls = [
+        lambda r: r.get_model_version("gone", 1),
+        lambda r: r.update_model_version("gone", 1, "d"),
+        lambda r: r.transition_model_version_stage("gone", 1, "Staging", False),
+        lambda r: r.get_model_version_download_uri("gone", 1),
+        lambda r: r.set_model_version_tag("gone", 1, ModelVersionTag("k", "v")),
+        lambda r: r.delete_model_version_tag("gone", 1, "k"),
+        lambda r: r.set_registered_model_alias("gone", "champion", 1),
+        lambda r: r.delete_model_version("gone", 1),
+        lambda r: r.get_model_version_by_alias("gone", "champion"),
+        lambda r: r.get_latest_versions("gone"),
+    ]
+    answers = []
+    for reg in (ours, oracle):
+        reg.create_registered_model("gone")
+        reg.create_model_version("gone", "s3://bucket/gone/1")
+        reg.delete_registered_model("gone")
+        answers.append([outcome(lambda c=c, r=reg: c(r), messages=True) for c in calls])
+    assert answers[0] == answers[1]
+    assert answers[1][0] == (
+        "error",
+        "RESOURCE_DOES_NOT_EXIST",
+        "Model Version (name=gone, version=1) not found",
+    )
+
+
+@pytest.mark.parametrize(
+    "token", ["garbage", "bm90IGpzb24=", "eyJvZmZzZXQiOiAwfQ==", "eyJvZmZzZXQiOiAieCJ9"]
+)
+def test_invalid_page_tokens_answer_as_sqlalchemy_store(ours, oracle, clock, token):
+    calls = [
+        lambda r: r.search_registered_models(page_token=token),
+        lambda r: r.search_model_versions(page_token=token),
+        lambda r: r.list_webhooks(page_token=token),
+        lambda r: r.list_webhooks_by_event(
+            WebhookEvent("model_version", "created"), page_token=token
+        ),
+    ]
+    answers = [
+        [outcome(lambda c=c, r=reg: c(r), messages=True) for c in calls] for reg in (ours, oracle)
+    ]
+    assert answers[0] == answers[1]
+    assert all(a[:2] == ("error", "INVALID_PARAMETER_VALUE") for a in answers[1])
