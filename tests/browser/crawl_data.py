@@ -1,7 +1,8 @@
 """An experiment worth looking at, logged through the gateway with MLflow's own client as its
 owner: runs with params, metrics, artifacts and a logged model, agent traces with LLM spans
 carrying token usage and cost, assessments, a session, a dataset built from the traces, a
-registered judge, an evaluation run, a registered model with a version and an alias, a prompt."""
+registered judge, an evaluation run, a registered model with a version and an alias (and one
+no role is granted), a prompt."""
 
 from __future__ import annotations
 
@@ -127,6 +128,11 @@ def fill(model_name: str, prompt_name: str) -> CrawlWorld:
         scorers=[not_empty],
     )
     client.set_registered_model_alias(model_name, "champion", "1")
+    # a version of the same run in a model nobody else may read: not on the run's page
+    client.create_registered_model(f"{model_name}-private")
+    client.create_model_version(
+        f"{model_name}-private", f"{run.info.artifact_uri}/agent-model", run_id=run.info.run_id
+    )
     mlflow.genai.register_prompt(
         name=prompt_name, template="Answer briefly: {{question}}", commit_message="first"
     )
