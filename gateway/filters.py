@@ -156,6 +156,29 @@ class ResponseFilters:
             out["next_page_token"] = token
         return _json(out, response)
 
+    async def run_versions(
+        self, principal: Principal, response: Response, keys: tuple[tuple[str, str, str], ...]
+    ) -> Response:
+        """A GraphQL answer with runs' model versions kept only for models the caller may
+        read (`keys`: where they are, gateway/routing/graphql.py)."""
+        raw = await _drain(response)
+        document = _decode_json(raw, response)
+        if document is None:
+            return _refused("GraphQL")
+        changed = False
+        for root, run_key, versions_key in keys:
+            run = _nested_dict(document, "data", root, run_key)
+            versions = run.get(versions_key) if run is not None else None
+            if not isinstance(versions, list) or not versions:
+                continue
+            kept = await self.readable(
+                principal, "GetModelVersion", REGISTERED_MODEL, versions, lambda v: v.get("name")
+            )
+            if len(kept) != len(versions):
+                run[versions_key] = kept
+                changed = True
+        return _json(document, response) if changed else _unchanged(raw, response)
+
     async def _dataset_experiment_ids(
         self, principal: Principal, document: dict, raw: bytes, response: Response
     ) -> Response:
@@ -359,6 +382,12 @@ def _narrow_field(params: dict, source: str, keep: set[str]) -> None:
         return
     # locations[].mlflow_experiment.experiment_id: keep the list entries whose id is kept
     params[key] = [e for e in params[key] if _nested(e, rest) in keep]
+
+
+def _nested_dict(document: dict, *keys: str) -> dict | None:
+    for key in keys:
+        document = document.get(key) if isinstance(document, dict) else None
+    return document if isinstance(document, dict) else None
 
 
 def _nested(obj: object, path: str) -> object:

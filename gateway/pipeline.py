@@ -45,7 +45,11 @@ from gateway.observe.metrics import Metrics
 from gateway.permissions_api import PermissionsApi
 from gateway.proxy import Forwarder
 from gateway.routing import match_route
-from gateway.routing.graphql import graphql_request_refs, parse_graphql_request
+from gateway.routing.graphql import (
+    graphql_request_refs,
+    parse_graphql_request,
+    run_model_version_keys,
+)
 from gateway.routing.model import ANSWER, OPEN, PERMISSIONS, Endpoint, Route
 from gateway.routing.parse import (
     EMPTY_SEARCH,
@@ -100,6 +104,8 @@ class Verdict:
     result: RequestDecision | None = None
     context: dict | None = None  # the registry facts the policies read
     graphql: tuple[Decision, ...] = ()  # a non-administrator's query, per root field
+    # where that query's answer holds runs' model versions, each decided on its model
+    run_versions: tuple[tuple[str, str, str], ...] = ()
     lookup: BindingsLookup | None = field(default=None, compare=False)
     undecided: Route | None = None  # a row the gateway answers without this decision
     empty_search: bool = False  # a search sent with an empty list: nothing to decide or read
@@ -225,6 +231,7 @@ class Pipeline:
                 parse_graphql_request(call.method, call.body)
                 return verdict
             refs = graphql_request_refs(call.method, call.body)
+            run_versions = run_model_version_keys(call.method, call.body)
         except GatewayError as refusal:
             self._record_refusal(call, principal, request_id, refusal)
             return replace(verdict, refusal=refusal)
@@ -235,7 +242,12 @@ class Pipeline:
             self._audit(call, principal, request_id, decision, 0.0)
             if not decision.allowed:
                 break
-        return replace(verdict, graphql=tuple(decisions), lookup=_either(verdict.lookup, lookup))
+        return replace(
+            verdict,
+            graphql=tuple(decisions),
+            run_versions=run_versions,
+            lookup=_either(verdict.lookup, lookup),
+        )
 
     def _record(self, call, principal, request_id, result: RequestDecision, elapsed: float):
         recorded = recorded_decision(result)  # a search answered empty is recorded as a deny
@@ -325,6 +337,9 @@ class Gateway:
             self.after_success(parsed)
             if parsed.filter and parsed.filter != GRAPHQL:  # GraphQL was decided per field
                 response = await self.filters.apply(request, call, parsed, principal, response)
+            elif verdict.run_versions:  # a run page's query: versions of readable models only
+                versions = verdict.run_versions
+                response = await self.filters.run_versions(principal, response, versions)
         return response
 
     async def _answer(self, route: Route, request: Request) -> Response:

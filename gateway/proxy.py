@@ -26,6 +26,9 @@ from gateway.errors import upstream_failed, upstream_timeout, upstream_unavailab
 from store.handler.identity import IDENTITY_HEADER, Principal, sign_identity
 
 _logger = logging.getLogger(__name__)
+# Idle upstream connections are dropped before uvicorn's 5 s keep-alive closes them on the
+# handler tier's side: a call sent on a connection being closed fails.
+_UPSTREAM_IDLE_SECONDS = 4.0
 
 # RFC 9110 §7.6.1 connection-specific headers, plus those the HTTP client sets itself.
 HOP_BY_HOP_HEADERS = frozenset(
@@ -228,7 +231,11 @@ class Forwarder:
         # Created on first use: a session belongs to the event loop that serves the gateway.
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections, use_dns_cache=True),
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections,
+                    use_dns_cache=True,
+                    keepalive_timeout=_UPSTREAM_IDLE_SECONDS,
+                ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=self._timeout,
                 auto_decompress=False,

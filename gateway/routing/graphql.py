@@ -2,9 +2,11 @@
 
 MLflow's `/graphql` serves a read-only schema whose root fields map onto REST calls. A
 query is let through only when every root field is one of those below (so each names the
-resources it reads) and no field anywhere is `modelVersions` (a run's nested registered-model
-versions, which belong to models the caller may not read). Everything else — mutations,
-other root fields, root-level fragments, unreadable variables — is refused.
+resources it reads). `modelVersions` (a run's registered-model versions, which belong to models
+the caller may not read) is let through only as the run page asks it, `mlflowGetRun { run {
+modelVersions { name ... } } }` with plain fields and no alias, so the answer can be checked
+version by version on its model (gateway/filters.py); anywhere else it is refused. Everything
+else — mutations, other root fields, root-level fragments, unreadable variables — is refused.
 
     root field                          decided as                      on
     mlflowGetExperiment                 GetExperiment                   input.experimentId
@@ -32,7 +34,7 @@ from graphql import (
     value_from_ast_untyped,
     visit,
 )
-from graphql.language import Visitor
+from graphql.language import FragmentDefinitionNode, SelectionSetNode, Visitor
 
 from gateway.errors import bad_request, forbidden
 from gateway.routing.parse import ResourceRef
@@ -94,6 +96,39 @@ def _refs_of(document: DocumentNode, variables: dict) -> tuple[ResourceRef, ...]
         raise bad_request("The GraphQL query nests too deeply.") from None
 
 
+def run_model_version_keys(method: str, body: bytes) -> tuple[tuple[str, str, str], ...]:
+    """Where a let-through query's answer holds runs' model versions: (root key, run key,
+    versions key) per occurrence, as `data[root][run][versions]`."""
+    document, _ = parse_graphql_request(method, body)
+    found: list[tuple[str, str, str]] = []
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        for root in _fields(definition.selection_set):
+            if root.name.value != "mlflowGetRun":
+                continue
+            for run in _fields(root.selection_set):
+                for versions in _fields(run.selection_set):
+                    if versions.name.value in _REFUSED_FIELDS:
+                        found.append((_key(root), _key(run), _key(versions)))
+    return tuple(found)
+
+
+def _fields(selections: SelectionSetNode | None) -> list[FieldNode]:
+    """The fields of a selection set, inline fragments' included (they answer in place)."""
+    out: list[FieldNode] = []
+    for selection in selections.selections if selections else ():
+        if isinstance(selection, FieldNode):
+            out.append(selection)
+        elif getattr(selection, "selection_set", None) is not None:
+            out.extend(_fields(selection.selection_set))
+    return out
+
+
+def _key(node: FieldNode) -> str:
+    return node.alias.value if node.alias else node.name.value
+
+
 def _document_refs(document: DocumentNode, variables: dict) -> tuple[ResourceRef, ...]:
     _refuse_nested_fields(document)
     refs: list[ResourceRef] = []
@@ -140,8 +175,8 @@ def _root_refs(field: FieldNode, variables: dict) -> list[ResourceRef]:
 
 def _refuse_nested_fields(document) -> None:
     class Check(Visitor):
-        def enter_field(self, node: FieldNode, *_):
-            if node.name.value in _REFUSED_FIELDS:
+        def enter_field(self, node: FieldNode, _key, _parent, _path, ancestors):
+            if node.name.value in _REFUSED_FIELDS and not _checkable_versions(node, ancestors):
                 raise _Refused(node.name.value)
 
     try:
@@ -150,8 +185,26 @@ def _refuse_nested_fields(document) -> None:
         raise forbidden(f"The GraphQL field '{refused}' is not offered.") from None
 
 
+def _checkable_versions(node: FieldNode, ancestors) -> bool:
+    """`modelVersions` right under `mlflowGetRun { run }` of an operation, selecting `name`
+    and only plain fields without aliases: the answer's versions can each be decided."""
+    if any(isinstance(a, FragmentDefinitionNode) for a in ancestors):
+        return False
+    path = [a.name.value for a in ancestors if isinstance(a, FieldNode)]
+    if path != ["mlflowGetRun", "run"] or node.name.value != "modelVersions":
+        return False
+    selections = node.selection_set.selections if node.selection_set else ()
+    plain = all(isinstance(s, FieldNode) and s.alias is None for s in selections)
+    return plain and any(s.name.value == "name" for s in selections)
+
+
 class _Refused(Exception):
     pass
 
 
-__all__ = ["ROOT_FIELDS", "graphql_request_refs", "parse_graphql_request"]
+__all__ = [
+    "ROOT_FIELDS",
+    "graphql_request_refs",
+    "parse_graphql_request",
+    "run_model_version_keys",
+]

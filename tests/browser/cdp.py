@@ -61,6 +61,8 @@ class Chromium:
         self._next_id = 0
         self._lock = threading.Lock()
         self._waiting: dict[int, queue.Queue] = {}
+        # Events (messages without an id) per session, kept only for sessions that asked.
+        self._events: dict[str, list[dict]] = {}
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
 
@@ -82,10 +84,27 @@ class Chromium:
             raise CdpError(f"{method}: {reply['error']}")
         return reply.get("result", {})
 
-    def page(self, url: str) -> Page:
-        target = self.send("Target.createTarget", {"url": url})["targetId"]
+    def page(self, url: str, context: str | None = None) -> Page:
+        """A tab on `url`, in the browser context `context` (its own cookies) when given."""
+        params = {"url": url} | ({"browserContextId": context} if context else {})
+        target = self.send("Target.createTarget", params)["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})
         return Page(self, session["sessionId"])
+
+    def new_context(self) -> str:
+        """A browser context: a cookie jar of its own, as a separate profile would have."""
+        return self.send("Target.createBrowserContext")["browserContextId"]
+
+    def record_events(self, session: str) -> None:
+        with self._lock:
+            self._events.setdefault(session, [])
+
+    def take_events(self, session: str) -> list[dict]:
+        """The events received for `session` since the last call."""
+        with self._lock:
+            taken = self._events.get(session, [])
+            self._events[session] = []
+            return taken
 
     def close(self) -> None:
         with contextlib.suppress(CdpError, OSError):
@@ -107,6 +126,12 @@ class Chromium:
             while b"\0" in buffer:
                 frame, buffer = buffer.split(b"\0", 1)
                 message = json.loads(frame)
+                if "id" not in message:
+                    with self._lock:
+                        kept = self._events.get(message.get("sessionId", ""))
+                        if kept is not None:
+                            kept.append(message)
+                    continue
                 waiter = self._waiting.pop(message.get("id"), None)
                 if waiter is not None:
                     waiter.put(message)

@@ -187,3 +187,23 @@ def test_a_chunked_body_is_never_forwarded_with_the_clients_content_length():
         "headers": [(b"content-length", b"4"), (b"transfer-encoding", b"chunked"), (b"x-a", b"1")],
     }
     assert forwardable_request_headers(Request(scope)) == [("x-a", "1")]
+
+
+def test_idle_upstream_connections_are_let_go_before_the_handler_tier_closes_them():
+    """uvicorn (the handler tier) closes a connection idle for its keep-alive timeout; a call
+    sent on it at that moment fails ("Can not write request body": a 502). The gateway's pool
+    drops idle connections sooner, so it never sends on one the handler tier is closing."""
+    import asyncio
+
+    import uvicorn
+
+    from gateway.proxy import Forwarder
+
+    async def idle_limit() -> float:
+        forwarder = Forwarder("http://127.0.0.1:9", SECRET, timeout_seconds=5)
+        try:
+            return forwarder._session_now().connector._keepalive_timeout
+        finally:
+            await forwarder.aclose()
+
+    assert asyncio.run(idle_limit()) < uvicorn.Config(app=None).timeout_keep_alive

@@ -49,7 +49,7 @@ def _graphql_samples(reader: Ids) -> list[Sample]:
         {"query": "{ __typename }"},
         {"query": 'mutation { mlflowDeleteRun(input: {runId: "x"}) { __typename } }'},
         {"query": f'{{ mlflowGetRun(input: {{runId: "{OPEN.run}"}}) '
-                  "{ run { modelVersions { name } } } }"},
+                  "{ run { modelVersions { version } } } }"},
         {"query": "{ mlflowSearchExperiments { __typename } }"},
     ]  # fmt: skip
     headers = {"content-type": "application/json"}
