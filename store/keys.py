@@ -154,3 +154,35 @@ def webhook_key(webhook_id: str) -> tuple[str, str]:
 
 def webhooks_index_key(created_ms: int, webhook_id: str) -> str:
     return f"{created_ms:015d}#{webhook_id}"
+
+
+# ---- label schemas ----
+
+LABEL_SCHEMA_SK = "LS"
+LABEL_SCHEMA_NAME_SK_PREFIX = "LSNAME#"  # under an experiment's partition: a name's claim
+LABEL_SCHEMA_DEFAULT_SK = "LSDEFAULT"  # under an experiment's partition: its default question
+NEWEST_FIRST = 2**63 - 1  # a time t sorts newest first as NEWEST_FIRST - t
+
+
+def label_schema_key(schema_id: str) -> tuple[str, str]:
+    return f"LS#{schema_id}", LABEL_SCHEMA_SK
+
+
+def label_schemas_index_pk(experiment_id: str) -> str:
+    """The gsi1 partition listing an experiment's label schemas."""
+    return f"EXPLS#{experiment_id}"
+
+
+def label_schemas_index_sk(created_ms: int, schema_id: str) -> str:
+    """Newest first, then id ascending (MLflow's list order)."""
+    return f"{NEWEST_FIRST - created_ms:019d}#{schema_id}"
+
+
+def label_schema_name_key(experiment_id: str, name: str) -> tuple[str, str]:
+    """The item that holds a schema name of an experiment for its schema."""
+    return experiment_pk(experiment_id), f"{LABEL_SCHEMA_NAME_SK_PREFIX}{name}"
+
+
+def label_schema_default_key(experiment_id: str) -> tuple[str, str]:
+    """The marker naming the experiment's default question once it is seeded."""
+    return experiment_pk(experiment_id), LABEL_SCHEMA_DEFAULT_SK

@@ -133,6 +133,7 @@ _OFFSET_TOKEN_SEARCHES = frozenset(
         "traces",
         "metric_history",
         "evaluation_datasets",
+        "label_schemas",
     }
 )
 

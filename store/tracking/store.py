@@ -18,6 +18,7 @@ from store.traces.store import TracesMixin
 from store.tracking.eval_datasets import EvaluationDatasetsMixin
 from store.tracking.eval_records import DatasetRecordsMixin
 from store.tracking.experiments import ExperimentsMixin
+from store.tracking.label_schemas import LabelSchemasMixin
 from store.tracking.logged_models import LoggedModelsMixin
 from store.tracking.metrics import MetricsMixin
 from store.tracking.run_gc import RunGcMixin
@@ -41,6 +42,7 @@ class DynamoTrackingStore(
     EvaluationDatasetsMixin,
     DatasetRecordsMixin,
     ScorersMixin,
+    LabelSchemasMixin,
     TraceMetricsMixin,
     ExperimentsMixin,
     RunsMixin,
