@@ -24,6 +24,7 @@ _REQUEST_FILES = (
     "webhooks.proto",
     "datasets.proto",
     "assessments.proto",
+    "label_schemas.proto",
 )
 # Calls whose handler parses another message than the one named like the call.
 PARSED_AS = {"DeleteTracesV3": "DeleteTraces"}

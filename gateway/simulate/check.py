@@ -17,9 +17,11 @@ from store.vocabulary import (
     DEFAULT_WORKSPACE,
     EXPERIMENT,
     EXPERIMENT_NAME,
+    LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
     RUN,
+    SCORER,
     TRACE,
     WORKSPACE,
 )
@@ -34,18 +36,21 @@ RESOURCE_KINDS = {
     "logged_model": LOGGED_MODEL,
     "dataset": DATASET,
     "experiment_name": EXPERIMENT_NAME,
+    "scorer": SCORER,
+    "label_schema": LABEL_SCHEMA,
 }
 
 
 def parse_resource(text: str) -> ResourceRef:
-    """`experiment:ID`, `model:NAME` (also run:, trace:, logged_model:, dataset:), `workspace`."""
+    """`experiment:ID`, `model:NAME` (also run:, trace:, logged_model:, dataset:, scorer:,
+    label_schema:), `workspace`."""
     if text == WORKSPACE:
         return ResourceRef(WORKSPACE, DEFAULT_WORKSPACE)
     prefix, sep, ident = text.partition(":")
     if not sep or not ident or prefix not in RESOURCE_KINDS:
         raise ValueError(
             f"resource {text!r}: expected experiment:ID, model:NAME, run:ID, trace:ID, "
-            "logged_model:ID, dataset:ID or workspace"
+            "logged_model:ID, dataset:ID, scorer:ID, label_schema:ID or workspace"
         )
     return ResourceRef(RESOURCE_KINDS[prefix], ident)
 

@@ -51,13 +51,14 @@ PROBE = "x-simulate-probe"
 _CLIENTS = threading.local()
 # trace ids as OTLP makes them (tr-<32 hex>), so that span exports can name them too
 OPEN = Ids(
-    "900", "run-open", f"tr-{900:032x}", "m-open", "exp-open", "model-open", "d-open", "sc-open"
-)
+    "900", "run-open", f"tr-{900:032x}", "m-open", "exp-open", "model-open", "d-open", "sc-open",
+    "ls-open",
+)  # fmt: skip
 # Calls the gateway decides differently from the policies alone, and why:
 # - GraphQL: the matrix shows the workspace decision; the gateway then decides each root
 #   field of a non-administrator's query (gateway/pipeline.py), which `simulate request` does too.
-# Each experiment has a dataset linked to it alone and a scorer, so that a call naming them is
-# decided on that experiment as the matrix shows.
+# Each experiment has a dataset linked to it alone, a scorer and a label schema, so that a call
+# naming them is decided on that experiment as the matrix shows.
 
 
 def matrix_columns() -> list[tuple[int, str, Column]]:
@@ -83,7 +84,7 @@ def ids_of(index: int) -> Ids:
     trace = f"tr-{index:032x}"
     return Ids(
         str(index), f"run{index}", trace, f"m{index}", f"exp{index}", f"model{index}",
-        f"d-{index}", f"sc-{index}",
+        f"d-{index}", f"sc-{index}", f"ls-{index}",
     )  # fmt: skip
 
 
@@ -116,6 +117,7 @@ def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone:
     ):
         table.put({"pk": pk, "sk": sk, "experiment_id": exp})
     table.put({"pk": f"SCORER#{ids.scorer}", "sk": "META", "experiment_id": exp})
+    table.put({"pk": f"LS#{ids.label_schema}", "sk": "LS", "experiment_id": exp})
     table.put({"pk": f"EVDS#{ids.dataset}", "sk": "EVDS", "experiments": {exp}})
     data.datasets[ids.dataset] = (exp,)
     table.put(
@@ -140,6 +142,7 @@ def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone:
         ("logged_model", ids.logged_model),
         ("experiment_name", ids.experiment_name),
         ("scorer", ids.scorer),
+        ("label_schema", ids.label_schema),
     ):
         data.children[(kind, child)] = (EXPERIMENT, exp)
     data.versions[(model, "1")] = VersionFacts("None")

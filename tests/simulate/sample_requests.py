@@ -23,6 +23,7 @@ from store.vocabulary import (
     DATASET,
     EXPERIMENT,
     EXPERIMENT_NAME,
+    LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
     RUN,
@@ -40,6 +41,7 @@ EXPERIMENT_KINDS = {
     LOGGED_MODEL,
     DATASET,
     SCORER,
+    LABEL_SCHEMA,
     ARTIFACT_PATH,
 }
 
@@ -56,6 +58,7 @@ class Ids:
     model: str
     dataset: str = "no-such-dataset"
     scorer: str = "no-such-scorer"
+    label_schema: str = "no-such-label-schema"
     artifact_path: str = ""  # an artifact-proxy path; default: a file of the run
 
     def of(self, kind: str) -> str:
@@ -68,6 +71,7 @@ class Ids:
             REGISTERED_MODEL: self.model,
             DATASET: self.dataset,
             SCORER: self.scorer,
+            LABEL_SCHEMA: self.label_schema,
         }[kind]
 
     def artifact(self) -> str:

@@ -115,6 +115,7 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
         "no-model",
         "d-none",
         "no-scorer",
+        "ls-none",
     )
     echo = EchoUpstream()
     port = free_port()
@@ -142,6 +143,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
     from mlflow.entities.trace_info import TraceInfo
     from mlflow.entities.trace_location import TraceLocation
     from mlflow.entities.trace_state import TraceState
+    from mlflow.genai.label_schemas.label_schemas import InputText
 
     from store.bindings import BindingStore
     from store.registry import DynamoRegistryStore
@@ -159,6 +161,9 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
     dataset = tracking.create_dataset(f"{name}-data", experiment_ids=[experiment]).dataset_id
     code = json.dumps({"name": "length", "call_source": "return 1"})
     scorer = tracking.register_scorer(experiment, "length", code).scorer_id
+    label_schema = tracking.create_label_schema(
+        experiment, name="tone", type="feedback", input=InputText()
+    ).schema_id
     model = f"{name}-model-{uuid.uuid4().hex[:6]}"
     registry.create_registered_model(model)
     registry.create_model_version(model, f"runs:/{run}/model", run_id=run)
@@ -170,7 +175,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
         grants.grant("experiment", experiment, role, user=pid(user))
     for user, role in model_roles.items():
         grants.grant("registered_model", model, role, user=pid(user))
-    ids = Ids(experiment, run, trace, logged, experiment_name, model, dataset, scorer)
+    ids = Ids(experiment, run, trace, logged, experiment_name, model, dataset, scorer, label_schema)
     document = {
         "experiments": {
             experiment: {
@@ -181,6 +186,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
                 "logged_models": [logged],
                 "datasets": [dataset],
                 "scorers": [scorer],
+                "label_schemas": [label_schema],
             }
         },
         "registered_models": {

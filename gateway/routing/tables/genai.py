@@ -1,4 +1,5 @@
-"""Route rows: MLflow's GenAI calls (evaluation datasets and their records, scorers).
+"""Route rows: MLflow's GenAI calls (evaluation datasets and their records, scorers, label
+schemas).
 
 A dataset is decided on the experiments it is linked to (gateway/authz/datasets.py): reads
 need one of them to allow (`ANY`), changes all of them (`ALL`, the default); adding a link
@@ -10,7 +11,7 @@ from __future__ import annotations
 from gateway.routing.build import ajax, api, ref, rows
 from gateway.routing.model import ANY, Route
 from gateway.routing.tables.tracking import EXP_ID, EXP_IDS
-from store.vocabulary import DATASET, EXPERIMENT, SCORER, WORKSPACE
+from store.vocabulary import DATASET, EXPERIMENT, LABEL_SCHEMA, SCORER, WORKSPACE
 
 DATASET_CHANGED = ref(DATASET, "{dataset_id}")
 DATASET_READ = ref(DATASET, "{dataset_id}", combine=ANY)
@@ -94,5 +95,19 @@ def _scorers() -> list[Route]:
     ]
 
 
+def _label_schemas() -> list[Route]:
+    f = "label_schemas"
+    base = "/mlflow/label-schemas"
+    schema = ref(LABEL_SCHEMA, "schema_id")  # a schema id resolves to its experiment
+    return [
+        *rows("POST", api(3, f"{base}/create"), f, "CreateLabelSchema", EXP_ID),
+        *rows("GET", api(3, f"{base}/get"), f, "GetLabelSchema", schema),
+        *rows("GET", api(3, f"{base}/get-by-name"), f, "GetLabelSchemaByName", EXP_ID),
+        *rows("GET", api(3, f"{base}/list"), f, "ListLabelSchemas", EXP_ID),
+        *rows("PATCH", api(3, f"{base}/update"), f, "UpdateLabelSchema", schema),
+        *rows("DELETE", api(3, f"{base}/delete"), f, "DeleteLabelSchema", schema),
+    ]
+
+
 def genai_routes() -> list[Route]:
-    return [*_datasets(), *_scorers()]
+    return [*_datasets(), *_scorers(), *_label_schemas()]

@@ -20,7 +20,7 @@ MCP = "the MCP server registry is not offered"
 ASSISTANT = "the assistant is not offered"
 JOBS = "background jobs are not offered"
 WORKSPACES = "workspaces are not offered: authorization is per experiment and model"
-GENAI = "issues, label schemas and review queues are not offered"
+GENAI = "issues and review queues are not offered"
 DEMO = "demo data is not offered"
 STUB = "not implemented by MLflow"
 BUILD = "use /static-files for the UI's assets"
@@ -204,12 +204,6 @@ def _genai() -> list[Route]:
         ("POST", "/issues/search"),
         ("GET", "/issues/{issue_id}"),
         ("PATCH", "/issues/{issue_id}"),
-        ("POST", "/label-schemas/create"),
-        ("DELETE", "/label-schemas/delete"),
-        ("GET", "/label-schemas/get"),
-        ("GET", "/label-schemas/get-by-name"),
-        ("GET", "/label-schemas/list"),
-        ("PATCH", "/label-schemas/update"),
         ("POST", "/review-queues/create"),
         ("POST", "/review-queues/delete"),
         ("GET", "/review-queues/get"),
