@@ -15,6 +15,9 @@ REGISTERED_MODEL_SK = "RM"
 VERSION_SK_PREFIX = "MV#"
 RUN_VERSION_SK_PREFIX = "MV#"
 USER_PRINCIPAL_PREFIX = "P#"
+EXPERIMENTS_INDEX_PK = "EXPS"  # gsi1: every experiment, by id
+REGISTERED_MODELS_INDEX_PK = "RMS"  # gsi1: every registered model, by name
+USERS_INDEX_PK = "USERS"  # gsi1: the user directory, by name
 
 
 def experiment_pk(experiment_id: str) -> str:
@@ -83,6 +86,11 @@ def users_pk(name: str) -> str:
 
 def user_key(name: str, principal: str) -> tuple[str, str]:
     return users_pk(name), f"{USER_PRINCIPAL_PREFIX}{principal}"
+
+
+def users_index_sk(name: str, principal: str) -> str:
+    """The directory entry's place in the name-ordered user list (gsi1 `USERS`)."""
+    return f"{name}#{principal}"
 
 
 # ---- evaluation datasets, their records, and scorers ----------------------------------------
