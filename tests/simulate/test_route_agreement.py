@@ -255,6 +255,10 @@ def _gateway(world: World, jobs: list[tuple[Sample, str]]) -> list[tuple]:
     return [("forward",) if probe in forwarded else ("answer", s) for probe, s in sent]
 
 
+# Allowed rows the gateway answers with a refusal of its own, after the decision
+ANSWERED_STATUS = {"UpdateUserPassword": 400}  # passwords belong to the identity provider
+
+
 def _simulated(result: RequestResult) -> tuple:
     """What the simulator says the gateway does with the request."""
     verdict = result.verdict
@@ -266,7 +270,9 @@ def _simulated(result: RequestResult) -> tuple:
         return ("answer", 200)
     if not verdict.allowed:
         return ("answer", 403)
-    return ("answer", 200) if verdict.parsed.route.serve == ANSWER else ("forward",)
+    if verdict.parsed.route.serve == ANSWER:
+        return ("answer", ANSWERED_STATUS.get(verdict.parsed.route.action, 200))
+    return ("forward",)
 
 
 def _simulate(world: World, source, sample: Sample, user: str) -> tuple:
