@@ -194,3 +194,27 @@ def label_schema_name_key(experiment_id: str, name: str) -> tuple[str, str]:
 def label_schema_default_key(experiment_id: str) -> tuple[str, str]:
     """The marker naming the experiment's default question once it is seeded."""
     return experiment_pk(experiment_id), LABEL_SCHEMA_DEFAULT_SK
+
+
+# ---- issues ----
+
+ISSUE_SK = "ISSUE"
+ISSUES_INDEX_PK = "ISSUES"  # gsi1: every issue, by experiment then creation time
+ISSUE_TRACE_SK_PREFIX = "TR#"  # under an issue's partition: a trace that references it
+
+
+def issue_key(issue_id: str) -> tuple[str, str]:
+    return f"ISSUE#{issue_id}", ISSUE_SK
+
+
+def issues_index_sk(experiment_id: str, created_ms: int, issue_id: str) -> str:
+    return f"{int(experiment_id):020d}#{created_ms:015d}#{issue_id}"
+
+
+def issues_of_experiment_prefix(experiment_id: str) -> str:
+    return f"{int(experiment_id):020d}#"
+
+
+def issue_trace_key(issue_id: str, trace_id: str) -> tuple[str, str]:
+    """The marker saying a trace holds an assessment that references the issue."""
+    return f"ISSUE#{issue_id}", f"{ISSUE_TRACE_SK_PREFIX}{trace_id}"

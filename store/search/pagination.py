@@ -134,6 +134,7 @@ _OFFSET_TOKEN_SEARCHES = frozenset(
         "metric_history",
         "evaluation_datasets",
         "label_schemas",
+        "issues",
     }
 )
 

@@ -83,12 +83,6 @@ TRACKING_NOT_OFFERED: dict[str, tuple[str, ...]] = {
         "search_entities_by_destination",
         "search_entities_by_source",
     ),
-    "issues": (
-        "create_issue",
-        "get_issue",
-        "search_issues",
-        "update_issue",
-    ),
     "online scoring configurations": (
         "get_active_online_scorers",
         "resolve_endpoint_in_scorer",
