@@ -29,6 +29,7 @@ from store.dynamo.table import DynamoTable
 from store.keys import (
     VERSION_SK_PREFIX,
     eval_dataset_key,
+    issue_key,
     label_schema_key,
     logged_model_key,
     name_claim_key,
@@ -130,6 +131,10 @@ class Ownership:
     def experiment_of_label_schema(self, schema_id: str) -> str | None:
         """A label schema never moves to another experiment; None once it is deleted."""
         return self._experiment_of(label_schema_key(schema_id))
+
+    def experiment_of_issue(self, issue_id: str) -> str | None:
+        """An issue never moves to another experiment (issues are not deleted)."""
+        return self._experiment_of(issue_key(issue_id))
 
     def experiment_id_by_name(self, name: str) -> str | None:
         """The experiment that holds `name` (its name claim), None when no one does."""

@@ -16,6 +16,7 @@ bindings, and the runs, logged models, traces and datasets that live in each exp
         datasets: [d-1]               # evaluation datasets linked to this experiment
         scorers: [0f4c...]            # scorer ids
         label_schemas: [ls-1]         # label schema ids
+        issues: [iss-1]               # issue ids
     registered_models:
       churn:
         users: {bob: manager}
@@ -53,6 +54,7 @@ from gateway.simulate.inputs import (
 from store.vocabulary import (
     EXPERIMENT,
     EXPERIMENT_NAME,
+    ISSUE,
     LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
@@ -68,6 +70,7 @@ _CHILDREN = {
     "traces": TRACE,
     "scorers": SCORER,
     "label_schemas": LABEL_SCHEMA,
+    "issues": ISSUE,
 }
 _RESOLVABLE = {EXPERIMENT, REGISTERED_MODEL, EXPERIMENT_NAME, *_CHILDREN.values()}
 _EXPERIMENT_KEYS = {"name", "users", "groups", "private", "datasets", *_CHILDREN}

@@ -23,6 +23,7 @@ from store.vocabulary import (
     DATASET,
     EXPERIMENT,
     EXPERIMENT_NAME,
+    ISSUE,
     LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
@@ -42,6 +43,7 @@ EXPERIMENT_KINDS = {
     DATASET,
     SCORER,
     LABEL_SCHEMA,
+    ISSUE,
     ARTIFACT_PATH,
 }
 
@@ -59,6 +61,7 @@ class Ids:
     dataset: str = "no-such-dataset"
     scorer: str = "no-such-scorer"
     label_schema: str = "no-such-label-schema"
+    issue: str = "no-such-issue"
     artifact_path: str = ""  # an artifact-proxy path; default: a file of the run
 
     def of(self, kind: str) -> str:
@@ -72,6 +75,7 @@ class Ids:
             DATASET: self.dataset,
             SCORER: self.scorer,
             LABEL_SCHEMA: self.label_schema,
+            ISSUE: self.issue,
         }[kind]
 
     def artifact(self) -> str:

@@ -116,6 +116,7 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
         "d-none",
         "no-scorer",
         "ls-none",
+        "iss-none",
     )
     echo = EchoUpstream()
     port = free_port()
@@ -164,6 +165,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
     label_schema = tracking.create_label_schema(
         experiment, name="tone", type="feedback", input=InputText()
     ).schema_id
+    issue = tracking.create_issue(experiment, "slow", "too slow").issue_id
     model = f"{name}-model-{uuid.uuid4().hex[:6]}"
     registry.create_registered_model(model)
     registry.create_model_version(model, f"runs:/{run}/model", run_id=run)
@@ -175,7 +177,10 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
         grants.grant("experiment", experiment, role, user=pid(user))
     for user, role in model_roles.items():
         grants.grant("registered_model", model, role, user=pid(user))
-    ids = Ids(experiment, run, trace, logged, experiment_name, model, dataset, scorer, label_schema)
+    ids = Ids(
+        experiment, run, trace, logged, experiment_name, model, dataset, scorer, label_schema,
+        issue,
+    )  # fmt: skip
     document = {
         "experiments": {
             experiment: {
@@ -187,6 +192,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
                 "datasets": [dataset],
                 "scorers": [scorer],
                 "label_schemas": [label_schema],
+                "issues": [issue],
             }
         },
         "registered_models": {
