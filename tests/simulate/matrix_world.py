@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gw_support import EchoUpstream, ServerThread, free_port, gateway_config  # noqa: E402
-from sample_requests import Ids, Sample  # noqa: E402
+from sample_requests import ANSWERED_STATUS, Ids, Sample  # noqa: E402
 
 ADMINS = ("admins",)
 METRICS_ROUTE = match_route("GET", METRICS_PATH).route
@@ -200,6 +200,13 @@ def idless_dataset_search() -> Sample:
     return Sample(match_route("GET", path).route, "GET", path, "", {}, b"")
 
 
+def idless_issue_search() -> Sample:
+    """An issue search naming no experiment: decided on the workspace, its answer filtered."""
+    path = "/api/3.0/mlflow/issues/search"
+    json_body = {"Content-Type": "application/json"}
+    return Sample(match_route("POST", path).route, "POST", path, "", json_body, b"{}")
+
+
 def special(action: str, ids: Ids) -> Sample | None:
     """Calls that are a second check inside another call, not a route of their own."""
     from sample_requests import all_routes
@@ -307,8 +314,9 @@ def gateway_decisions(world, jobs: list[tuple[Sample, str, tuple[str, ...]]]) ->
     out = []
     for (sample, _user_name, _groups), (probe, status) in zip(jobs, sent, strict=True):
         if sample.route is None or sample.route.serve == ANSWER:  # answered by the gateway
-            assert status in (200, 403), (sample.target, status)
-            out.append(status == 200)
+            answered = ANSWERED_STATUS.get(sample.route.action, 200) if sample.route else 200
+            assert status in (answered, 403), (sample.target, status)
+            out.append(status == answered)
         else:
             assert probe in forwarded or status in (200, 403), (sample.target, status)
             out.append(probe in forwarded)

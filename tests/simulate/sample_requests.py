@@ -33,6 +33,8 @@ from store.vocabulary import (
     WORKSPACE,
 )
 
+# Allowed rows the gateway answers with a refusal of its own, after the decision
+ANSWERED_STATUS = {"UpdateUserPassword": 400}  # passwords belong to the identity provider
 _ALIAS_ACTIONS = {"SetRegisteredModelAlias", "DeleteRegisteredModelAlias", "GetModelVersionByAlias"}
 EXPERIMENT_KINDS = {
     EXPERIMENT,

@@ -46,7 +46,7 @@ from gw_support import (  # noqa: E402
     gateway_config,
     table_on,
 )
-from sample_requests import Ids, Sample, build  # noqa: E402
+from sample_requests import ANSWERED_STATUS, Ids, Sample, build  # noqa: E402
 
 ADMINS = ("admins",)
 PROBE = "x-simulate-probe"
@@ -259,10 +259,6 @@ def _gateway(world: World, jobs: list[tuple[Sample, str]]) -> list[tuple]:
         sent = list(pool.map(lambda job: _send(world, *job), jobs))
     forwarded = {v for r in world.echo.received for n, v in r["headers"] if n == PROBE}
     return [("forward",) if probe in forwarded else ("answer", s) for probe, s in sent]
-
-
-# Allowed rows the gateway answers with a refusal of its own, after the decision
-ANSWERED_STATUS = {"UpdateUserPassword": 400}  # passwords belong to the identity provider
 
 
 def _simulated(result: RequestResult) -> tuple:
