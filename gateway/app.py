@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.account_answers import AccountAnswers
 from gateway.authn.bearer import Authenticator
 from gateway.authn.browser import BrowserLogin
 from gateway.authn.principal import DEV_TAG
@@ -78,6 +79,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     probes = Probes(forwarder, authenticator, table)
     answers = {**probes.endpoints(), METRICS_ACTION: metrics.endpoint}
     answers |= UiAnswers(signs_out=browser is not None).endpoints()
+    answers |= AccountAnswers(authorizer, resolver, table).endpoints()
     if browser is not None:
         answers |= browser.endpoints()
     if dev_idp is not None:

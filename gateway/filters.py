@@ -82,6 +82,7 @@ RULES: dict[str, ItemRule] = {
     "datasets": ItemRule(
         "dataset_summaries", EXPERIMENT, "SearchDatasets", lambda i: i.get("experiment_id")
     ),
+    "issues": ItemRule("issues", EXPERIMENT, "GetIssue", _experiment_id),
     # an evaluation dataset is readable by readers of any experiment it is linked to
     "evaluation_datasets": ItemRule(
         "datasets", DATASET, "GetDataset", lambda i: i.get("dataset_id")

@@ -34,13 +34,18 @@ from dataclasses import dataclass
 
 from store.dynamo.errors import ConditionFailed
 from store.dynamo.expressions import Update
+from store.dynamo.schema import GSI1
 from store.dynamo.table import DynamoTable
 from store.handler.identity import Principal, current_principal
 from store.keys import (
+    EXPERIMENTS_INDEX_PK,
+    REGISTERED_MODELS_INDEX_PK,
     USER_PRINCIPAL_PREFIX,
+    USERS_INDEX_PK,
     experiment_key,
     registered_model_key,
     user_key,
+    users_index_sk,
     users_pk,
 )
 from store.vocabulary import EXPERIMENT, REGISTERED_MODEL, ROLES
@@ -249,6 +254,8 @@ def remember_user(table: DynamoTable, principal: Principal) -> None:
         {
             "pk": pk,
             "sk": sk,
+            "gsi1pk": USERS_INDEX_PK,  # the users list (`users/list`)
+            "gsi1sk": users_index_sk(principal.username, principal.subject),
             "principal": principal.subject,
             "name": principal.username,
             "kind": principal.kind,
@@ -282,3 +289,38 @@ def find_principals(table: DynamoTable, name: str) -> tuple[DirectoryEntry, ...]
             if entry.issuer_tag == tag:
                 found.setdefault(entry.principal, entry)
     return tuple(found.values())
+
+
+def user_names(table: DynamoTable, limit: int) -> tuple[str, ...]:
+    """The names users have signed in with, in name order (at most `limit`)."""
+    names: dict[str, None] = {}
+    for item in table.query(USERS_INDEX_PK, index=GSI1, attributes=[("name",)]):
+        names.setdefault(str(item["name"]), None)
+        if len(names) >= limit:
+            break
+    return tuple(names)
+
+
+def bound_resources(
+    table: DynamoTable, subject: str, groups: tuple[str, ...], limit: int
+) -> tuple[tuple[str, str, str, tuple[str, ...]], ...]:
+    """The experiments and registered models `subject` is bound to, directly or through one of
+    `groups`: (kind, id, direct role or "", groups bound). One Query of each index per MB;
+    at most `limit`."""
+    found = []
+    indexes = ((EXPERIMENT, EXPERIMENTS_INDEX_PK, "experiment_id"),
+               (REGISTERED_MODEL, REGISTERED_MODELS_INDEX_PK, "name"))  # fmt: skip
+    wanted = [("experiment_id",), ("name",), ("lifecycle_stage",), ("renamed_from",), (USERS,),
+              (GROUPS,)]  # fmt: skip
+    for kind, index_pk, id_name in indexes:
+        for item in table.query(index_pk, index=GSI1, attributes=wanted):
+            hidden = item.get("lifecycle_stage", "active") != "active" or "renamed_from" in item
+            if hidden or id_name not in item:
+                continue
+            role = (item.get(USERS) or {}).get(subject, "")
+            bound = tuple(g for g in groups if g in (item.get(GROUPS) or {}))
+            if role or bound:
+                found.append((kind, str(item[id_name]), role, bound))
+                if len(found) >= limit:
+                    return tuple(found)
+    return tuple(found)

@@ -15,6 +15,9 @@ REGISTERED_MODEL_SK = "RM"
 VERSION_SK_PREFIX = "MV#"
 RUN_VERSION_SK_PREFIX = "MV#"
 USER_PRINCIPAL_PREFIX = "P#"
+EXPERIMENTS_INDEX_PK = "EXPS"  # gsi1: every experiment, by id
+REGISTERED_MODELS_INDEX_PK = "RMS"  # gsi1: every registered model, by name
+USERS_INDEX_PK = "USERS"  # gsi1: the user directory, by name
 
 
 def experiment_pk(experiment_id: str) -> str:
@@ -90,6 +93,11 @@ def user_key(name: str, principal: str) -> tuple[str, str]:
     return users_pk(name), f"{USER_PRINCIPAL_PREFIX}{principal}"
 
 
+def users_index_sk(name: str, principal: str) -> str:
+    """The directory entry's place in the name-ordered user list (gsi1 `USERS`)."""
+    return f"{name}#{principal}"
+
+
 # ---- evaluation datasets, their records, and scorers ----------------------------------------
 
 EVAL_DATASET_SK = "EVDS"
@@ -159,3 +167,59 @@ def webhook_key(webhook_id: str) -> tuple[str, str]:
 
 def webhooks_index_key(created_ms: int, webhook_id: str) -> str:
     return f"{created_ms:015d}#{webhook_id}"
+
+
+# ---- label schemas ----
+
+LABEL_SCHEMA_SK = "LS"
+LABEL_SCHEMA_NAME_SK_PREFIX = "LSNAME#"  # under an experiment's partition: a name's claim
+LABEL_SCHEMA_DEFAULT_SK = "LSDEFAULT"  # under an experiment's partition: its default question
+NEWEST_FIRST = 2**63 - 1  # a time t sorts newest first as NEWEST_FIRST - t
+
+
+def label_schema_key(schema_id: str) -> tuple[str, str]:
+    return f"LS#{schema_id}", LABEL_SCHEMA_SK
+
+
+def label_schemas_index_pk(experiment_id: str) -> str:
+    """The gsi1 partition listing an experiment's label schemas."""
+    return f"EXPLS#{experiment_id}"
+
+
+def label_schemas_index_sk(created_ms: int, schema_id: str) -> str:
+    """Newest first, then id ascending (MLflow's list order)."""
+    return f"{NEWEST_FIRST - created_ms:019d}#{schema_id}"
+
+
+def label_schema_name_key(experiment_id: str, name: str) -> tuple[str, str]:
+    """The item that holds a schema name of an experiment for its schema."""
+    return experiment_pk(experiment_id), f"{LABEL_SCHEMA_NAME_SK_PREFIX}{name}"
+
+
+def label_schema_default_key(experiment_id: str) -> tuple[str, str]:
+    """The marker naming the experiment's default question once it is seeded."""
+    return experiment_pk(experiment_id), LABEL_SCHEMA_DEFAULT_SK
+
+
+# ---- issues ----
+
+ISSUE_SK = "ISSUE"
+ISSUES_INDEX_PK = "ISSUES"  # gsi1: every issue, by experiment then creation time
+ISSUE_TRACE_SK_PREFIX = "TR#"  # under an issue's partition: a trace that references it
+
+
+def issue_key(issue_id: str) -> tuple[str, str]:
+    return f"ISSUE#{issue_id}", ISSUE_SK
+
+
+def issues_index_sk(experiment_id: str, created_ms: int, issue_id: str) -> str:
+    return f"{int(experiment_id):020d}#{created_ms:015d}#{issue_id}"
+
+
+def issues_of_experiment_prefix(experiment_id: str) -> str:
+    return f"{int(experiment_id):020d}#"
+
+
+def issue_trace_key(issue_id: str, trace_id: str) -> tuple[str, str]:
+    """The marker saying a trace holds an assessment that references the issue."""
+    return f"ISSUE#{issue_id}", f"{ISSUE_TRACE_SK_PREFIX}{trace_id}"

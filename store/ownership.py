@@ -29,6 +29,8 @@ from store.dynamo.table import DynamoTable
 from store.keys import (
     VERSION_SK_PREFIX,
     eval_dataset_key,
+    issue_key,
+    label_schema_key,
     logged_model_key,
     name_claim_key,
     registered_model_key,
@@ -125,6 +127,14 @@ class Ownership:
     def experiment_of_scorer(self, scorer_id: str) -> str | None:
         """A scorer id is bound to its experiment for good (kept when the scorer is deleted)."""
         return self._experiment_of(scorer_meta_key(scorer_id))
+
+    def experiment_of_label_schema(self, schema_id: str) -> str | None:
+        """A label schema never moves to another experiment; None once it is deleted."""
+        return self._experiment_of(label_schema_key(schema_id))
+
+    def experiment_of_issue(self, issue_id: str) -> str | None:
+        """An issue never moves to another experiment (issues are not deleted)."""
+        return self._experiment_of(issue_key(issue_id))
 
     def experiment_id_by_name(self, name: str) -> str | None:
         """The experiment that holds `name` (its name claim), None when no one does."""

@@ -3,7 +3,9 @@ which experiment or registered model a referenced resource belongs to and its ro
 the registry's facts the policies read, and the versions registered from a logged model's or a
 run's files. Two caches:
 
-- owners (run, trace, logged model, scorer → experiment) never change: cached for the process.
+- owners (run, trace, logged model, scorer, label schema,
+  issue → experiment) never change: cached
+  for the process.
   Run and logged-model ids are the store's own; a trace id is the client's, so the store
   binds it to its experiment for good (every write is conditioned on the experiment, and a
   deleted trace leaves a tombstone with it). An id found nowhere is not cached: it may be
@@ -44,6 +46,8 @@ from store.vocabulary import (
     DATASET,
     EXPERIMENT,
     EXPERIMENT_NAME,
+    ISSUE,
+    LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
     RUN,
@@ -58,6 +62,8 @@ _OWNERS: dict[str, Callable[[Ownership, str], str | None]] = {
     TRACE: Ownership.experiment_of_trace,
     LOGGED_MODEL: Ownership.experiment_of_logged_model,
     SCORER: Ownership.experiment_of_scorer,
+    LABEL_SCHEMA: Ownership.experiment_of_label_schema,
+    ISSUE: Ownership.experiment_of_issue,
 }
 _MAX_ENTRIES = 100_000  # per cache; an overflowing cache is cleared (never grows unbounded)
 # calls after which cached bindings or names of their resource are stale

@@ -24,6 +24,8 @@ _REQUEST_FILES = (
     "webhooks.proto",
     "datasets.proto",
     "assessments.proto",
+    "label_schemas.proto",
+    "issues.proto",
 )
 # Calls whose handler parses another message than the one named like the call.
 PARSED_AS = {"DeleteTracesV3": "DeleteTraces"}
@@ -39,6 +41,7 @@ NOT_PARSED = frozenset(
         "DownloadArtifact",
         "GetDataset",
         "GetDatasetExperimentIds",
+        "GetIssue",
         "GetLoggedModel",
         "GetPresignedDownloadUrl",
         "GetTraceInfo",

@@ -15,6 +15,8 @@ bindings, and the runs, logged models, traces and datasets that live in each exp
         traces: [tr-1]
         datasets: [d-1]               # evaluation datasets linked to this experiment
         scorers: [0f4c...]            # scorer ids
+        label_schemas: [ls-1]         # label schema ids
+        issues: [iss-1]               # issue ids
     registered_models:
       churn:
         users: {bob: manager}
@@ -52,6 +54,8 @@ from gateway.simulate.inputs import (
 from store.vocabulary import (
     EXPERIMENT,
     EXPERIMENT_NAME,
+    ISSUE,
+    LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
     ROLES,
@@ -60,7 +64,14 @@ from store.vocabulary import (
     TRACE,
 )
 
-_CHILDREN = {"runs": RUN, "logged_models": LOGGED_MODEL, "traces": TRACE, "scorers": SCORER}
+_CHILDREN = {
+    "runs": RUN,
+    "logged_models": LOGGED_MODEL,
+    "traces": TRACE,
+    "scorers": SCORER,
+    "label_schemas": LABEL_SCHEMA,
+    "issues": ISSUE,
+}
 _RESOLVABLE = {EXPERIMENT, REGISTERED_MODEL, EXPERIMENT_NAME, *_CHILDREN.values()}
 _EXPERIMENT_KEYS = {"name", "users", "groups", "private", "datasets", *_CHILDREN}
 _MODEL_KEYS = {"users", "groups", "versions"}

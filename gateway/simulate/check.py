@@ -19,9 +19,12 @@ from store.vocabulary import (
     DEFAULT_WORKSPACE,
     EXPERIMENT,
     EXPERIMENT_NAME,
+    ISSUE,
+    LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
     RUN,
+    SCORER,
     TRACE,
     WORKSPACE,
 )
@@ -36,18 +39,22 @@ RESOURCE_KINDS = {
     "logged_model": LOGGED_MODEL,
     "dataset": DATASET,
     "experiment_name": EXPERIMENT_NAME,
+    "scorer": SCORER,
+    "label_schema": LABEL_SCHEMA,
+    "issue": ISSUE,
 }
 
 
 def parse_resource(text: str) -> ResourceRef:
-    """`experiment:ID`, `model:NAME` (also run:, trace:, logged_model:, dataset:), `workspace`."""
+    """`experiment:ID`, `model:NAME` (also run:, trace:, logged_model:, dataset:, scorer:,
+    label_schema:, issue:), `workspace`."""
     if text == WORKSPACE:
         return ResourceRef(WORKSPACE, DEFAULT_WORKSPACE)
     prefix, sep, ident = text.partition(":")
     if not sep or not ident or prefix not in RESOURCE_KINDS:
         raise ValueError(
             f"resource {text!r}: expected experiment:ID, model:NAME, run:ID, trace:ID, "
-            "logged_model:ID, dataset:ID or workspace"
+            "logged_model:ID, dataset:ID, scorer:ID, label_schema:ID, issue:ID or workspace"
         )
     return ResourceRef(RESOURCE_KINDS[prefix], ident)
 

@@ -19,9 +19,14 @@ from mlflow.entities.model_registry import (
 from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL, STAGE_NONE
 from mlflow.entities.model_registry.model_version_status import ModelVersionStatus
 
-from store.keys import registered_model_key, run_version_key, version_key
+from store.keys import (
+    REGISTERED_MODELS_INDEX_PK,
+    registered_model_key,
+    run_version_key,
+    version_key,
+)
 
-MODELS_GSI_PK = "RMS"  # every registered model, sorted by name
+MODELS_GSI_PK = REGISTERED_MODELS_INDEX_PK  # every registered model, sorted by name
 VERSIONS_GSI_PK = "MVS"  # every model version of every model
 READY = ModelVersionStatus.to_string(ModelVersionStatus.READY)
 

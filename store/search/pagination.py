@@ -134,6 +134,8 @@ _OFFSET_TOKEN_SEARCHES = frozenset(
         "metric_history",
         "evaluation_datasets",
         "webhooks",
+        "label_schemas",
+        "issues",
     }
 )
 

@@ -17,6 +17,8 @@ from store.dynamo.expressions import Update
 from store.keys import trace_key
 from store.traces.items import assessment_columns, assessment_from_columns, is_live
 
+ISSUE_TYPE = "issue"  # an assessment referencing an issue: its name is the issue id
+
 
 class AssessmentsMixin:
     """Assessment calls of MLflow's tracking ``AbstractStore``."""
@@ -36,6 +38,8 @@ class AssessmentsMixin:
                 )
             update.set(("assessments", overrides, "valid"), False)
         self._write_assessments(assessment.trace_id, update, new=columns["assessment_id"])
+        if columns.get("assessment_type") == ISSUE_TYPE:  # the issue's trace count
+            self._count_issue_trace(columns["name"], assessment.trace_id)
         return assessment_from_columns(columns)
 
     def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
@@ -117,6 +121,12 @@ class AssessmentsMixin:
         if (overrides := doomed.get("overrides")) and overrides in existing:
             update.set(("assessments", overrides, "valid"), True)
         self._write_assessments(trace_id, update)
+        if doomed.get("assessment_type") == ISSUE_TYPE and not any(
+            c.get("assessment_type") == ISSUE_TYPE and c.get("name") == doomed.get("name")
+            for key, c in existing.items()
+            if key != assessment_id
+        ):  # no other reference to that issue left on the trace
+            self._uncount_issue_trace(doomed["name"], trace_id)
 
     # ---- helpers -------------------------------------------------------------------------------
 

@@ -38,9 +38,9 @@ from mlflow.utils.mlflow_tags import _get_run_name_from_tags
 from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
 
 from store.dynamo.values import float_from_dynamo, float_to_dynamo
-from store.keys import experiment_pk
+from store.keys import EXPERIMENTS_INDEX_PK, experiment_pk
 
-EXPERIMENTS_GSI = "EXPS"
+EXPERIMENTS_GSI = EXPERIMENTS_INDEX_PK
 DATASET_SK_PREFIX = "DS#"
 EXPERIMENT_COUNTER = ("COUNTER#experiment", "COUNTER")
 _ID_WIDTH = 20

@@ -83,20 +83,6 @@ TRACKING_NOT_OFFERED: dict[str, tuple[str, ...]] = {
         "search_entities_by_destination",
         "search_entities_by_source",
     ),
-    "issues": (
-        "create_issue",
-        "get_issue",
-        "search_issues",
-        "update_issue",
-    ),
-    "label schemas": (
-        "create_label_schema",
-        "delete_label_schema",
-        "get_label_schema",
-        "get_label_schema_by_name",
-        "list_label_schemas",
-        "update_label_schema",
-    ),
     "online scoring configurations": (
         "get_active_online_scorers",
         "resolve_endpoint_in_scorer",

@@ -18,6 +18,8 @@ from store.traces.store import TracesMixin
 from store.tracking.eval_datasets import EvaluationDatasetsMixin
 from store.tracking.eval_records import DatasetRecordsMixin
 from store.tracking.experiments import ExperimentsMixin
+from store.tracking.issues import IssuesMixin
+from store.tracking.label_schemas import LabelSchemasMixin
 from store.tracking.logged_models import LoggedModelsMixin
 from store.tracking.metrics import MetricsMixin
 from store.tracking.run_gc import RunGcMixin
@@ -41,6 +43,8 @@ class DynamoTrackingStore(
     EvaluationDatasetsMixin,
     DatasetRecordsMixin,
     ScorersMixin,
+    LabelSchemasMixin,
+    IssuesMixin,
     TraceMetricsMixin,
     ExperimentsMixin,
     RunsMixin,

@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gw_support import EchoUpstream, ServerThread, free_port, gateway_config  # noqa: E402
-from sample_requests import Ids, Sample  # noqa: E402
+from sample_requests import ANSWERED_STATUS, Ids, Sample  # noqa: E402
 
 ADMINS = ("admins",)
 METRICS_ROUTE = match_route("GET", METRICS_PATH).route
@@ -51,13 +51,14 @@ PROBE = "x-simulate-probe"
 _CLIENTS = threading.local()
 # trace ids as OTLP makes them (tr-<32 hex>), so that span exports can name them too
 OPEN = Ids(
-    "900", "run-open", f"tr-{900:032x}", "m-open", "exp-open", "model-open", "d-open", "sc-open"
-)
+    "900", "run-open", f"tr-{900:032x}", "m-open", "exp-open", "model-open", "d-open", "sc-open",
+    "ls-open", "iss-open",
+)  # fmt: skip
 # Calls the gateway decides differently from the policies alone, and why:
 # - GraphQL: the matrix shows the workspace decision; the gateway then decides each root
 #   field of a non-administrator's query (gateway/pipeline.py), which `simulate request` does too.
-# Each experiment has a dataset linked to it alone and a scorer, so that a call naming them is
-# decided on that experiment as the matrix shows.
+# Each experiment has a dataset linked to it alone, a scorer and a label schema, so that a call
+# naming them is decided on that experiment as the matrix shows.
 
 
 def matrix_columns() -> list[tuple[int, str, Column]]:
@@ -83,7 +84,7 @@ def ids_of(index: int) -> Ids:
     trace = f"tr-{index:032x}"
     return Ids(
         str(index), f"run{index}", trace, f"m{index}", f"exp{index}", f"model{index}",
-        f"d-{index}", f"sc-{index}",
+        f"d-{index}", f"sc-{index}", f"ls-{index}", f"iss-{index}",
     )  # fmt: skip
 
 
@@ -116,6 +117,8 @@ def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone:
     ):
         table.put({"pk": pk, "sk": sk, "experiment_id": exp})
     table.put({"pk": f"SCORER#{ids.scorer}", "sk": "META", "experiment_id": exp})
+    table.put({"pk": f"LS#{ids.label_schema}", "sk": "LS", "experiment_id": exp})
+    table.put({"pk": f"ISSUE#{ids.issue}", "sk": "ISSUE", "experiment_id": exp})
     table.put({"pk": f"EVDS#{ids.dataset}", "sk": "EVDS", "experiments": {exp}})
     data.datasets[ids.dataset] = (exp,)
     table.put(
@@ -140,6 +143,8 @@ def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone:
         ("logged_model", ids.logged_model),
         ("experiment_name", ids.experiment_name),
         ("scorer", ids.scorer),
+        ("label_schema", ids.label_schema),
+        ("issue", ids.issue),
     ):
         data.children[(kind, child)] = (EXPERIMENT, exp)
     data.versions[(model, "1")] = VersionFacts("None")
@@ -193,6 +198,13 @@ def idless_dataset_search() -> Sample:
     """A dataset search naming no experiment: decided on the workspace, its answer filtered."""
     path = "/api/3.0/mlflow/datasets/search"
     return Sample(match_route("GET", path).route, "GET", path, "", {}, b"")
+
+
+def idless_issue_search() -> Sample:
+    """An issue search naming no experiment: decided on the workspace, its answer filtered."""
+    path = "/api/3.0/mlflow/issues/search"
+    json_body = {"Content-Type": "application/json"}
+    return Sample(match_route("POST", path).route, "POST", path, "", json_body, b"{}")
 
 
 def special(action: str, ids: Ids) -> Sample | None:
@@ -302,8 +314,9 @@ def gateway_decisions(world, jobs: list[tuple[Sample, str, tuple[str, ...]]]) ->
     out = []
     for (sample, _user_name, _groups), (probe, status) in zip(jobs, sent, strict=True):
         if sample.route is None or sample.route.serve == ANSWER:  # answered by the gateway
-            assert status in (200, 403), (sample.target, status)
-            out.append(status == 200)
+            answered = ANSWERED_STATUS.get(sample.route.action, 200) if sample.route else 200
+            assert status in (answered, 403), (sample.target, status)
+            out.append(status == answered)
         else:
             assert probe in forwarded or status in (200, 403), (sample.target, status)
             out.append(probe in forwarded)

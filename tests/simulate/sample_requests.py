@@ -23,6 +23,8 @@ from store.vocabulary import (
     DATASET,
     EXPERIMENT,
     EXPERIMENT_NAME,
+    ISSUE,
+    LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
     RUN,
@@ -31,6 +33,8 @@ from store.vocabulary import (
     WORKSPACE,
 )
 
+# Allowed rows the gateway answers with a refusal of its own, after the decision
+ANSWERED_STATUS = {"UpdateUserPassword": 400}  # passwords belong to the identity provider
 _ALIAS_ACTIONS = {"SetRegisteredModelAlias", "DeleteRegisteredModelAlias", "GetModelVersionByAlias"}
 EXPERIMENT_KINDS = {
     EXPERIMENT,
@@ -40,6 +44,8 @@ EXPERIMENT_KINDS = {
     LOGGED_MODEL,
     DATASET,
     SCORER,
+    LABEL_SCHEMA,
+    ISSUE,
     ARTIFACT_PATH,
 }
 
@@ -56,6 +62,8 @@ class Ids:
     model: str
     dataset: str = "no-such-dataset"
     scorer: str = "no-such-scorer"
+    label_schema: str = "no-such-label-schema"
+    issue: str = "no-such-issue"
     artifact_path: str = ""  # an artifact-proxy path; default: a file of the run
 
     def of(self, kind: str) -> str:
@@ -68,6 +76,8 @@ class Ids:
             REGISTERED_MODEL: self.model,
             DATASET: self.dataset,
             SCORER: self.scorer,
+            LABEL_SCHEMA: self.label_schema,
+            ISSUE: self.issue,
         }[kind]
 
     def artifact(self) -> str:

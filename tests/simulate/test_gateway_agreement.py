@@ -11,6 +11,7 @@ from matrix_world import (
     OPEN,
     gateway_decisions,
     idless_dataset_search,
+    idless_issue_search,
     ids_of,
     pid,
     simulate,
@@ -40,6 +41,8 @@ def test_simulator_and_gateway_agree_on_every_cell(world):
             sample = special(action, ids) or samples.get(action)
             if rtype == WORKSPACE and action == "SearchEvaluationDatasets":
                 sample = idless_dataset_search()
+            if rtype == WORKSPACE and action == "SearchIssues":
+                sample = idless_issue_search()
             assert sample is not None, f"no request reaches {action}"
             cells.append((rtype, column, action))
             jobs.append((sample, user, groups))

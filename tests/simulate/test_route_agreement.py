@@ -46,7 +46,7 @@ from gw_support import (  # noqa: E402
     gateway_config,
     table_on,
 )
-from sample_requests import Ids, Sample, build  # noqa: E402
+from sample_requests import ANSWERED_STATUS, Ids, Sample, build  # noqa: E402
 
 ADMINS = ("admins",)
 PROBE = "x-simulate-probe"
@@ -115,6 +115,8 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
         "no-model",
         "d-none",
         "no-scorer",
+        "ls-none",
+        "iss-none",
     )
     echo = EchoUpstream()
     port = free_port()
@@ -142,6 +144,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
     from mlflow.entities.trace_info import TraceInfo
     from mlflow.entities.trace_location import TraceLocation
     from mlflow.entities.trace_state import TraceState
+    from mlflow.genai.label_schemas.label_schemas import InputText
 
     from store.bindings import BindingStore
     from store.registry import DynamoRegistryStore
@@ -159,6 +162,10 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
     dataset = tracking.create_dataset(f"{name}-data", experiment_ids=[experiment]).dataset_id
     code = json.dumps({"name": "length", "call_source": "return 1"})
     scorer = tracking.register_scorer(experiment, "length", code).scorer_id
+    label_schema = tracking.create_label_schema(
+        experiment, name="tone", type="feedback", input=InputText()
+    ).schema_id
+    issue = tracking.create_issue(experiment, "slow", "too slow").issue_id
     model = f"{name}-model-{uuid.uuid4().hex[:6]}"
     registry.create_registered_model(model)
     registry.create_model_version(model, f"runs:/{run}/model", run_id=run)
@@ -170,7 +177,10 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
         grants.grant("experiment", experiment, role, user=pid(user))
     for user, role in model_roles.items():
         grants.grant("registered_model", model, role, user=pid(user))
-    ids = Ids(experiment, run, trace, logged, experiment_name, model, dataset, scorer)
+    ids = Ids(
+        experiment, run, trace, logged, experiment_name, model, dataset, scorer, label_schema,
+        issue,
+    )  # fmt: skip
     document = {
         "experiments": {
             experiment: {
@@ -181,6 +191,8 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
                 "logged_models": [logged],
                 "datasets": [dataset],
                 "scorers": [scorer],
+                "label_schemas": [label_schema],
+                "issues": [issue],
             }
         },
         "registered_models": {
@@ -260,7 +272,9 @@ def _simulated(result: RequestResult) -> tuple:
         return ("answer", 200)
     if not verdict.allowed:
         return ("answer", 403)
-    return ("answer", 200) if verdict.parsed.route.serve == ANSWER else ("forward",)
+    if verdict.parsed.route.serve == ANSWER:
+        return ("answer", ANSWERED_STATUS.get(verdict.parsed.route.action, 200))
+    return ("forward",)
 
 
 def _simulate(world: World, source, sample: Sample, user: str) -> tuple:

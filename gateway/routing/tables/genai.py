@@ -1,4 +1,5 @@
-"""Route rows: MLflow's GenAI calls (evaluation datasets and their records, scorers).
+"""Route rows: MLflow's GenAI calls (evaluation datasets and their records, scorers, label
+schemas, issues).
 
 A dataset is decided on the experiments it is linked to (gateway/authz/datasets.py): reads
 need one of them to allow (`ANY`), changes all of them (`ALL`, the default); adding a link
@@ -8,9 +9,9 @@ also needs the new experiments, removing one the named experiments.
 from __future__ import annotations
 
 from gateway.routing.build import ajax, api, ref, rows
-from gateway.routing.model import ANY, Route
+from gateway.routing.model import ANY, NONE, Route
 from gateway.routing.tables.tracking import EXP_ID, EXP_IDS
-from store.vocabulary import DATASET, EXPERIMENT, SCORER, WORKSPACE
+from store.vocabulary import DATASET, EXPERIMENT, ISSUE, LABEL_SCHEMA, SCORER, WORKSPACE
 
 DATASET_CHANGED = ref(DATASET, "{dataset_id}")
 DATASET_READ = ref(DATASET, "{dataset_id}", combine=ANY)
@@ -94,5 +95,37 @@ def _scorers() -> list[Route]:
     ]
 
 
+def _label_schemas() -> list[Route]:
+    f = "label_schemas"
+    base = "/mlflow/label-schemas"
+    schema = ref(LABEL_SCHEMA, "schema_id")  # a schema id resolves to its experiment
+    return [
+        *rows("POST", api(3, f"{base}/create"), f, "CreateLabelSchema", EXP_ID),
+        *rows("GET", api(3, f"{base}/get"), f, "GetLabelSchema", schema),
+        *rows("GET", api(3, f"{base}/get-by-name"), f, "GetLabelSchemaByName", EXP_ID),
+        *rows("GET", api(3, f"{base}/list"), f, "ListLabelSchemas", EXP_ID),
+        *rows("PATCH", api(3, f"{base}/update"), f, "UpdateLabelSchema", schema),
+        *rows("DELETE", api(3, f"{base}/delete"), f, "DeleteLabelSchema", schema),
+    ]
+
+
+def _issues() -> list[Route]:
+    f = "issues"
+    base = "/mlflow/issues"
+    issue = ref(ISSUE, "{issue_id}")  # the handler reads the path's id only
+    # without an experiment MLflow searches every issue: decided on the workspace, and each
+    # issue of the answer kept when the caller may read it (gateway/filters.py)
+    search = (
+        ref(EXPERIMENT, "experiment_id", optional=True),
+        ref(WORKSPACE, "absent:experiment_id"),
+    )
+    return [
+        *rows("POST", api(3, base), f, "CreateIssue", EXP_ID),
+        *rows("POST", api(3, f"{base}/search"), f, "SearchIssues", *search, filter=f),
+        *rows("GET", api(3, f"{base}/{{issue_id}}"), f, "GetIssue", issue, params=NONE),
+        *rows("PATCH", api(3, f"{base}/{{issue_id}}"), f, "UpdateIssue", issue),
+    ]
+
+
 def genai_routes() -> list[Route]:
-    return [*_datasets(), *_scorers()]
+    return [*_datasets(), *_scorers(), *_label_schemas(), *_issues()]

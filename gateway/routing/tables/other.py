@@ -20,7 +20,7 @@ MCP = "the MCP server registry is not offered"
 ASSISTANT = "the assistant is not offered"
 JOBS = "background jobs are not offered"
 WORKSPACES = "workspaces are not offered: authorization is per experiment and model"
-GENAI = "issues, label schemas and review queues are not offered"
+GENAI = "review queues are not offered"
 DEMO = "demo data is not offered"
 STUB = "not implemented by MLflow"
 BUILD = "use /static-files for the UI's assets"
@@ -200,16 +200,6 @@ def _jobs_and_llm_calls() -> list[Route]:
 def _genai() -> list[Route]:
     f = "genai"
     routes = [
-        ("POST", "/issues"),
-        ("POST", "/issues/search"),
-        ("GET", "/issues/{issue_id}"),
-        ("PATCH", "/issues/{issue_id}"),
-        ("POST", "/label-schemas/create"),
-        ("DELETE", "/label-schemas/delete"),
-        ("GET", "/label-schemas/get"),
-        ("GET", "/label-schemas/get-by-name"),
-        ("GET", "/label-schemas/list"),
-        ("PATCH", "/label-schemas/update"),
         ("POST", "/review-queues/create"),
         ("POST", "/review-queues/delete"),
         ("GET", "/review-queues/get"),

@@ -1,8 +1,10 @@
 """Route rows for the calls MLflow's UI makes on every page to learn who is signed in and
 which features the server has. The gateway answers them itself:
 
-    .../mlflow/users/current            the signed-in user (gateway-own rows: MLflow serves it
-                                          only with its basic-auth app)
+    .../mlflow/users/current            the signed-in user, and its permissions, roles, the
+      /current/permissions, /roles/list,  user names and a refused password change
+      /list, /update-password             (gateway-own rows: MLflow serves them only with its
+                                          basic-auth app; gateway/account_answers.py)
     .../mlflow/assistant/config,        MLflow rows: answered as a plain `mlflow server` without
       /providers, ui-telemetry,           the feature answers (assistant not set up, telemetry
       gateway-proxy, mcp-servers (list)   off, no AI gateway endpoints, no MCP servers), so the
@@ -17,6 +19,10 @@ from store.vocabulary import WORKSPACE
 
 EVERYONE = ref(WORKSPACE)
 CURRENT_USER_ACTION = "GetCurrentUser"
+CURRENT_PERMISSIONS_ACTION = "ListCurrentUserPermissions"
+USER_ROLES_ACTION = "ListUserRoles"
+LIST_USERS_ACTION = "ListUsers"
+UPDATE_PASSWORD_ACTION = "UpdateUserPassword"  # noqa: S105 - an action name
 ASSISTANT_CONFIG_ACTION = "GetAssistantConfig"
 ASSISTANT_PROVIDERS_ACTION = "ListAssistantProviders"
 GET_TELEMETRY_ACTION = "GetUiTelemetry"
@@ -45,5 +51,16 @@ def ui_probe_routes() -> list[Route]:
 
 
 def account_routes() -> list[Route]:
-    """The gateway's own rows for the signed-in user (MLflow's basic-auth app serves these)."""
-    return _answered("GET", api(2, "/mlflow/users/current"), "account", CURRENT_USER_ACTION)
+    """The gateway's own rows for the signed-in user (MLflow's basic-auth app serves these):
+    who is signed in, the caller's roles and permissions, the user names (for the review
+    queues' reviewer picker), and a refusal to change a password kept by the identity
+    provider."""
+    f = "account"
+    return [
+        *_answered("GET", api(2, "/mlflow/users/current"), f, CURRENT_USER_ACTION),
+        *_answered("GET", api(3, "/mlflow/users/current/permissions"), f,
+                   CURRENT_PERMISSIONS_ACTION),
+        *_answered("GET", api(3, "/mlflow/users/roles/list"), f, USER_ROLES_ACTION),
+        *_answered("GET", api(2, "/mlflow/users/list"), f, LIST_USERS_ACTION),
+        *_answered("PATCH", api(2, "/mlflow/users/update-password"), f, UPDATE_PASSWORD_ACTION),
+    ]  # fmt: skip

@@ -135,6 +135,8 @@ def _message_class(descriptor):
     from mlflow.protos import (
         assessments_pb2,
         datasets_pb2,
+        issues_pb2,
+        label_schemas_pb2,
         mlflow_artifacts_pb2,
         model_registry_pb2,
         service_pb2,
@@ -142,7 +144,7 @@ def _message_class(descriptor):
     )
 
     for module in (service_pb2, model_registry_pb2, mlflow_artifacts_pb2, webhooks_pb2,
-                   datasets_pb2, assessments_pb2):  # fmt: skip
+                   datasets_pb2, assessments_pb2, label_schemas_pb2, issues_pb2):  # fmt: skip
         found = getattr(module, descriptor.name, None)
         if found is not None and found.DESCRIPTOR.full_name == descriptor.full_name:
             return found
