@@ -246,6 +246,8 @@ class Ownership:
             parsed = runs_source(facts.source or "")
             if parsed is None or parsed[0] != run_id:
                 continue
+            if under is not None and not _holds(facts.storage_location, under):
+                continue  # the entry's copy of the location is only a hint
             found.append(RunVersion(name, facts.version, str(facts.source), facts.storage_location))
         return tuple(found)
 

@@ -66,7 +66,7 @@ class VersionsMixin(RegistryCore):
     ):
         """3 round trips: GetItem model, PutItem version (one more per number taken meanwhile),
         UpdateItem model (count it); a `runs:/` source adds the PutItem of its entry under the
-        run, a prompt tag an UpdateItem of the model first."""
+        run before each claim, a prompt tag an UpdateItem of the model first."""
         _validate_model_name(name)
         tag_dict = {}
         for tag in tags or []:
@@ -80,6 +80,7 @@ class VersionsMixin(RegistryCore):
             model = self._update_model(name, Update().set("prompt_versions", True))
         principal = current_principal()
         version = int(model.get("vcount", 0)) + 1
+        registered_from = runs_source(source)
         while True:
             # The version item claims its number: a number is taken once and only by a
             # version that exists, so a failure anywhere leaves no gap in the numbers.
@@ -96,6 +97,10 @@ class VersionsMixin(RegistryCore):
                 model_id=model_id,
                 tags=tag_dict,
             )
+            if registered_from is not None:
+                # Before the version: a version never exists without its entry. An entry left
+                # by a failure or a lost number is harmless, as readers check the version's source.
+                self._table.put(run_version_item(registered_from[0], model["name"], item))
             try:
                 with within_item_limit("The model version", FEWER_TAGS):
                     self._table.put(item, condition="attribute_not_exists(pk)")
@@ -103,9 +108,6 @@ class VersionsMixin(RegistryCore):
             except ConditionFailed:
                 version += 1  # taken by a parallel creation
         self._count_version(name, model, item)
-        if (registered_from := runs_source(source)) is not None:
-            # After the version: an entry is only ever written for a version that exists.
-            self._table.put(run_version_item(registered_from[0], model["name"], item))
         return version_entity(name, item)
 
     def _count_version(self, name: str, model: dict, item: dict) -> None:

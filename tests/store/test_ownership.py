@@ -262,6 +262,21 @@ def test_a_forged_entry_under_a_run_gains_nothing(stores):
     assert [v.version for v in stores.ownership.versions_from_run(victim_run)] == [1]
 
 
+def test_an_entry_left_for_another_path_of_the_same_run_gains_nothing(stores):
+    experiment_id = stores.tracking.create_experiment("stale")
+    run_id = stores.run(experiment_id)
+    stores.registry.create_registered_model("churn")
+    stores.registry.create_model_version("churn", f"runs:/{run_id}/better", run_id=run_id)
+    rid = stores.ownership.registered_model("churn").rid
+    pk, sk = run_version_key(run_id, rid, 1)  # as left by a creation that lost number 1
+    where = f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts/model"
+    stores.registry.table.put(
+        {"pk": pk, "sk": sk, "name": "churn", "rid": rid, "version": 1, "storage_location": where}
+    )
+    under = f"{experiment_id}/{run_id}/artifacts/model/MLmodel"
+    assert stores.ownership.versions_from_run(run_id, under) == ()
+
+
 def test_registering_from_a_run_writes_one_entry_more(stores):
     experiment_id = stores.tracking.create_experiment("trips")
     run_id = stores.run(experiment_id)
@@ -351,3 +366,25 @@ def test_an_interrupted_rename_repeated_renames_the_entries_under_runs(stores):
             if v.name.endswith(f"-{fail_at}")
         }
         assert mine == {(new, 1), (new, 2)}, fail_at
+
+
+def test_a_version_from_a_run_failing_at_any_request_is_never_without_its_entry(stores):
+    from fault_support import RequestFaults, fails_unavailable, requests_of
+
+    experiment_id = stores.tracking.create_experiment("entries")
+    run_id = stores.run(experiment_id)
+    faults = RequestFaults(stores.registry.table)
+    source = f"runs:/{run_id}/model"
+    stores.registry.create_registered_model("probe")
+    probe = lambda: stores.registry.create_model_version("probe", source, run_id=run_id)  # noqa: E731
+    probe()  # the run's location is remembered after the first
+    sent = requests_of(faults, probe)
+    for fail_at in range(1, len(sent) + 1):
+        name = f"model-{fail_at}"
+        stores.registry.create_registered_model(name)
+        create = lambda n=name: stores.registry.create_model_version(n, source, run_id=run_id)  # noqa: E731
+        fails_unavailable(faults, fail_at, create)
+        create()  # the client's retry
+        listed = stores.registry.search_model_versions(f"name = '{name}'", max_results=100)
+        entries = {v.version for v in stores.ownership.versions_from_run(run_id) if v.name == name}
+        assert {int(v.version) for v in listed} == entries, fail_at
