@@ -135,6 +135,8 @@ _OFFSET_TOKEN_SEARCHES = frozenset(
         "evaluation_datasets",
         "label_schemas",
         "issues",
+        "review_queues",
+        "review_queue_items",
     }
 )
 
