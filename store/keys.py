@@ -223,3 +223,38 @@ def issues_of_experiment_prefix(experiment_id: str) -> str:
 def issue_trace_key(issue_id: str, trace_id: str) -> tuple[str, str]:
     """The marker saying a trace holds an assessment that references the issue."""
     return f"ISSUE#{issue_id}", f"{ISSUE_TRACE_SK_PREFIX}{trace_id}"
+
+
+# ---- review queues ----
+
+REVIEW_QUEUE_SK = "RQ"
+REVIEW_QUEUE_NAME_SK_PREFIX = "RQNAME#"  # under an experiment's partition: a name's claim
+REVIEW_QUEUE_ITEM_SK_PREFIX = "I#"  # under a queue's partition: an item to review
+
+
+def review_queue_key(queue_id: str) -> tuple[str, str]:
+    return f"RQ#{queue_id}", REVIEW_QUEUE_SK
+
+
+def review_queues_index_pk(experiment_id: str) -> str:
+    """The gsi1 partition listing an experiment's review queues."""
+    return f"EXPRQ#{experiment_id}"
+
+
+def review_queues_index_sk(created_ms: int, queue_id: str) -> str:
+    """Newest first, then id ascending (MLflow's list order)."""
+    return f"{NEWEST_FIRST - created_ms:019d}#{queue_id}"
+
+
+def review_queue_name_key(experiment_id: str, name_key: str) -> tuple[str, str]:
+    """The item that holds a case-folded queue name of an experiment for its queue."""
+    return experiment_pk(experiment_id), f"{REVIEW_QUEUE_NAME_SK_PREFIX}{name_key}"
+
+
+def review_queue_item_key(queue_id: str, item_id: str) -> tuple[str, str]:
+    return f"RQ#{queue_id}", f"{REVIEW_QUEUE_ITEM_SK_PREFIX}{item_id}"
+
+
+def review_queues_holding_pk(item_id: str) -> str:
+    """The gsi1 partition listing the queues that hold an item."""
+    return f"RQFOR#{item_id}"

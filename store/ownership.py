@@ -34,6 +34,7 @@ from store.keys import (
     logged_model_key,
     name_claim_key,
     registered_model_key,
+    review_queue_key,
     run_key,
     run_versions_pk,
     scorer_meta_key,
@@ -135,6 +136,10 @@ class Ownership:
     def experiment_of_issue(self, issue_id: str) -> str | None:
         """An issue never moves to another experiment (issues are not deleted)."""
         return self._experiment_of(issue_key(issue_id))
+
+    def experiment_of_review_queue(self, queue_id: str) -> str | None:
+        """A review queue never moves to another experiment; None once it is deleted."""
+        return self._experiment_of(review_queue_key(queue_id))
 
     def experiment_id_by_name(self, name: str) -> str | None:
         """The experiment that holds `name` (its name claim), None when no one does."""

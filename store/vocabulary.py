@@ -18,6 +18,7 @@ DATASET = "dataset"
 SCORER = "scorer"  # a registered scorer, by its id: decided on its experiment
 LABEL_SCHEMA = "label_schema"  # a label schema, by its id: decided on its experiment
 ISSUE = "issue"  # an issue, by its id: decided on its experiment
+REVIEW_QUEUE = "review_queue"  # a review queue, by its id: decided on its experiment
 ARTIFACT_PATH = "artifact_path"  # an mlflow-artifacts path: "<experiment id>/..."
 
 DEFAULT_WORKSPACE = "default"  # the one workspace of a deployment (MLflow's name for it)

@@ -4,7 +4,7 @@ the registry's facts the policies read, and the versions registered from a logge
 run's files. Two caches:
 
 - owners (run, trace, logged model, scorer, label schema,
-  issue → experiment) never change: cached
+  issue, review queue → experiment) never change: cached
   for the process.
   Run and logged-model ids are the store's own; a trace id is the client's, so the store
   binds it to its experiment for good (every write is conditioned on the experiment, and a
@@ -50,6 +50,7 @@ from store.vocabulary import (
     LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
+    REVIEW_QUEUE,
     RUN,
     SCORER,
     TRACE,
@@ -64,6 +65,7 @@ _OWNERS: dict[str, Callable[[Ownership, str], str | None]] = {
     SCORER: Ownership.experiment_of_scorer,
     LABEL_SCHEMA: Ownership.experiment_of_label_schema,
     ISSUE: Ownership.experiment_of_issue,
+    REVIEW_QUEUE: Ownership.experiment_of_review_queue,
 }
 _MAX_ENTRIES = 100_000  # per cache; an overflowing cache is cleared (never grows unbounded)
 # calls after which cached bindings or names of their resource are stale

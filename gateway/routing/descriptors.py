@@ -26,6 +26,7 @@ _REQUEST_FILES = (
     "assessments.proto",
     "label_schemas.proto",
     "issues.proto",
+    "review_queues.proto",
 )
 # Calls whose handler parses another message than the one named like the call.
 PARSED_AS = {"DeleteTracesV3": "DeleteTraces"}

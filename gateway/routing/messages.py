@@ -276,7 +276,12 @@ def _fits_enum(value: object, field: FieldDescriptor) -> bool:
         if field.containing_type.full_name in _STRICT_ENUM_MESSAGES:
             known = field.enum_type.values_by_name.get(value)
             return known is not None and known.number != 0
-        return True  # names MLflow does not know are ignored, as unknown fields are
+        if value in field.enum_type.values_by_name:
+            return True
+        try:
+            value = int(value)  # protobuf's JSON parser reads a number written as a string
+        except ValueError:
+            return True  # names MLflow does not know are ignored, as unknown fields are
     if isinstance(value, float):
         if not math.isfinite(value):
             return False

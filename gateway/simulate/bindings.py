@@ -17,6 +17,7 @@ bindings, and the runs, logged models, traces and datasets that live in each exp
         scorers: [0f4c...]            # scorer ids
         label_schemas: [ls-1]         # label schema ids
         issues: [iss-1]               # issue ids
+        review_queues: [rq-1]         # review queue ids
     registered_models:
       churn:
         users: {bob: manager}
@@ -58,6 +59,7 @@ from store.vocabulary import (
     LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
+    REVIEW_QUEUE,
     ROLES,
     RUN,
     SCORER,
@@ -71,6 +73,7 @@ _CHILDREN = {
     "scorers": SCORER,
     "label_schemas": LABEL_SCHEMA,
     "issues": ISSUE,
+    "review_queues": REVIEW_QUEUE,
 }
 _RESOLVABLE = {EXPERIMENT, REGISTERED_MODEL, EXPERIMENT_NAME, *_CHILDREN.values()}
 _EXPERIMENT_KEYS = {"name", "users", "groups", "private", "datasets", *_CHILDREN}

@@ -23,6 +23,7 @@ from store.vocabulary import (
     LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
+    REVIEW_QUEUE,
     RUN,
     SCORER,
     TRACE,
@@ -42,19 +43,21 @@ RESOURCE_KINDS = {
     "scorer": SCORER,
     "label_schema": LABEL_SCHEMA,
     "issue": ISSUE,
+    "review_queue": REVIEW_QUEUE,
 }
 
 
 def parse_resource(text: str) -> ResourceRef:
     """`experiment:ID`, `model:NAME` (also run:, trace:, logged_model:, dataset:, scorer:,
-    label_schema:, issue:), `workspace`."""
+    label_schema:, issue:, review_queue:), `workspace`."""
     if text == WORKSPACE:
         return ResourceRef(WORKSPACE, DEFAULT_WORKSPACE)
     prefix, sep, ident = text.partition(":")
     if not sep or not ident or prefix not in RESOURCE_KINDS:
         raise ValueError(
             f"resource {text!r}: expected experiment:ID, model:NAME, run:ID, trace:ID, "
-            "logged_model:ID, dataset:ID, scorer:ID, label_schema:ID, issue:ID or workspace"
+            "logged_model:ID, dataset:ID, scorer:ID, label_schema:ID, issue:ID, "
+            "review_queue:ID or workspace"
         )
     return ResourceRef(RESOURCE_KINDS[prefix], ident)
 

@@ -96,7 +96,7 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="KIND:ID",
         help="experiment:ID, model:NAME, run:ID, trace:ID, logged_model:ID, dataset:ID, "
-        "scorer:ID, label_schema:ID, issue:ID or workspace",
+        "scorer:ID, label_schema:ID, issue:ID, review_queue:ID or workspace",
     )
     check.add_argument("--version", help="model version (its stage is read from the bindings)")
     check.add_argument("--stage", help="model version stage, e.g. Production")

@@ -23,6 +23,7 @@ from store.handler.identity import (
     InvalidIdentity,
     Principal,
     bind_principal,
+    current_principal,
     identity_secret_from_env,
     verify_identity_claims,
 )
@@ -229,6 +230,24 @@ def _client_error(exc: BaseException):
     return None
 
 
+def _stamp_authenticated_user() -> None:
+    """MLflow's review-queue handlers take a queue's owner and a reviewer's name from
+    `flask.g.mlflow_authenticated_user`; without it they take the client's word."""
+    from flask import g
+    from mlflow.server import app as flask_app
+
+    if getattr(flask_app, "_cedarflow_stamps_user", False):
+        return
+
+    def stamp() -> None:
+        principal = current_principal()
+        if principal is not None and principal.kind != "anonymous":
+            g.mlflow_authenticated_user = principal.username
+
+    flask_app.before_request(stamp)
+    flask_app._cedarflow_stamps_user = True
+
+
 def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None = None) -> ASGIApp:
     """MLflow's server app behind the identity check (secret defaults to the environment's)."""
     on_startup = None
@@ -238,6 +257,7 @@ def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None =
         on_startup = _open_stores
         _answer_uncaught_mlflow_errors()
         _answer_storage_errors(mlflow_app)
+        _stamp_authenticated_user()
     use_guarded_webhook_delivery()
     if secret is None:
         secret = identity_secret_from_env()

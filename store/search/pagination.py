@@ -136,6 +136,8 @@ _OFFSET_TOKEN_SEARCHES = frozenset(
         "webhooks",
         "label_schemas",
         "issues",
+        "review_queues",
+        "review_queue_items",
     }
 )
 

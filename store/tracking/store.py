@@ -22,6 +22,7 @@ from store.tracking.issues import IssuesMixin
 from store.tracking.label_schemas import LabelSchemasMixin
 from store.tracking.logged_models import LoggedModelsMixin
 from store.tracking.metrics import MetricsMixin
+from store.tracking.review_queues import ReviewQueuesMixin
 from store.tracking.run_gc import RunGcMixin
 from store.tracking.run_inputs import RunInputsMixin
 from store.tracking.run_locator import Locators
@@ -44,6 +45,7 @@ class DynamoTrackingStore(
     DatasetRecordsMixin,
     ScorersMixin,
     LabelSchemasMixin,
+    ReviewQueuesMixin,
     IssuesMixin,
     TraceMetricsMixin,
     ExperimentsMixin,

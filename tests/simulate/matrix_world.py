@@ -52,7 +52,7 @@ _CLIENTS = threading.local()
 # trace ids as OTLP makes them (tr-<32 hex>), so that span exports can name them too
 OPEN = Ids(
     "900", "run-open", f"tr-{900:032x}", "m-open", "exp-open", "model-open", "d-open", "sc-open",
-    "ls-open", "iss-open",
+    "ls-open", "iss-open", "rq-open",
 )  # fmt: skip
 # Calls the gateway decides differently from the policies alone, and why:
 # - GraphQL: the matrix shows the workspace decision; the gateway then decides each root
@@ -84,7 +84,7 @@ def ids_of(index: int) -> Ids:
     trace = f"tr-{index:032x}"
     return Ids(
         str(index), f"run{index}", trace, f"m{index}", f"exp{index}", f"model{index}",
-        f"d-{index}", f"sc-{index}", f"ls-{index}", f"iss-{index}",
+        f"d-{index}", f"sc-{index}", f"ls-{index}", f"iss-{index}", f"rq-{index}",
     )  # fmt: skip
 
 
@@ -119,6 +119,7 @@ def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone:
     table.put({"pk": f"SCORER#{ids.scorer}", "sk": "META", "experiment_id": exp})
     table.put({"pk": f"LS#{ids.label_schema}", "sk": "LS", "experiment_id": exp})
     table.put({"pk": f"ISSUE#{ids.issue}", "sk": "ISSUE", "experiment_id": exp})
+    table.put({"pk": f"RQ#{ids.review_queue}", "sk": "RQ", "experiment_id": exp})
     table.put({"pk": f"EVDS#{ids.dataset}", "sk": "EVDS", "experiments": {exp}})
     data.datasets[ids.dataset] = (exp,)
     table.put(
@@ -145,6 +146,7 @@ def _seed(table: DynamoTable, data: BindingsData, ids: Ids, acl: dict, everyone:
         ("scorer", ids.scorer),
         ("label_schema", ids.label_schema),
         ("issue", ids.issue),
+        ("review_queue", ids.review_queue),
     ):
         data.children[(kind, child)] = (EXPERIMENT, exp)
     data.versions[(model, "1")] = VersionFacts("None")

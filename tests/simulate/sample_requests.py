@@ -27,6 +27,7 @@ from store.vocabulary import (
     LABEL_SCHEMA,
     LOGGED_MODEL,
     REGISTERED_MODEL,
+    REVIEW_QUEUE,
     RUN,
     SCORER,
     TRACE,
@@ -46,6 +47,7 @@ EXPERIMENT_KINDS = {
     SCORER,
     LABEL_SCHEMA,
     ISSUE,
+    REVIEW_QUEUE,
     ARTIFACT_PATH,
 }
 
@@ -64,6 +66,7 @@ class Ids:
     scorer: str = "no-such-scorer"
     label_schema: str = "no-such-label-schema"
     issue: str = "no-such-issue"
+    review_queue: str = "no-such-review-queue"
     artifact_path: str = ""  # an artifact-proxy path; default: a file of the run
 
     def of(self, kind: str) -> str:
@@ -78,6 +81,7 @@ class Ids:
             SCORER: self.scorer,
             LABEL_SCHEMA: self.label_schema,
             ISSUE: self.issue,
+            REVIEW_QUEUE: self.review_queue,
         }[kind]
 
     def artifact(self) -> str:

@@ -117,6 +117,7 @@ def world(dynalite_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> I
         "no-scorer",
         "ls-none",
         "iss-none",
+        "rq-none",
     )
     echo = EchoUpstream()
     port = free_port()
@@ -166,6 +167,9 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
         experiment, name="tone", type="feedback", input=InputText()
     ).schema_id
     issue = tracking.create_issue(experiment, "slow", "too slow").issue_id
+    queue = tracking.create_review_queue(
+        experiment, name="triage", queue_type="custom", schema_ids=[label_schema]
+    ).queue_id
     model = f"{name}-model-{uuid.uuid4().hex[:6]}"
     registry.create_registered_model(model)
     registry.create_model_version(model, f"runs:/{run}/model", run_id=run)
@@ -179,7 +183,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
         grants.grant("registered_model", model, role, user=pid(user))
     ids = Ids(
         experiment, run, trace, logged, experiment_name, model, dataset, scorer, label_schema,
-        issue,
+        issue, queue,
     )  # fmt: skip
     document = {
         "experiments": {
@@ -193,6 +197,7 @@ def _family(uri: str, name: str, roles: dict, model_roles: dict) -> tuple[Ids, d
                 "scorers": [scorer],
                 "label_schemas": [label_schema],
                 "issues": [issue],
+                "review_queues": [queue],
             }
         },
         "registered_models": {

@@ -1,5 +1,5 @@
 """Route rows: MLflow's GenAI calls (evaluation datasets and their records, scorers, label
-schemas, issues).
+schemas, issues, review queues).
 
 A dataset is decided on the experiments it is linked to (gateway/authz/datasets.py): reads
 need one of them to allow (`ANY`), changes all of them (`ALL`, the default); adding a link
@@ -11,7 +11,16 @@ from __future__ import annotations
 from gateway.routing.build import ajax, api, ref, rows
 from gateway.routing.model import ANY, NONE, Route
 from gateway.routing.tables.tracking import EXP_ID, EXP_IDS
-from store.vocabulary import DATASET, EXPERIMENT, ISSUE, LABEL_SCHEMA, SCORER, WORKSPACE
+from store.vocabulary import (
+    DATASET,
+    EXPERIMENT,
+    ISSUE,
+    LABEL_SCHEMA,
+    REVIEW_QUEUE,
+    SCORER,
+    TRACE,
+    WORKSPACE,
+)
 
 DATASET_CHANGED = ref(DATASET, "{dataset_id}")
 DATASET_READ = ref(DATASET, "{dataset_id}", combine=ANY)
@@ -127,5 +136,38 @@ def _issues() -> list[Route]:
     ]
 
 
+def _review_queues() -> list[Route]:
+    f = "review_queues"
+    base = "/mlflow/review-queues"
+    queue = ref(REVIEW_QUEUE, "queue_id")  # a queue id resolves to its experiment
+    # the traces a call names are decided on their own experiments too
+    added = ref(TRACE, "item_ids[]")
+    removed = ref(TRACE, "item_ids[]", missing_ok=True)  # a deleted trace can still be removed
+    reviewed = ref(TRACE, "item_id", missing_ok=True)
+    held = ref(TRACE, "item_id", optional=True, missing_ok=True)
+    return [
+        *rows("POST", api(3, f"{base}/create"), f, "CreateReviewQueue", EXP_ID),
+        *rows("POST", api(3, f"{base}/get-or-create-user"), f, "GetOrCreateUserQueue", EXP_ID),
+        *rows("GET", api(3, f"{base}/get"), f, "GetReviewQueue", queue),
+        *rows("GET", api(3, f"{base}/get-by-name"), f, "GetReviewQueueByName", EXP_ID),
+        *rows("GET", api(3, f"{base}/list"), f, "ListReviewQueues", EXP_ID, held),
+        *rows("POST", api(3, f"{base}/update"), f, "UpdateReviewQueue", queue),
+        *rows("POST", api(3, f"{base}/delete"), f, "DeleteReviewQueue", queue),
+        *rows("POST", api(3, f"{base}/items/add"), f, "AddItemsToReviewQueue", queue, added),
+        *rows(
+            "POST", api(3, f"{base}/items/remove"), f, "RemoveItemsFromReviewQueue", queue, removed
+        ),
+        *rows("GET", api(3, f"{base}/items/list"), f, "ListReviewQueueItems", queue),
+        *rows(
+            "POST",
+            api(3, f"{base}/items/set-status"),
+            f,
+            "SetReviewQueueItemStatus",
+            queue,
+            reviewed,
+        ),
+    ]
+
+
 def genai_routes() -> list[Route]:
-    return [*_datasets(), *_scorers(), *_label_schemas(), *_issues()]
+    return [*_datasets(), *_scorers(), *_label_schemas(), *_issues(), *_review_queues()]

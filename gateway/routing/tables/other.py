@@ -20,7 +20,6 @@ MCP = "the MCP server registry is not offered"
 ASSISTANT = "the assistant is not offered"
 JOBS = "background jobs are not offered"
 WORKSPACES = "workspaces are not offered: authorization is per experiment and model"
-GENAI = "review queues are not offered"
 DEMO = "demo data is not offered"
 STUB = "not implemented by MLflow"
 BUILD = "use /static-files for the UI's assets"
@@ -197,27 +196,6 @@ def _jobs_and_llm_calls() -> list[Route]:
     return out
 
 
-def _genai() -> list[Route]:
-    f = "genai"
-    routes = [
-        ("POST", "/review-queues/create"),
-        ("POST", "/review-queues/delete"),
-        ("GET", "/review-queues/get"),
-        ("GET", "/review-queues/get-by-name"),
-        ("POST", "/review-queues/get-or-create-user"),
-        ("POST", "/review-queues/items/add"),
-        ("GET", "/review-queues/items/list"),
-        ("POST", "/review-queues/items/remove"),
-        ("POST", "/review-queues/items/set-status"),
-        ("GET", "/review-queues/list"),
-        ("POST", "/review-queues/update"),
-    ]
-    out: list[Route] = []
-    for method, tail in routes:
-        out += refused(method, api(3, f"/mlflow{tail}"), f, GENAI)
-    return out
-
-
 def _workspaces_and_misc() -> list[Route]:
     out: list[Route] = []
     for method, tail in [("GET", ""), ("POST", "")] + [
@@ -248,6 +226,5 @@ def other_routes() -> list[Route]:
         *_mcp(),
         *_assistant(),
         *_jobs_and_llm_calls(),
-        *_genai(),
         *_workspaces_and_misc(),
     ]

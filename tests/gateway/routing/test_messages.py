@@ -74,6 +74,12 @@ def test_values_mlflow_cannot_parse_are_refused_with_their_path(body, path):
     assert f"'{path}'" in refused.value.message
 
 
+def test_an_enum_number_written_as_a_string_is_checked_as_a_number():
+    with pytest.raises(GatewayError, match=r"'status'"):
+        check_request_body("CreateWebhook", {"name": "w", "url": "https://x", "status": "0"})
+    check_request_body("CreateWebhook", {"name": "w", "url": "https://x", "status": "1"})
+
+
 def test_nested_values_are_checked_with_their_path():
     body = {"run_id": "r", "metrics": [{"key": "k", "value": 1.0, "timestamp": 1, "step": 0},
                                        {"key": "k", "value": [1], "timestamp": 1}]}  # fmt: skip
@@ -139,12 +145,14 @@ def _message_class(descriptor):
         label_schemas_pb2,
         mlflow_artifacts_pb2,
         model_registry_pb2,
+        review_queues_pb2,
         service_pb2,
         webhooks_pb2,
     )
 
     for module in (service_pb2, model_registry_pb2, mlflow_artifacts_pb2, webhooks_pb2,
-                   datasets_pb2, assessments_pb2, label_schemas_pb2, issues_pb2):  # fmt: skip
+                   datasets_pb2, assessments_pb2, label_schemas_pb2, issues_pb2,
+                   review_queues_pb2):  # fmt: skip
         found = getattr(module, descriptor.name, None)
         if found is not None and found.DESCRIPTOR.full_name == descriptor.full_name:
             return found

@@ -13,7 +13,6 @@ NOT_OFFERED_FAMILIES = {
     "mcp",
     "assistant",
     "jobs",
-    "genai",
     "workspaces",
     "demo",
     "stubs",
