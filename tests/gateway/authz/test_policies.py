@@ -214,6 +214,9 @@ _CEDAR_TYPE_OF_KIND = {
     "dataset": "Experiment",
     "scorer": "Experiment",
     "artifact_path": "Experiment",
+    "label_schema": "Experiment",
+    "issue": "Experiment",
+    "review_queue": "Experiment",
     REGISTERED_MODEL: "RegisteredModel",
     WORKSPACE: "Workspace",
 }
