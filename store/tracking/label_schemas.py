@@ -10,7 +10,6 @@ and a marker item says it is there.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 
@@ -24,7 +23,7 @@ from mlflow.protos.databricks_pb2 import (
 from mlflow.store.entities.paged_list import PagedList
 from mlflow.utils.time import get_current_time_millis
 
-from store.dynamo.errors import ConditionFailed, within_item_limit
+from store.dynamo.errors import within_item_limit
 from store.dynamo.expressions import Update
 from store.dynamo.schema import GSI1
 from store.dynamo.table import DynamoTable
@@ -37,8 +36,7 @@ from store.keys import (
 )
 from store.search.pagination import next_page_token, page_offset
 from store.tracking.experiments import validate_max_results
-
-STALE_CLAIM_MS = 60_000  # a claim whose schema never appeared is free again after this
+from store.tracking.name_claims import NameClaims
 
 
 class LabelSchemasMixin:
@@ -179,35 +177,15 @@ class LabelSchemasMixin:
             return None
         return item
 
+    def _schema_names(self) -> NameClaims:
+        return NameClaims(self.table, "schema_id", label_schema_name_key, self._schema_named)
+
     def _claim_schema_name(self, experiment_id: str, name: str, schema_id: str, now: int) -> bool:
         """Hold `name` for `schema_id`; False when a live schema holds it already."""
-        pk, sk = label_schema_name_key(experiment_id, name)
-        claim = {"pk": pk, "sk": sk, "schema_id": schema_id, "claimed_at": now}
-        try:
-            self.table.put(claim, condition="attribute_not_exists(pk)")
-            return True
-        except ConditionFailed:
-            pass
-        held = self.table.get(pk, sk)
-        if held is None or self._schema_named(experiment_id, name) is not None:
-            return False
-        if now - int(held.get("claimed_at", 0)) < STALE_CLAIM_MS:
-            return False  # its schema may still be on its way
-        try:
-            self.table.put(
-                claim, condition="schema_id = :held", values={":held": held["schema_id"]}
-            )
-            return True
-        except ConditionFailed:
-            return False
+        return self._schema_names().claim(experiment_id, name, schema_id, now)
 
     def _release_schema_name(self, experiment_id: str, name: str, schema_id: str) -> None:
-        with contextlib.suppress(ConditionFailed):  # another schema holds the name now
-            self.table.delete(
-                *label_schema_name_key(experiment_id, name),
-                condition="schema_id = :mine",
-                values={":mine": schema_id},
-            )
+        self._schema_names().release(experiment_id, name, schema_id)
 
     def _ensure_default_label_schema(self, experiment_id: str) -> None:
         """Seed the protected default question once per experiment, as MLflow's list does."""

@@ -11,7 +11,6 @@ only) is one conditional update.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 
 from mlflow.exceptions import MlflowException
@@ -39,8 +38,8 @@ from store.keys import (
 )
 from store.search.pagination import next_page_token, page_offset
 from store.tracking.experiments import validate_max_results
+from store.tracking.name_claims import NameClaims
 
-STALE_CLAIM_MS = 60_000  # a claim whose queue never appeared is free again after this
 DEFAULT_MAX_RESULTS = 1000  # MLflow's SEARCH_MAX_RESULTS_DEFAULT
 
 
@@ -376,33 +375,15 @@ class ReviewQueuesMixin:
             return None
         return item
 
+    def _queue_names(self) -> NameClaims:
+        return NameClaims(self.table, "queue_id", review_queue_name_key, self._queue_named)
+
     def _claim_queue_name(self, experiment_id: str, name: str, queue_id: str, now: int) -> bool:
         """Hold the case-folded `name` for `queue_id`; False when a live queue holds it."""
-        pk, sk = review_queue_name_key(experiment_id, name.lower())
-        claim = {"pk": pk, "sk": sk, "queue_id": queue_id, "claimed_at": now}
-        try:
-            self.table.put(claim, condition="attribute_not_exists(pk)")
-            return True
-        except ConditionFailed:
-            pass
-        held = self.table.get(pk, sk)
-        if held is None or self._queue_named(experiment_id, name.lower()) is not None:
-            return False
-        if now - int(held.get("claimed_at", 0)) < STALE_CLAIM_MS:
-            return False  # its queue may still be on its way
-        try:
-            self.table.put(claim, condition="queue_id = :held", values={":held": held["queue_id"]})
-            return True
-        except ConditionFailed:
-            return False
+        return self._queue_names().claim(experiment_id, name.lower(), queue_id, now)
 
     def _release_queue_name(self, experiment_id: str, name_key: str, queue_id: str) -> None:
-        with contextlib.suppress(ConditionFailed):  # another queue holds the name now
-            self.table.delete(
-                *review_queue_name_key(experiment_id, name_key),
-                condition="queue_id = :mine",
-                values={":mine": queue_id},
-            )
+        self._queue_names().release(experiment_id, name_key, queue_id)
 
 
 def _missing(queue_id) -> MlflowException:
