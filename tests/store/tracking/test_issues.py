@@ -4,7 +4,6 @@ requests each call makes."""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
@@ -14,7 +13,7 @@ from mlflow.entities.issue import IssueSeverity, IssueStatus
 from mlflow.entities.trace_info import TraceInfo
 from mlflow.entities.trace_location import TraceLocation
 from mlflow.entities.trace_state import TraceState
-from mlflow.exceptions import MlflowException
+from store_support import outcome_of, requests_of
 
 HIGH, LOW = IssueSeverity.HIGH, IssueSeverity.LOW
 RUNS: dict[str, str] = {}  # each store's run ids → the names the steps use
@@ -36,13 +35,7 @@ def view(issue) -> tuple:
 
 
 def outcome(call, *args, **kwargs):
-    try:
-        found = call(*args, **kwargs)
-    except MlflowException as exc:
-        return ("error", exc.error_code, re.sub(r"iss-[0-9a-f]{32}", "<id>", exc.message))
-    if isinstance(found, list):
-        return ([view(i) for i in found], found.token is not None)
-    return view(found)
+    return outcome_of(view, r"iss-[0-9a-f]{32}", call, *args, **kwargs)
 
 
 def pages(store, size: int, **search) -> list[list[str]]:
@@ -137,12 +130,6 @@ def test_issues_answer_as_mlflows_store(moto_store, sql_store):
         answers.append(steps)
     for step, (ours, theirs) in enumerate(zip(*answers, strict=True)):
         assert ours == theirs, step
-
-
-def requests_of(store, call, *args, **kwargs) -> dict[str, int]:
-    store.table.round_trips.reset()
-    call(*args, **kwargs)
-    return store.table.round_trips.by_operation()
 
 
 def test_issue_calls_make_the_documented_requests(moto_store):

@@ -4,10 +4,8 @@ errors and error codes; and the requests each call makes."""
 
 from __future__ import annotations
 
-import re
 import time
 
-from mlflow.exceptions import MlflowException
 from mlflow.genai.label_schemas.label_schemas import (
     InputCategorical,
     InputNumeric,
@@ -15,6 +13,7 @@ from mlflow.genai.label_schemas.label_schemas import (
     InputText,
     LabelSchemaType,
 )
+from store_support import outcome_of, requests_of
 
 FEEDBACK = LabelSchemaType.FEEDBACK
 EXPECTATION = LabelSchemaType.EXPECTATION
@@ -36,15 +35,7 @@ def view(schema) -> tuple:
 
 
 def outcome(call, *args, **kwargs):
-    try:
-        found = call(*args, **kwargs)
-    except MlflowException as exc:
-        return ("error", exc.error_code, re.sub(r"ls-[0-9a-f]{32}", "<id>", exc.message))
-    if found is None:
-        return None
-    if isinstance(found, list):
-        return ([view(s) for s in found], found.token is not None)
-    return view(found)
+    return outcome_of(view, r"ls-[0-9a-f]{32}", call, *args, **kwargs)
 
 
 def pages(store, experiment_id: str, size: int) -> list[list[str]]:
@@ -120,12 +111,6 @@ def test_label_schemas_answer_as_mlflows_store(moto_store, sql_store):
         answers.append(steps)
     for step, (ours, theirs) in enumerate(zip(*answers, strict=True)):
         assert ours == theirs, step
-
-
-def requests_of(store, call, *args, **kwargs) -> dict[str, int]:
-    store.table.round_trips.reset()
-    call(*args, **kwargs)
-    return store.table.round_trips.by_operation()
 
 
 def test_label_schema_calls_make_the_documented_requests(moto_store):

@@ -4,11 +4,10 @@ items, set an item's status, with the same errors and codes; and the requests ea
 
 from __future__ import annotations
 
-import re
 import time
 
-from mlflow.exceptions import MlflowException
 from mlflow.genai.label_schemas.label_schemas import InputText, LabelSchemaType
+from store_support import outcome_of, requests_of
 
 
 def view(found) -> tuple:
@@ -25,16 +24,7 @@ def view(found) -> tuple:
 
 
 def outcome(call, *args, **kwargs):
-    try:
-        found = call(*args, **kwargs)
-    except MlflowException as exc:
-        return ("error", exc.error_code, re.sub(r"(rq|ls)-[0-9a-f]{32}", "<id>", exc.message))
-    if found is None:
-        return None
-    if isinstance(found, list):
-        token = getattr(found, "token", None)
-        return ([view(f) for f in found], token is not None)
-    return view(found)
+    return outcome_of(view, r"(rq|ls)-[0-9a-f]{32}", call, *args, **kwargs)
 
 
 def queue_pages(store, experiment_id: str, size: int, **filters) -> list[list[str]]:
@@ -195,12 +185,6 @@ def test_review_queues_answer_as_mlflows_store(moto_store, sql_store):
         answers.append(steps)
     for step, (ours, theirs) in enumerate(zip(*answers, strict=True)):
         assert ours == theirs, step
-
-
-def requests_of(store, call, *args, **kwargs) -> dict[str, int]:
-    store.table.round_trips.reset()
-    call(*args, **kwargs)
-    return store.table.round_trips.by_operation()
 
 
 def test_review_queue_calls_make_the_documented_requests(moto_store):
