@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import requests
+from client_support import mlflow_client_of  # noqa: F401 (what the tests here import)
 from mlflow.exceptions import MlflowException, RestException
 
 
@@ -19,19 +18,3 @@ def denied(call: Callable[[], object]) -> bool:
             "PERMISSION_DENIED" in str(exc)
         )
     return False
-
-
-@contextlib.contextmanager
-def mlflow_client_of(url: str, token: str) -> Iterator[None]:
-    """MLflow's client (fluent API, MlflowClient, `cedarflow` commands) on `url` with `token`."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
-    os.environ["MLFLOW_TRACKING_URI"] = url
-    os.environ["MLFLOW_TRACKING_TOKEN"] = token
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

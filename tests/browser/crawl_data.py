@@ -6,9 +6,6 @@ no role is granted), a prompt."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import mlflow
@@ -31,22 +28,6 @@ class CrawlWorld:
     model_name: str
     model_version: str
     prompt_name: str
-
-
-@contextlib.contextmanager
-def mlflow_as(url: str, token: str) -> Iterator[None]:
-    """MLflow's client pointed at the gateway with a bearer token."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
-    os.environ["MLFLOW_TRACKING_URI"] = url
-    os.environ["MLFLOW_TRACKING_TOKEN"] = token
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class EchoModel(mlflow.pyfunc.PythonModel):

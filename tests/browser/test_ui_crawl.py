@@ -19,10 +19,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 from cdp import Chromium, Page
-from crawl_data import CrawlWorld, fill, mlflow_as
-from gw_support import ServerThread, free_port, gateway_config, handler_tier, table_on
-
-from gateway.app import create_app
+from client_support import mlflow_client_of
+from crawl_data import CrawlWorld, fill
+from gw_support import gateway_stack
 
 pytestmark = pytest.mark.slow
 
@@ -122,19 +121,16 @@ class Visit:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, dynalite_endpoint) -> Iterator[tuple[str, object]]:
-    data = tmp_path_factory.mktemp("crawl-stack")
-    store_uri = table_on(dynalite_endpoint, "browser_crawl")
-    with handler_tier(store_uri, data) as handler_url:
-        port = free_port()
-        app = create_app(gateway_config(handler_url, port, data, store_uri))
-        with ServerThread(app, port=port, proxy_headers=False) as server:
-            yield server.url, app.state.dev_idp
+    with gateway_stack(
+        dynalite_endpoint, tmp_path_factory.mktemp("crawl-stack"), "browser_crawl"
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
 def world(stack) -> CrawlWorld:
     url, idp = stack
-    with mlflow_as(url, idp.mint(*OWNER)):
+    with mlflow_client_of(url, idp.mint(*OWNER)):
         made = fill(model_name="crawl-agent-model", prompt_name="crawl-answer-prompt")
     owner = {"Authorization": f"Bearer {idp.mint(*OWNER)}"}
     targets = [

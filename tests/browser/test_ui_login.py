@@ -12,12 +12,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from cdp import Chromium
-from gw_support import ServerThread, free_port, gateway_config, handler_tier, table_on
+from gw_support import ServerThread, gateway_stack
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from gateway.app import create_app
 from gateway.authn.oauth import random_token
 
 CREATE = "/ajax-api/2.0/mlflow/experiments/create"
@@ -30,13 +29,10 @@ SIGNED_IN_UI = (
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, dynalite_endpoint) -> Iterator[tuple[str, object]]:
-    data = tmp_path_factory.mktemp("browser-stack")
-    store_uri = table_on(dynalite_endpoint, "browser_tests")
-    with handler_tier(store_uri, data) as handler_url:
-        port = free_port()
-        app = create_app(gateway_config(handler_url, port, data, store_uri))
-        with ServerThread(app, port=port, proxy_headers=False) as server:
-            yield server.url, app.state.dev_idp
+    with gateway_stack(
+        dynalite_endpoint, tmp_path_factory.mktemp("browser-stack"), "browser_tests"
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

@@ -182,3 +182,17 @@ def gateway_config(
         "audit_path": root / f"audit-{port}.jsonl",
     }
     return GatewayConfig(**(options | overrides))
+
+
+@contextlib.contextmanager
+def gateway_stack(dynalite_endpoint: str, root: Path, table: str) -> Iterator[tuple[str, object]]:
+    """A handler tier and a gateway with the dev identity provider on a table of the local
+    DynamoDB: the gateway's URL and its identity provider."""
+    from gateway.app import create_app
+
+    store_uri = table_on(dynalite_endpoint, table)
+    with handler_tier(store_uri, root) as handler_url:
+        port = free_port()
+        app = create_app(gateway_config(handler_url, port, root, store_uri))
+        with ServerThread(app, port=port, proxy_headers=False) as server:
+            yield server.url, app.state.dev_idp
