@@ -30,7 +30,10 @@ _JSON_TEXT_FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
 }
 # Query parameters MLflow's raw handlers index (`request.args[...]`) or pass to int().
 RAW_QUERY_REQUIRED = {"DownloadArtifact": ("path",), "GetModelVersionArtifact": ("path",)}
-_RAW_QUERY_INTEGERS = {"GetMetricHistoryBulk": ("max_results",)}
+_RAW_QUERY_INTEGERS = {
+    "GetMetricHistoryBulk": ("max_results",),
+    "GetMetricHistoryBulkInterval": ("max_results", "start_step", "end_step"),
+}
 # Parameters naming a path under an artifact root, which the artifact store then opens.
 _ARTIFACT_PATH_PARAMS = {
     "ListArtifacts": "path",
@@ -56,6 +59,7 @@ def check_values(route: Route, params: dict | None, source: str | None) -> None:
         for name in RAW_QUERY_REQUIRED.get(action, ()):
             if name not in params:
                 raise bad_request(f"Missing value for required parameter '{name}'.")
+    if source == "query" and params is not None:  # `request.args`, whatever else parses it
         for name in _RAW_QUERY_INTEGERS.get(action, ()):
             value = (params.get(name) or [None])[0]
             if value is not None and not _is_int_text(value):

@@ -75,6 +75,21 @@ def test_metric_history_bulk_with_a_non_integer_max_results_is_a_400(authz_stack
         assert fine.status_code == 200 and fine.json()["metrics"][0]["value"] == 0.5
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{"max_results": "0.0"}, {"max_results": "x"}, {"start_step": "1.5", "end_step": "2"}],
+)
+def test_metric_history_bulk_interval_with_non_integer_numbers_is_a_400(authz_stack, world, extra):
+    url = f"{API}/metrics/get-history-bulk-interval"
+    wanted = {"run_ids": world["run_id"], "metric_key": "loss"}
+    with authz_stack.http(*OWNER) as http:
+        assert_mlflow_4xx(http.get(url, params=wanted | extra))
+        fine = http.get(
+            url, params=wanted | {"max_results": "5", "start_step": "0", "end_step": "9"}
+        )
+        assert fine.status_code == 200 and fine.json()["metrics"][0]["value"] == 0.5
+
+
 @pytest.mark.parametrize("raw", ["1e999", "-1e999", "[]", "{}", '"1e2"'])
 def test_a_search_with_an_impossible_max_results_is_a_400(authz_stack, raw):
     body = f'{{"max_results": {raw}}}'
