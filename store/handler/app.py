@@ -252,12 +252,16 @@ def create_handler_app(secret: bytes | None = None, mlflow_app: ASGIApp | None =
     """MLflow's server app behind the identity check (secret defaults to the environment's)."""
     on_startup = None
     if mlflow_app is None:
+        from mlflow.server import app as flask_app
         from mlflow.server.fastapi_app import app as mlflow_app
+
+        from store.handler.fast_path import with_fast_path
 
         on_startup = _open_stores
         _answer_uncaught_mlflow_errors()
         _answer_storage_errors(mlflow_app)
         _stamp_authenticated_user()
+        mlflow_app = with_fast_path(mlflow_app, flask_app)
     use_guarded_webhook_delivery()
     if secret is None:
         secret = identity_secret_from_env()
