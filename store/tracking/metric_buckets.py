@@ -147,8 +147,9 @@ class RunBuckets:
 
     # ---- writing latest values ----------------------------------------------------------
 
-    def write(self, layout: Layout, points: dict[str, MetricPoint]) -> None:
-        """Make each point the latest of its key unless a newer one is stored."""
+    def write(self, layout: Layout, points: dict[str, MetricPoint]) -> Layout | None:
+        """Make each point the latest of its key unless a newer one is stored. Returns the
+        layout the write ended with (None: it split buckets, the core holds the new one)."""
         layout = self.grow_for(layout, len(points))
         pending, written = dict(points), {}
         for _ in range(_ATTEMPTS):
@@ -180,6 +181,8 @@ class RunBuckets:
         splits = splits_needed(list(written.values()), layout.count)
         if splits:
             self.split(self.layout(), splits)
+            return None
+        return layout
 
     def _writes(self, layout: Layout, points: dict[str, MetricPoint]) -> list[Callable]:
         by_bucket: dict[int, dict[str, MetricPoint]] = defaultdict(dict)

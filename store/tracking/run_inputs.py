@@ -72,7 +72,7 @@ class RunInputsMixin:
             self.table.batch_write(puts=links)
 
     def log_outputs(self, run_id: str, models: list[LoggedModelOutput]):
-        location, _ = self._active_core(run_id)
+        location = self._active_location(run_id)
         outputs = [
             {
                 "pk": location.content_pk,

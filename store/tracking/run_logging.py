@@ -37,7 +37,7 @@ from store.tracking.metric_buckets import Layout, RunBuckets
 from store.tracking.run_items import param_item, tag_item
 from store.tracking.run_keys import history_pk, history_sk
 from store.tracking.run_locator import RunLocation
-from store.tracking.runs import attributed, check_active
+from store.tracking.runs import attributed
 
 _PARAM_CONDITION = "attribute_not_exists(sk) OR v = :v"
 
@@ -49,7 +49,7 @@ class RunLoggingMixin:
 
     def log_param(self, run_id, param):
         param = _validate_param(param.key, param.value)
-        location, _ = self._active_core(run_id)
+        location = self._active_location(run_id)
         item = param_item(location.experiment_id, location.position, param.key, param.value)
         try:
             with within_item_limit(f"Param '{param.key}' of run {run_id}"):
@@ -81,12 +81,11 @@ class RunLoggingMixin:
         location = self._location(run_id)
         exp, position = location.experiment_id, location.position
         params_items = [param_item(exp, position, p.key, p.value) for p in params]
-        reads = [partial(self._core, location)]
+        reads = [partial(self._active_layout, location)]
         if params_items:
             keys = [(item["pk"], item["sk"]) for item in params_items]
             reads.append(partial(self.table.batch_get, keys))
-        core, *stored = self.table.fan_out(reads)
-        check_active(core)
+        layout, *stored = self.table.fan_out(reads)
         stored_values = {item["sk"]: item.get("v") for item in (stored[0] if stored else [])}
         _refuse_changed_params(run_id, params, params_items, stored_values)
         new_params = [item for item in params_items if item["sk"] not in stored_values]
@@ -96,7 +95,7 @@ class RunLoggingMixin:
         writes = []
         if points:
             buckets = RunBuckets(self.table, exp, position, run_id)
-            writes.append(partial(buckets.write, Layout.of(core), newest_by_key(points)))
+            writes.append(partial(self._write_latest, buckets, layout, newest_by_key(points)))
             writes.append(partial(self.table.batch_write, history_items(run_id, points)))
         tag_items = _tag_items(location, tags)
         if tag_items:
@@ -106,6 +105,13 @@ class RunLoggingMixin:
             self, "_log_logged_model_metrics"
         ):
             self._log_logged_model_metrics(run_id, exp, metrics)
+
+    def _write_latest(self, buckets: RunBuckets, layout: Layout, points: dict) -> None:
+        after = buckets.write(layout, points)
+        if after is None:
+            self._states.forget(buckets.run_id)  # grown by splits: the next write reads it
+        elif after != layout:
+            self._states.moved_to(buckets.run_id, after)
 
     def _put_param(self, run_id: str, item: dict) -> None:
         try:

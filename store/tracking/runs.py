@@ -31,7 +31,7 @@ from store.tracking.items import (
     run_to_entity,
     run_to_info,
 )
-from store.tracking.metric_buckets import empty_bucket
+from store.tracking.metric_buckets import Layout, empty_bucket
 from store.tracking.run_items import (
     RunView,
     assemble,
@@ -52,6 +52,7 @@ from store.tracking.run_keys import (
     run_position,
 )
 from store.tracking.run_locator import Locators, RunLocation
+from store.tracking.run_states import RunStates
 
 ARTIFACTS_FOLDER_NAME = "artifacts"
 _ACTIVE = LifecycleStage.ACTIVE
@@ -63,6 +64,7 @@ class RunsMixin:
 
     table: DynamoTable
     _locators: Locators
+    _states: RunStates
 
     # ---- create and read ----------------------------------------------------------------
 
@@ -154,11 +156,22 @@ class RunsMixin:
             raise _run_not_found(location.run_id)
         return core
 
-    def _active_core(self, run_id) -> tuple[RunLocation, dict]:
+    def _active_location(self, run_id) -> RunLocation:
+        """Where an active run lives (a deleted run is refused)."""
         location = self._location(run_id)
-        core = self._core(location)
-        check_active(core)
-        return location, core
+        self._active_layout(location)
+        return location
+
+    def _active_layout(self, location: RunLocation) -> Layout:
+        """The metric-bucket layout of an active run: remembered for a moment after a read of
+        its core (store/tracking/run_states.py), so a training loop's writes read nothing."""
+        layout = self._states.layout(location.run_id)
+        if layout is None:
+            core = self._core(location)
+            check_active(core)
+            layout = Layout.of(core)
+            self._states.remember(location.run_id, layout)
+        return layout
 
     def _datasets_for(self, runs: list[dict]) -> dict[tuple[str, str], dict]:
         keys = dataset_refs(runs)
@@ -215,6 +228,7 @@ class RunsMixin:
         """One UpdateItem of the core: the stage, the deletion time and the deleted-runs
         listing `mlflow gc` reads (also used for every run of a deleted or restored experiment)."""
         now = get_current_time_millis() if now is None else now
+        self._states.forget(run_id_of(position))
         update = Update().set("lifecycle_stage", stage).exists("pk")
         if stage == _DELETED:
             update.set("deleted_time", now).set("gsi1pk", DELETED_RUNS)
@@ -231,7 +245,7 @@ class RunsMixin:
 
     def set_tag(self, run_id, tag):
         (tag,) = attributed([_validate_tag(tag.key, tag.value)])
-        location, _ = self._active_core(run_id)
+        location = self._active_location(run_id)
         if tag.key == MLFLOW_RUN_NAME and not tag.value:
             return  # like MLflow: an empty run name changes nothing
         with within_item_limit(f"Tag '{tag.key}' of run {run_id}"):
@@ -240,10 +254,12 @@ class RunsMixin:
     def delete_tag(self, run_id, key):
         location = self._location(run_id)
         sk = child_sk(location.position, TAG, key)[0]
-        core, stored = self.table.fan_out(
-            [partial(self._core, location), partial(self.table.get, location.content_pk, sk)]
+        _, stored = self.table.fan_out(
+            [
+                partial(self._active_layout, location),
+                partial(self.table.get, location.content_pk, sk),
+            ]
         )
-        check_active(core)
         missing = MlflowException(
             f"No tag with name: {key} in run with id {run_id}",
             error_code=RESOURCE_DOES_NOT_EXIST,
