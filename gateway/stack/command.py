@@ -95,6 +95,13 @@ def add_up_command(commands) -> argparse.ArgumentParser:
         "only inside these networks",
     )
     up.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="handler tier worker processes (default 2; each holds MLflow's server, ~250 MB)",
+    )
+    up.add_argument(
         "--no-dev-idp",
         dest="dev_idp",
         action="store_false",
@@ -157,6 +164,9 @@ def _run_up(args: argparse.Namespace) -> int:
         print(f"cedarflow up: {message}", file=sys.stderr)
         raise SystemExit(2)
 
+    if args.workers < 1:
+        error("--workers must be at least 1")
+
     if not 0 <= args.port <= 65535:
         error(f"--port {args.port} is not a port number")
     if not args.policies_dir.is_dir():
@@ -171,6 +181,7 @@ def _run_up(args: argparse.Namespace) -> int:
         service_clients=tuple(service_client(v, error) for v in args.service_clients),
         policies_dir=args.policies_dir,
         webhook_networks=webhook_networks_from(args.webhook_networks, error),
+        workers=args.workers,
     )
     return Stack(config).run()
 

@@ -47,6 +47,7 @@ class StackConfig:
     policies_dir: Path | None = None  # set = every call decided by these Cedar policies
     body_limits: BodyLimits = BodyLimits()
     webhook_networks: tuple[str, ...] = ()  # CIDRs webhooks may be delivered to beyond public
+    workers: int = 2  # handler tier processes
 
     @property
     def runs_dev_idp(self) -> bool:
@@ -150,6 +151,7 @@ class Stack(Tiers):
             log_path=self.data.logs / "handler.log",
             dynamodb_credentials=self.data.dynamodb_credentials(),
             webhook_networks=self.config.webhook_networks,
+            workers=self.config.workers,
         )
 
     def gateway_config(self, port: int, handler_url: str) -> GatewayConfig:

@@ -252,6 +252,7 @@ class ExperimentsMixin:
     def _set_experiment_stage(self, experiment_id, current: int, target: str) -> None:
         item = self._experiment_item(experiment_id, current)
         experiment_id = item["experiment_id"]
+        self._active_experiments.forget(experiment_id)
         now = get_current_time_millis()
         # Runs first: if this stops half-way the experiment keeps its stage and a retry finishes.
         column = filter_pk(experiment_id, ATTRIBUTE, STATUS_COLUMN)

@@ -3,16 +3,24 @@
 A run has `2^L + s` buckets (`ml = L`, `ms = s` on its core item). Key k lives in bucket
 `h(k) mod 2^L`, or `h(k) mod 2^(L+1)` when that is below s (h: the first 8 bytes of
 sha256(k)). Each bucket records its level `lvl` (L+1 once split, else L) and holds, per key,
-the newest point's order `o` and value `v`. Logging a metric is one conditional UpdateItem of a
-bucket of at most about 1 KB, whatever the run holds.
+the newest point's order `o` and value `v`, and `hi`, at least the order of every entry it
+holds. Logging a metric is one conditional UpdateItem of a bucket of at most about 1 KB, whatever
+the run holds.
 
-- **Write** the keys of one bucket (newest point of each): SET m.<k>, on condition that the
-  bucket has the expected level, is not frozen, and that each key is absent or older. A failed
-  condition reads the bucket: frozen → finish its split; other level → the layout moved on (help
-  it along, read the core, route again); else write again only the keys still newer.
+- **Write** the keys of one bucket (newest point of each): SET m.<k> and hi, on condition that
+  the bucket has the expected level and is not frozen, and either
+  - `hi` is below the oldest point written: every point is newer than all the bucket holds (a
+    training loop logs its keys in step order: its writes need no condition per key), or
+  - `hi` is what this process last saw (`hints`) and each key is absent or older (a key logged
+    on another scale of steps than its neighbours', or written again out of order).
+  A failed condition reads the bucket: frozen → finish its split; other level → the layout
+  moved on (help it along, read the core, route again); else write again only the keys still
+  newer, key by key, on the `hi` just read. Buckets written before `hi` existed have none: they
+  are always written key by key.
 - **Split** bucket b from level L to T (T = L+1, or any T from the single bucket of a new run):
   1. freeze it (`frozen = T`, on `lvl = L`), which returns its entries;
-  2. put each child `b + j·2^L` (j ≥ 1) with the entries that move there (if absent);
+  2. put each child `b + j·2^L` (j ≥ 1) with the entries that move there and the bucket's `hi`
+     (if absent);
   3. set the bucket's remaining entries and `lvl = T`, unfreeze it (on `frozen = T, lvl = L`);
   4. advance the layout on the core (on `ml = L, ms = s`) once every bucket before is split.
   Every step is idempotent and conditioned, so a writer that meets a frozen bucket, or a bucket
@@ -44,13 +52,12 @@ from store.tracking.run_keys import bucket_sk, content_pk, metric_order, metrics
 
 SPLIT_BYTES = 768  # a write leaving a bucket larger than this splits one (a bucket stays ~1 KB)
 KEYS_PER_WRITE = 25  # keys of one UpdateItem (its condition stays far below 4 KB)
-KEYS_PER_BUCKET = 8  # a batch of k keys first grows the run to k / 8 buckets
 MAX_LEVEL = 20
 FILL_BYTES = 512  # a wide write grows the run back to buckets of about this size
 WRITE_UNIT_BYTES = 1024
 ESTIMATE_FROM = 8  # a write of at least this many buckets, and of at least
 ESTIMATE_SHARE = 8  # 1/8 of the run's buckets, estimates the size of all of them
-BUCKET_BYTES = 100  # a bucket's keys and level (its partition key holds an experiment id)
+BUCKET_BYTES = 150  # a bucket's keys, level and hi (its partition key holds an experiment id)
 MAX_SPLITS_PER_CALL = 256
 _ATTEMPTS = 40
 
@@ -92,12 +99,18 @@ def key_hash(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
+NO_ORDER = "0"  # below every metric order (48 hex digits): the `hi` of a bucket holding none
+_NO_HI = "-"  # the hint for a bucket written before `hi` existed
+HINTED_BUCKETS = 4096  # hints kept per run (a run of more buckets keeps those written first)
+
+
 def empty_bucket(experiment_id: str, position: str, bucket: int, level: int) -> dict:
     return {
         "pk": metrics_pk(experiment_id),
         "sk": bucket_sk(position, bucket),
         "lvl": level,
         "m": {},
+        "hi": NO_ORDER,
     }
 
 
@@ -139,22 +152,30 @@ def splits_needed(written: list[_Written], count: int) -> int:
 class RunBuckets:
     """The metric buckets of one run (thread-safe: it holds no state between calls)."""
 
-    def __init__(self, table: DynamoTable, experiment_id: str, position: str, run_id: str) -> None:
+    def __init__(
+        self,
+        table: DynamoTable,
+        experiment_id: str,
+        position: str,
+        run_id: str,
+        hints: dict[int, str] | None = None,
+    ) -> None:
         self.table = table
         self.experiment_id = experiment_id
         self.position = position
         self.run_id = run_id
+        self.hints = {} if hints is None else hints  # bucket → its `hi` as last seen here
 
     # ---- writing latest values ----------------------------------------------------------
 
     def write(self, layout: Layout, points: dict[str, MetricPoint]) -> Layout | None:
         """Make each point the latest of its key unless a newer one is stored. Returns the
         layout the write ended with (None: it split buckets, the core holds the new one)."""
-        layout = self.grow_for(layout, len(points))
-        pending, written = dict(points), {}
+        layout = self.grow_for(layout, points)
+        pending, written, read = dict(points), {}, {}
         for _ in range(_ATTEMPTS):
-            outcomes = self.table.fan_out(self._writes(layout, pending))
-            pending, moved = {}, []
+            outcomes = self.table.fan_out(self._writes(layout, pending, read))
+            pending, moved, read = {}, [], {}
             for outcome in outcomes:
                 if outcome.written is not None:
                     known = written.get(outcome.bucket)
@@ -167,7 +188,9 @@ class RunBuckets:
                     moved.append(outcome.bucket)
                     pending.update(outcome.keys)
                 else:
-                    pending.update(_newer(outcome.keys, stored.get("m", {})))
+                    newer = _newer(outcome.keys, stored.get("m", {}))
+                    pending.update(newer)
+                    read[outcome.bucket] = stored
             if moved:
                 layout = self._help(layout, max(moved))
             if not pending:
@@ -184,7 +207,9 @@ class RunBuckets:
             return None
         return layout
 
-    def _writes(self, layout: Layout, points: dict[str, MetricPoint]) -> list[Callable]:
+    def _writes(
+        self, layout: Layout, points: dict[str, MetricPoint], read: dict[int, dict]
+    ) -> list[Callable]:
         by_bucket: dict[int, dict[str, MetricPoint]] = defaultdict(dict)
         for key, point in points.items():
             by_bucket[layout.bucket_of(key)][key] = point
@@ -193,18 +218,31 @@ class RunBuckets:
             names = sorted(keys)
             for start in range(0, len(names), KEYS_PER_WRITE):
                 chunk = {name: keys[name] for name in names[start : start + KEYS_PER_WRITE]}
-                writes.append(partial(self._write_bucket, bucket, layout.level_of(bucket), chunk))
+                level = layout.level_of(bucket)
+                writes.append(partial(self._write_bucket, bucket, level, chunk, read.get(bucket)))
         return writes
 
-    def _write_bucket(self, bucket: int, level: int, keys: dict[str, MetricPoint]) -> _Outcome:
+    def _write_bucket(
+        self, bucket: int, level: int, keys: dict[str, MetricPoint], read: dict | None = None
+    ) -> _Outcome:
+        """Write the keys on `hi` alone when they are newer than the bucket's `hi` as last seen
+        (or not seen), else key by key on that `hi` (the bucket as last `read`, or the hint)."""
         update = Update().equals("lvl", level).missing("frozen")
         entries = {key: bucket_entry(point) for key, point in keys.items()}
+        top = max(entry["o"] for entry in entries.values())
+        oldest = min(entry["o"] for entry in entries.values())
         for key, entry in entries.items():
             update.set(("m", key), entry)
-            update.require(
-                f"(attribute_not_exists({update.path(('m', key))}) OR "
-                f"{update.path(('m', key, 'o'))} < {update.value(entry['o'])})"
-            )
+        seen = read if read is not None else _hinted(self.hints.get(bucket))
+        if seen is None or seen.get("hi", oldest) < oldest:
+            update.require(f"{update.path('hi')} < {update.value(oldest)}").set("hi", top)
+        else:
+            for key, entry in entries.items():
+                update.missing_or_below(("m", key, "o"), entry["o"])
+            if "hi" in seen:
+                update.equals("hi", seen["hi"]).set("hi", max(seen["hi"], top))
+            else:
+                update.missing("hi")
         update.returns = "ALL_OLD"  # the bucket before: which keys are new, and its size after
         try:
             before = self.table.update(*self._key(bucket), update)
@@ -212,6 +250,9 @@ class RunBuckets:
             return _Outcome(bucket, keys, None, self.table.get(*self._key(bucket)))
         stored = before.get("m", {})
         after = {**before, "m": {**stored, **entries}}
+        if "hi" in before:
+            after["hi"] = max(before["hi"], top)
+        self._hint(bucket, after.get("hi", _NO_HI))
         written = _Written(
             item_size(serialize_item(after)),
             len(after["m"]),
@@ -222,16 +263,25 @@ class RunBuckets:
 
     # ---- growing ------------------------------------------------------------------------
 
+    def _hint(self, bucket: int, hi: str) -> None:
+        if bucket in self.hints or len(self.hints) < HINTED_BUCKETS:
+            self.hints[bucket] = hi
+
     def layout(self) -> Layout:
         core = self.table.get(content_pk(self.experiment_id), self.position)
         if core is None:
             raise MlflowException(f"Run with id={self.run_id} not found", RESOURCE_DOES_NOT_EXIST)
         return Layout.of(core)
 
-    def grow_for(self, layout: Layout, keys: int) -> Layout:
-        """Grow to about keys / KEYS_PER_BUCKET buckets before writing a wide batch (the first
-        `log_batch` of a deep-learning run), so that no bucket is written oversized."""
-        wanted = math.ceil(keys / KEYS_PER_BUCKET)
+    def grow_for(self, layout: Layout, points: dict[str, MetricPoint]) -> Layout:
+        """Grow before writing a wide batch (the first `log_batch` of a deep-learning run) to the
+        fewest buckets that hold its entries below SPLIT_BYTES, so that none is written
+        oversized."""
+        if len(points) <= layout.count:
+            return layout  # a key or two per bucket: a split after the write suffices
+        entries = {key: bucket_entry(point) for key, point in points.items()}
+        size = item_size(serialize_item({"m": entries}))
+        wanted = math.ceil(size / (SPLIT_BYTES - BUCKET_BYTES))
         for _ in range(MAX_LEVEL):
             if layout.count >= wanted or layout.level >= MAX_LEVEL:
                 return layout
@@ -303,15 +353,24 @@ class RunBuckets:
         for key, entry in frozen.get("m", {}).items():
             home = key_hash(key) % (1 << target)
             (kept if home == bucket else children[home])[key] = entry
-        self.table.fan_out([partial(self._put_child, b, target, m) for b, m in children.items()])
+        hi = frozen.get("hi")
+        self.table.fan_out(
+            [partial(self._put_child, b, target, m, hi) for b, m in children.items()]
+        )
+        for child in children:  # a child starts with its parent's `hi`
+            self._hint(child, hi or _NO_HI)
         update = Update().set("m", kept).set("lvl", target).remove("frozen")
         update.equals("frozen", target).equals("lvl", level)
         with contextlib.suppress(ConditionFailed):  # another writer finished this split
             self.table.update(*self._key(bucket), update)
         return target
 
-    def _put_child(self, bucket: int, level: int, entries: dict) -> None:
+    def _put_child(self, bucket: int, level: int, entries: dict, hi: str | None) -> None:
         item = {**empty_bucket(self.experiment_id, self.position, bucket, level), "m": entries}
+        if hi is None:
+            del item["hi"]  # a bucket from before `hi`: its children are written key by key
+        else:
+            item["hi"] = hi
         # Absent until now, or made from the same frozen entries and since written to: kept.
         with contextlib.suppress(ConditionFailed):
             self.table.put(item, condition="attribute_not_exists(sk)")
@@ -328,6 +387,12 @@ class RunBuckets:
 
     def _key(self, bucket: int) -> tuple[str, str]:
         return metrics_pk(self.experiment_id), bucket_sk(self.position, bucket)
+
+
+def _hinted(hi: str | None) -> dict | None:
+    if hi is None:
+        return None
+    return {} if hi == _NO_HI else {"hi": hi}
 
 
 def _newer(keys: dict[str, MetricPoint], stored: dict[str, dict]) -> dict[str, MetricPoint]:

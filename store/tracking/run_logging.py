@@ -94,7 +94,8 @@ class RunLoggingMixin:
         points = [MetricPoint.from_metric(m) for m in metrics]
         writes = []
         if points:
-            buckets = RunBuckets(self.table, exp, position, run_id)
+            hints = self._states.hints(run_id)
+            buckets = RunBuckets(self.table, exp, position, run_id, hints)
             writes.append(partial(self._write_latest, buckets, layout, newest_by_key(points)))
             writes.append(partial(self.table.batch_write, history_items(run_id, points)))
         tag_items = _tag_items(location, tags)

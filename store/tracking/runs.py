@@ -24,6 +24,7 @@ from store.dynamo.errors import ConditionFailed, within_item_limit
 from store.dynamo.expressions import Update
 from store.dynamo.table import DynamoTable
 from store.handler.identity import current_principal
+from store.tracking.experiments import DEFAULT_EXPERIMENT_ID, normalize_experiment_id
 from store.tracking.items import (
     dataset_refs,
     require_active,
@@ -52,7 +53,7 @@ from store.tracking.run_keys import (
     run_position,
 )
 from store.tracking.run_locator import Locators, RunLocation
-from store.tracking.run_states import RunStates
+from store.tracking.run_states import Recent, RunStates
 
 ARTIFACTS_FOLDER_NAME = "artifacts"
 _ACTIVE = LifecycleStage.ACTIVE
@@ -65,14 +66,14 @@ class RunsMixin:
     table: DynamoTable
     _locators: Locators
     _states: RunStates
+    _active_experiments: Recent[dict]
 
     # ---- create and read ----------------------------------------------------------------
 
     def create_run(self, experiment_id, user_id, start_time, tags, run_name):
         if start_time is None:  # MLflow's RunInfo refuses it; refuse before writing anything
             raise MlflowException("start_time cannot be None")
-        experiment = self._experiment_item(experiment_id, ViewType.ALL)
-        require_active("experiment", experiment["experiment_id"], experiment["lifecycle_stage"])
+        experiment = self._active_experiment_for_runs(experiment_id)
         tags = list(tags or [])
         principal = current_principal()
         if principal is not None:  # attribute the run to the authenticated caller
@@ -120,6 +121,16 @@ class RunsMixin:
         self.table.put(core, condition="attribute_not_exists(sk)")
         self._locators.remember(RunLocation(run_id, exp, position, artifact_uri))
         return run_to_entity(assemble([core, *sorted(children, key=_sk)], [])[0], {})
+
+    def _active_experiment_for_runs(self, experiment_id) -> dict:
+        """The experiment a run is created in, refused unless active (read once a moment)."""
+        experiment_id = normalize_experiment_id(experiment_id or DEFAULT_EXPERIMENT_ID)
+        experiment = self._active_experiments.get(experiment_id)
+        if experiment is None:
+            experiment = self._experiment_item(experiment_id, ViewType.ALL)
+            require_active("experiment", experiment_id, experiment["lifecycle_stage"])
+            self._active_experiments.put(experiment_id, experiment)
+        return experiment
 
     def get_run(self, run_id):
         run = self._run_view(self._location(run_id))

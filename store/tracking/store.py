@@ -28,7 +28,7 @@ from store.tracking.run_inputs import RunInputsMixin
 from store.tracking.run_locator import Locators
 from store.tracking.run_logging import RunLoggingMixin
 from store.tracking.run_search import RunSearchMixin
-from store.tracking.run_states import RunStates
+from store.tracking.run_states import RunStates, active_experiments
 from store.tracking.runs import RunsMixin
 from store.tracking.scorers import ScorersMixin
 from store.tracking.trace_metrics import TraceMetricsMixin
@@ -69,6 +69,7 @@ class DynamoTrackingStore(
         self.table = DynamoTable.from_uri(store_uri)
         self._locators = Locators(self.table)
         self._states = RunStates()
+        self._active_experiments = active_experiments()
         self.artifact_root_uri = resolve_uri_if_local(
             artifact_uri or DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
         )

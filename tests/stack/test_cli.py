@@ -50,6 +50,8 @@ def test_defaults_and_service_clients(monkeypatch) -> None:
     assert (config.host, config.port, config.dev_idp) == ("127.0.0.1", 8080, True)
     assert config.data_dir == Path(".cedarflow")
     assert config.service_clients == (ServiceClient("etl-client", "etl", ("data", "ops")),)
+    assert config.workers == 2
+    assert _up_config(monkeypatch, ["--workers", "1"]).workers == 1
 
 
 @pytest.mark.parametrize(
@@ -58,6 +60,7 @@ def test_defaults_and_service_clients(monkeypatch) -> None:
         (["up", "--client-id", "x"], "--client-id must follow an --issuer"),
         (["up", "--issuer", "https://x"], "needs at least one --client-id"),
         (["up", "--port", "70000"], "is not a port number"),
+        (["up", "--workers", "0"], "--workers must be at least 1"),
         (["up", "--service-client", "noname"], "expected ID=NAME[:GROUPS]"),
         (["up", "--port", "eighty"], "invalid int value"),
     ],

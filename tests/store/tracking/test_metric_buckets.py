@@ -14,7 +14,7 @@ from run_differential import Pair, sql_value
 
 from store.dynamo.errors import ConditionFailed
 from store.dynamo.table import DynamoTable
-from store.tracking.metric_buckets import Layout, key_hash
+from store.tracking.metric_buckets import NO_ORDER, Layout, key_hash
 from store.tracking.run_keys import bucket_prefix, metrics_pk
 
 # ---- routing ----------------------------------------------------------------------------------
@@ -62,6 +62,8 @@ def assert_settled(store, run_id: str) -> None:
         number = int(bucket["sk"].rsplit("#", 1)[-1])
         assert int(bucket["lvl"]) == layout.level_of(number)
         assert all(layout.bucket_of(key) == number for key in bucket["m"])
+        # `hi` bounds every entry, so a write of points above it needs no condition per key
+        assert bucket["hi"] >= max((e["o"] for e in bucket["m"].values()), default=NO_ORDER)
 
 
 def assert_same_metrics(pair: Pair, run_id: str, keys) -> None:

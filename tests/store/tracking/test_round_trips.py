@@ -51,10 +51,16 @@ def test_delete_experiment_writes_each_run_once(populated):
 
 def test_run_calls(populated):
     store, experiment_id, run_id = populated
+    # The experiment was read active by the run before (store/tracking/run_states.py).
     assert requests_of(store, store.create_run, experiment_id, "u", 1, [], "x") == {
-        "GetItem": 1,  # the experiment
         "BatchWriteItem": 1,  # locator, first metric bucket, tags
         "PutItem": 1,  # the core, last
+    }
+    store._active_experiments.forget(experiment_id)
+    assert requests_of(store, store.create_run, experiment_id, "u", 1, [], "x") == {
+        "GetItem": 1,  # the experiment: active? where do its artifacts go?
+        "BatchWriteItem": 1,
+        "PutItem": 1,
     }
     assert requests_of(store, store.get_run, run_id) == {"Query": 2}  # content ∥ metric buckets
     store._locators.forget(run_id)

@@ -9,7 +9,7 @@ from mlflow.exceptions import MlflowException
 
 from store.tracking import DynamoTrackingStore
 from store.tracking.metric_buckets import Layout
-from store.tracking.run_states import RunStates
+from store.tracking.run_states import Recent, RunStates
 
 
 class Clock:
@@ -79,6 +79,18 @@ def test_the_runs_of_an_experiment_deleted_through_this_store_are_refused_at_onc
         assert "must be in the 'active' state" in error.message
 
 
+def test_an_experiment_deleted_through_this_store_takes_no_new_run(moto_store):
+    exp = moto_store.create_experiment("states")
+    moto_store.create_run(exp, "u", 1, [], "r")  # remembered active
+    moto_store.delete_experiment(exp)
+    assert (
+        "must be in the 'active' state"
+        in _refused(moto_store.create_run, exp, "u", 2, [], "s").message
+    )
+    moto_store.restore_experiment(exp)
+    assert moto_store.create_run(exp, "u", 3, [], "t").info.experiment_id == exp
+
+
 @pytest.fixture
 def two_processes(moto_store):
     """Two stores on one table, as two handler-tier processes are."""
@@ -86,6 +98,7 @@ def two_processes(moto_store):
     other.table.parallel_writes = 1
     clock = Clock()
     moto_store._states = RunStates(clock=clock)
+    moto_store._active_experiments = Recent(moto_store._states.ttl, 10, clock)
     return moto_store, other, clock
 
 
@@ -98,11 +111,28 @@ def test_a_run_deleted_elsewhere_takes_writes_for_the_ttl_at_most(two_processes)
     clock.now += here._states.ttl - 0.5
     here.log_param(run_id, Param("late", "1"))  # as if it came just before the deletion
     clock.now += 0.5
-    assert "must be in the 'active' state" in _refused(
-        here.log_param, run_id, Param("later", "1")
-    ).message
+    assert (
+        "must be in the 'active' state"
+        in _refused(here.log_param, run_id, Param("later", "1")).message
+    )
     elsewhere.restore_run(run_id)
     assert set(elsewhere.get_run(run_id).data.params) == {"before", "late"}
+
+
+def test_an_experiment_deleted_elsewhere_takes_new_runs_for_the_ttl_at_most(two_processes):
+    here, elsewhere, clock = two_processes
+    exp = here.create_experiment("states")
+    here.create_run(exp, "u", 1, [], "before")
+    elsewhere.delete_experiment(exp)
+    clock.now += here._states.ttl - 0.5
+    late = here.create_run(exp, "u", 2, [], "late").info.run_id  # as if just before
+    clock.now += 0.5
+    assert (
+        "must be in the 'active' state"
+        in _refused(here.create_run, exp, "u", 3, [], "later").message
+    )
+    elsewhere.restore_experiment(exp)
+    assert elsewhere.get_run(late).info.run_name == "late"
 
 
 def test_a_layout_grown_elsewhere_still_routes_every_metric(two_processes):
