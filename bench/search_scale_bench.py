@@ -102,13 +102,13 @@ def searches(runs: int) -> dict[str, tuple[str, list[str] | None, int]]:
         "UI experiment page (ACTIVE_ONLY, start_time DESC)": (
             "", ["attributes.start_time DESC"], PAGE),
         "ORDER BY start_time ASC": ("", ["attributes.start_time ASC"], PAGE),
-        "ORDER BY metrics.x DESC": ("", ["metrics.x DESC"], PAGE),
         "tags.team = 'rare'": ("tags.team = 'rare'", None, PAGE),
         "params.model = 'a'": ("params.model = 'a'", None, PAGE),
         "attributes.status = 'FINISHED'": ("attributes.status = 'FINISHED'", None, PAGE),
         f"attributes.run_name = '{middle}'": (f"attributes.run_name = '{middle}'", None, PAGE),
         "attributes.run_name LIKE 'zz%'": ("attributes.run_name LIKE 'zz%'", None, PAGE),
         "metrics.acc > 0.99": ("metrics.acc > 0.99", None, PAGE),
+        "ORDER BY metrics.x DESC": ("", ["metrics.x DESC"], PAGE),
     }  # fmt: skip
 
 
@@ -192,6 +192,19 @@ def measure(ours: DynamoTrackingStore, sql: SqlAlchemyStore, state: dict, args) 
     ours_exp, sql_exp = state["ours"]["experiment_id"], state["sql"]["experiment_id"]
     rows = []
     meter = CapacityMeter()
+    ours_history, sql_history = state["ours"]["history_run"], state["sql"]["history_run"]
+    history_times = {"ours": [], "sql": []}
+    for _ in range(max(3, args.repeat // 2)):
+        for label, store, run_id in (("ours", ours, ours_history), ("sql", sql, sql_history)):
+            history_times[label].append(
+                median_ms(lambda s=store, i=run_id: s.get_metric_history(i, "h"), 1)
+            )
+    with meter.installed():
+        history_usage = meter.measure(lambda: ours.get_metric_history(ours_history, "h"))
+    assert len(ours.get_metric_history(ours_history, "h")) == HISTORY
+    history = (f"get_metric_history ({HISTORY} points)", HISTORY, True, history_times,
+               history_usage)  # fmt: skip
+    print(f"  history: {history_times}, {history_usage.read_units:g} RU", file=sys.stderr)
     for name, (filter_string, order_by, page) in searches(args.runs).items():
 
         def search(store, exp, f=filter_string, o=order_by, p=page):
@@ -200,6 +213,10 @@ def measure(ours: DynamoTrackingStore, sql: SqlAlchemyStore, state: dict, args) 
         started = time.perf_counter()
         mine = search(ours, ours_exp)
         first = {"ours": (time.perf_counter() - started) * 1000}
+        with meter.installed():
+            usage = meter.measure(lambda: search(ours, ours_exp))
+        print(f"  {name}: ours {first['ours']:.0f} ms, {usage.read_units:g} RU",
+              file=sys.stderr, flush=True)  # fmt: skip
         started = time.perf_counter()
         theirs = search(sql, sql_exp)
         first["sql"] = (time.perf_counter() - started) * 1000
@@ -212,24 +229,10 @@ def measure(ours: DynamoTrackingStore, sql: SqlAlchemyStore, state: dict, args) 
             ]:
                 if label not in slow:
                     times[label].append(median_ms(lambda s=store, e=exp: search(s, e), 1))
-        with meter.installed():
-            usage = meter.measure(lambda: search(ours, ours_exp))
         rows.append((name, len(mine), same, times, usage))
         print(f"  {name}: ours {times['ours']} ms, sqlite {times['sql']} ms, same {same}, "
               f"{usage.read_units:g} RU", file=sys.stderr, flush=True)  # fmt: skip
-    ours_history, sql_history = state["ours"]["history_run"], state["sql"]["history_run"]
-    history_times = {"ours": [], "sql": []}
-    for _ in range(max(3, args.repeat // 2)):
-        for label, store, run_id in (("ours", ours, ours_history), ("sql", sql, sql_history)):
-            history_times[label].append(
-                median_ms(lambda s=store, i=run_id: s.get_metric_history(i, "h"), 1)
-            )
-    with meter.installed():
-        history_usage = meter.measure(lambda: ours.get_metric_history(ours_history, "h"))
-    assert len(ours.get_metric_history(ours_history, "h")) == HISTORY
-    rows.append((f"get_metric_history ({HISTORY} points)", HISTORY, True, history_times,
-                 history_usage))  # fmt: skip
-    return rows
+    return [*rows, history]
 
 
 def report(args, rows, state: dict) -> str:
