@@ -149,6 +149,7 @@ def run_items(
     points = [MetricPoint.from_metric(m) for m in run.metrics]
     bucket = empty_bucket(experiment_id, position, 0, 0)
     bucket["m"] = {key: bucket_entry(p) for key, p in newest_by_key(points).items()}
+    bucket["hi"] = max(entry["o"] for entry in bucket["m"].values())  # as the write leaves it
     return [
         locator_item(run_id, experiment_id, position, artifact_uri),
         core,
