@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
-from conftest import unique_table
 from store_support import ARTIFACT_ROOT
 
 from bench.scale_runs import generate, load_api, load_bulk
@@ -27,7 +27,7 @@ def _items(store: DynamoTrackingStore) -> set[str]:
 
 def test_bulk_load_leaves_the_items_of_the_api(moto_store: DynamoTrackingStore) -> None:
     runs = generate(25)  # finished runs, a rare one, every kind of value
-    bulk_store = DynamoTrackingStore(f"dynamodb://us-east-1/{unique_table()}", ARTIFACT_ROOT)
+    bulk_store = DynamoTrackingStore(f"dynamodb://us-east-1/bulk-{uuid.uuid4().hex}", ARTIFACT_ROOT)
     bulk_store.table.parallel_writes = 1  # moto is not thread-safe
     api_experiment = moto_store.create_experiment("scale")
     bulk_experiment = bulk_store.create_experiment("scale")
