@@ -21,9 +21,8 @@ from mlflow.utils.uri import append_to_uri_path
 
 from store.tracking import DynamoTrackingStore
 from store.tracking.items import MetricPoint
-from store.tracking.metric_buckets import empty_bucket
+from store.tracking.metric_buckets import written_bucket
 from store.tracking.run_items import (
-    bucket_entry,
     core_item,
     locator_item,
     param_item,
@@ -147,9 +146,7 @@ def run_items(
         },
     )
     points = [MetricPoint.from_metric(m) for m in run.metrics]
-    bucket = empty_bucket(experiment_id, position, 0, 0)
-    bucket["m"] = {key: bucket_entry(p) for key, p in newest_by_key(points).items()}
-    bucket["hi"] = max(entry["o"] for entry in bucket["m"].values())  # as the write leaves it
+    bucket = written_bucket(experiment_id, position, 0, 0, newest_by_key(points))
     return [
         locator_item(run_id, experiment_id, position, artifact_uri),
         core,

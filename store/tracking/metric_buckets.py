@@ -114,6 +114,17 @@ def empty_bucket(experiment_id: str, position: str, bucket: int, level: int) -> 
     }
 
 
+def written_bucket(
+    experiment_id: str, position: str, bucket: int, level: int, points: dict[str, MetricPoint]
+) -> dict:
+    """A bucket as a write of `points` into an empty one leaves it (`hi` their newest order)."""
+    entries = {key: bucket_entry(point) for key, point in points.items()}
+    item = {**empty_bucket(experiment_id, position, bucket, level), "m": entries}
+    if entries:
+        item["hi"] = max(entry["o"] for entry in entries.values())
+    return item
+
+
 @dataclass(frozen=True)
 class _Written:
     """A bucket as a write left it."""
