@@ -12,6 +12,7 @@ MLflow runs).
 from __future__ import annotations
 
 import os
+import platform
 import random
 import threading
 import time
@@ -24,6 +25,8 @@ from botocore.exceptions import ClientError
 from store.dynamo.errors import error_code, unavailable
 from store.dynamo.uri import DynamoUri
 from store.dynamo.values import keep_items_raw
+
+USER_AGENT = f"Cedarflow Python/{platform.python_version()}"  # boto3 adds its own version
 
 # Environment overrides of the bounds (deployments with their own latency budget, and tests).
 MAX_ATTEMPTS_ENV = "CEDARFLOW_DYNAMODB_MAX_ATTEMPTS"
@@ -98,6 +101,9 @@ def client_config() -> Config:
         # Requests are built here from typed items; re-checking each one against the API
         # model costs more CPU than the rest of a 1000-metric log_batch.
         parameter_validation=False,
+        # A fixed User-Agent: botocore otherwise rebuilds it twice per request from a dozen
+        # sanitized parts, a sixth of the client's CPU on a small write.
+        user_agent=USER_AGENT,
     )
 
 

@@ -47,7 +47,11 @@ def _to_storable(value: Any) -> Any:
 
 def serialize_item(item: dict) -> dict:
     """Plain dict → DynamoDB typed JSON (floats that DynamoDB cannot hold become strings)."""
-    return {k: _serializer.serialize(_to_storable(v)) for k, v in item.items()}
+    return {k: serialize_value(v) for k, v in item.items()}
+
+
+def serialize_value(value: Any) -> dict:
+    return _serializer.serialize(_to_storable(value))
 
 
 def deserialize_item(item: dict) -> dict:

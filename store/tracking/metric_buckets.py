@@ -41,14 +41,13 @@ from functools import partial
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, TEMPORARILY_UNAVAILABLE
 
-from store.dynamo.capacity import item_size
+from store.dynamo.capacity import plain_item_size
 from store.dynamo.errors import ConditionFailed
 from store.dynamo.expressions import Update
 from store.dynamo.table import DynamoTable
-from store.dynamo.values import serialize_item
 from store.tracking.items import MetricPoint
 from store.tracking.run_items import bucket_entry
-from store.tracking.run_keys import bucket_sk, content_pk, metric_order, metrics_pk
+from store.tracking.run_keys import bucket_sk, content_pk, metrics_pk
 
 SPLIT_BYTES = 768  # a write leaving a bucket larger than this splits one (a bucket stays ~1 KB)
 KEYS_PER_WRITE = 25  # keys of one UpdateItem (its condition stays far below 4 KB)
@@ -138,7 +137,7 @@ class _Written:
 @dataclass(frozen=True)
 class _Outcome:
     bucket: int
-    keys: dict[str, MetricPoint]
+    entries: dict[str, dict]  # bucket entries (store/tracking/run_items.py)
     written: _Written | None  # the bucket after the write
     stored: dict | None  # the bucket that refused it (None: missing)
 
@@ -182,8 +181,9 @@ class RunBuckets:
     def write(self, layout: Layout, points: dict[str, MetricPoint]) -> Layout | None:
         """Make each point the latest of its key unless a newer one is stored. Returns the
         layout the write ended with (None: it split buckets, the core holds the new one)."""
-        layout = self.grow_for(layout, points)
-        pending, written, read = dict(points), {}, {}
+        entries = {key: bucket_entry(point) for key, point in points.items()}
+        layout = self.grow_for(layout, entries)
+        pending, written, read = entries, {}, {}
         for _ in range(_ATTEMPTS):
             outcomes = self.table.fan_out(self._writes(layout, pending, read))
             pending, moved, read = {}, [], {}
@@ -197,9 +197,9 @@ class RunBuckets:
                 expected = layout.level_of(outcome.bucket)
                 if stored is None or "frozen" in stored or stored["lvl"] != expected:
                     moved.append(outcome.bucket)
-                    pending.update(outcome.keys)
+                    pending.update(outcome.entries)
                 else:
-                    newer = _newer(outcome.keys, stored.get("m", {}))
+                    newer = _newer(outcome.entries, stored.get("m", {}))
                     pending.update(newer)
                     read[outcome.bucket] = stored
             if moved:
@@ -219,11 +219,11 @@ class RunBuckets:
         return layout
 
     def _writes(
-        self, layout: Layout, points: dict[str, MetricPoint], read: dict[int, dict]
+        self, layout: Layout, entries: dict[str, dict], read: dict[int, dict]
     ) -> list[Callable]:
-        by_bucket: dict[int, dict[str, MetricPoint]] = defaultdict(dict)
-        for key, point in points.items():
-            by_bucket[layout.bucket_of(key)][key] = point
+        by_bucket: dict[int, dict[str, dict]] = defaultdict(dict)
+        for key, entry in entries.items():
+            by_bucket[layout.bucket_of(key)][key] = entry
         writes = []
         for bucket, keys in sorted(by_bucket.items()):
             names = sorted(keys)
@@ -234,12 +234,12 @@ class RunBuckets:
         return writes
 
     def _write_bucket(
-        self, bucket: int, level: int, keys: dict[str, MetricPoint], read: dict | None = None
+        self, bucket: int, level: int, entries: dict[str, dict], read: dict | None = None
     ) -> _Outcome:
-        """Write the keys on `hi` alone when they are newer than the bucket's `hi` as last seen
-        (or not seen), else key by key on that `hi` (the bucket as last `read`, or the hint)."""
+        """Write the entries on `hi` alone when they are newer than the bucket's `hi` as last
+        seen (or not seen), else key by key on that `hi` (the bucket as last `read`, or the
+        hint)."""
         update = Update().equals("lvl", level).missing("frozen")
-        entries = {key: bucket_entry(point) for key, point in keys.items()}
         top = max(entry["o"] for entry in entries.values())
         oldest = min(entry["o"] for entry in entries.values())
         for key, entry in entries.items():
@@ -258,19 +258,19 @@ class RunBuckets:
         try:
             before = self.table.update(*self._key(bucket), update)
         except ConditionFailed:
-            return _Outcome(bucket, keys, None, self.table.get(*self._key(bucket)))
+            return _Outcome(bucket, entries, None, self.table.get(*self._key(bucket)))
         stored = before.get("m", {})
         after = {**before, "m": {**stored, **entries}}
         if "hi" in before:
             after["hi"] = max(before["hi"], top)
         self._hint(bucket, after.get("hi", _NO_HI))
         written = _Written(
-            item_size(serialize_item(after)),
+            plain_item_size(after),
             len(after["m"]),
             entries.keys() - stored.keys() != set(),
             level,
         )
-        return _Outcome(bucket, keys, written, None)
+        return _Outcome(bucket, entries, written, None)
 
     # ---- growing ------------------------------------------------------------------------
 
@@ -284,14 +284,13 @@ class RunBuckets:
             raise MlflowException(f"Run with id={self.run_id} not found", RESOURCE_DOES_NOT_EXIST)
         return Layout.of(core)
 
-    def grow_for(self, layout: Layout, points: dict[str, MetricPoint]) -> Layout:
+    def grow_for(self, layout: Layout, entries: dict[str, dict]) -> Layout:
         """Grow before writing a wide batch (the first `log_batch` of a deep-learning run) to the
         fewest buckets that hold its entries below SPLIT_BYTES, so that none is written
         oversized."""
-        if len(points) <= layout.count:
+        if len(entries) <= layout.count:
             return layout  # a key or two per bucket: a split after the write suffices
-        entries = {key: bucket_entry(point) for key, point in points.items()}
-        size = item_size(serialize_item({"m": entries}))
+        size = plain_item_size({"m": entries})
         wanted = math.ceil(size / (SPLIT_BYTES - BUCKET_BYTES))
         for _ in range(MAX_LEVEL):
             if layout.count >= wanted or layout.level >= MAX_LEVEL:
@@ -406,10 +405,9 @@ def _hinted(hi: str | None) -> dict | None:
     return {} if hi == _NO_HI else {"hi": hi}
 
 
-def _newer(keys: dict[str, MetricPoint], stored: dict[str, dict]) -> dict[str, MetricPoint]:
+def _newer(entries: dict[str, dict], stored: dict[str, dict]) -> dict[str, dict]:
     return {
-        key: point
-        for key, point in keys.items()
-        if key not in stored
-        or metric_order(point.step, point.timestamp, point.rank) > stored[key]["o"]
+        key: entry
+        for key, entry in entries.items()
+        if key not in stored or entry["o"] > stored[key]["o"]
     }

@@ -18,6 +18,7 @@ servers check neither in bytes, so these functions are the only guard).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import struct
@@ -171,13 +172,63 @@ def deleted_run_bound(millis: int) -> str:
 # ---- metric values ------------------------------------------------------------------------------
 
 
+# A metric order is a string whose order is (step, timestamp, rank)'s: MLflow's "latest" order.
+# `~`, then step and timestamp as signed numbers of base-64 digits led by their length (so each
+# ends where its length says), then the rank's 64 ordered bits in 11 digits, trailing zero digits
+# dropped (a shorter rank is a smaller one). About 23 characters for a training step. Orders of
+# earlier versions are 48 hex digits: `~` sorts after every hex digit, so they are older than
+# every order written now.
+ORDER_MARK = "~"
+_DIGITS = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"  # in ASCII order
+_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"  # RFC 4648's
+_FROM_BASE64 = str.maketrans(_BASE64, _DIGITS)
+_TO_BASE64 = str.maketrans(_DIGITS, _BASE64)
+_COMPLEMENT = str.maketrans(_DIGITS, _DIGITS[::-1])  # digit d → 63 - d
+_ZERO_LENGTH = ord("P")  # a length-led number: chr(80 + its digits), or chr(80 - them) below 0
+_WIDTH = 11  # digits of 64 bits
+
+
 def metric_order(step: int, timestamp: int, rank: float) -> str:
-    """48 hex digits whose order is (step, timestamp, rank)'s: MLflow's "latest" order."""
-    return f"{_offset(step):016x}{_offset(timestamp):016x}{_ordered_bits(rank):016x}"
+    rank_digits = _digits(_ordered_bits(rank)).rstrip(_DIGITS[0])
+    return f"{ORDER_MARK}{_signed(step)}{_signed(timestamp)}{rank_digits}"
 
 
 def step_and_timestamp(order: str) -> tuple[int, int]:
-    return int(order[:16], 16) - _INT64_OFFSET, int(order[16:32], 16) - _INT64_OFFSET
+    if not order.startswith(ORDER_MARK):
+        return int(order[:16], 16) - _INT64_OFFSET, int(order[16:32], 16) - _INT64_OFFSET
+    step, end = _read_signed(order, 1)
+    timestamp, _ = _read_signed(order, end)
+    return step, timestamp
+
+
+def _signed(number: int) -> str:
+    number = min(max(int(number), -_INT64_OFFSET), _INT64_MAX)
+    digits = _digits(abs(number)).lstrip(_DIGITS[0]) or _DIGITS[0]
+    if number >= 0:
+        return chr(_ZERO_LENGTH + len(digits)) + digits
+    # Below zero: the longer, the smaller; complemented, a larger magnitude sorts first.
+    return chr(_ZERO_LENGTH - len(digits)) + digits.translate(_COMPLEMENT)
+
+
+def _read_signed(order: str, start: int) -> tuple[int, int]:
+    length = ord(order[start]) - _ZERO_LENGTH
+    end = start + 1 + abs(length)
+    digits = order[start + 1 : end]
+    if length > 0:
+        return _number(digits), end
+    return -_number(digits.translate(_COMPLEMENT)), end
+
+
+def _digits(number: int) -> str:
+    """The 11 base-64 digits of a number below 2^64 (64·number: 12 digits of 9 bytes)."""
+    return (
+        base64.b64encode((number << 6).to_bytes(9, "big")).decode()[:_WIDTH].translate(_FROM_BASE64)
+    )
+
+
+def _number(digits: str) -> int:
+    padded = digits.rjust(_WIDTH, _DIGITS[0]) + _DIGITS[0]
+    return int.from_bytes(base64.b64decode(padded.translate(_TO_BASE64)), "big") >> 6
 
 
 def history_pk(run_id: str, key: str) -> str:

@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from hypothesis import given
+from hypothesis import strategies as st
 from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.abstract_store import AbstractStore
 from moto import mock_aws
@@ -18,11 +20,12 @@ from moto import mock_aws
 from store.dynamo import client as dynamo_client
 from store.dynamo import table as dynamo
 from store.dynamo import values as dynamo_values
+from store.dynamo.capacity import item_size, plain_item_size
 from store.dynamo.errors import ConditionFailed, InvalidValue, ItemTooLarge, StoreUnavailable
 from store.dynamo.expressions import Update
 from store.dynamo.table import DynamoTable
 from store.dynamo.uri import DynamoUri, InvalidStoreUri, parse_dynamo_uri
-from store.dynamo.values import float_from_dynamo
+from store.dynamo.values import float_from_dynamo, serialize_item
 from store.search.pagination import page_offset, seal_page_token
 from store.unsupported import raise_not_implemented
 
@@ -340,3 +343,35 @@ def test_batch_write_waves_never_repeat_a_key_and_keep_its_order():
         keys = [r[2] for chunk in wave for r in chunk]
         assert len(keys) == len(set(keys))
         assert all(len(chunk) <= 25 for chunk in wave) and len(wave) <= 8
+
+
+def test_every_request_carries_one_fixed_user_agent(table):
+    sent = []
+    table._client.meta.events.register(
+        "before-send.dynamodb.*", lambda request, **_: sent.append(request.headers["User-Agent"])
+    )
+    table.put({"pk": "ua", "sk": "1", "v": 1})
+    table.get("ua", "1")
+    assert len(sent) == 2 and sent[0] == sent[1]
+    assert sent[0].decode().startswith(dynamo_client.USER_AGENT + " ")
+
+
+_plain_values = st.recursive(
+    st.one_of(
+        st.text(max_size=20),
+        st.integers(-(10**30), 10**30),
+        st.floats(),
+        st.decimals(allow_nan=False, allow_infinity=False, places=6),
+        st.booleans(),
+        st.none(),
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), _plain_values, max_size=6))
+def test_a_plain_item_is_sized_as_its_typed_form(item):
+    assert plain_item_size(item) == item_size(serialize_item(item))
