@@ -112,6 +112,11 @@ def bucket_sk(position: str, bucket: int) -> str:
     return f"{position}#{bucket:06d}"
 
 
+def bucket_of(sort_key: str) -> int:
+    """The bucket number of a bucket's sort key."""
+    return int(sort_key.rsplit("#", 1)[1])
+
+
 def bucket_prefix(position: str) -> str:
     return position + "#"
 

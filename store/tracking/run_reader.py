@@ -5,8 +5,8 @@ whichever of the two is cheaper for a set of positions; and the filter index's c
   default run order (or its reverse), and yields whole runs: no request per run.
 - `fetch` returns the runs at given positions: it reads the stretch of the partitions between
   the first and the last of them in order while at least a quarter of the runs it passes are
-  wanted (a dense page: no request per run), and fetches the others one by one (one Query per
-  partition each, 16 in flight).
+  wanted (a dense page: no request per run), and fetches the others one by one: a Query of each
+  run's content (16 in flight), then their metric buckets by key (100 a request).
 - `column`, `status_column` read the filter index (gsi2), eventually consistent.
 """
 
@@ -19,6 +19,7 @@ from functools import partial
 
 from store.dynamo.schema import GSI2
 from store.dynamo.table import DynamoTable
+from store.tracking.metric_buckets import Layout
 from store.tracking.run_items import (
     RunView,
     group_by_position,
@@ -30,7 +31,9 @@ from store.tracking.run_keys import (
     RUN_TIMED_PREFIX,
     RUN_UNTIMED_PREFIX,
     STATUS_COLUMN,
+    bucket_of,
     bucket_prefix,
+    bucket_sk,
     content_pk,
     entry_value,
     filter_pk,
@@ -47,6 +50,8 @@ _MIN_PAGE = 16
 ONE_BY_ONE = 4  # at most this many wanted runs: fetch them one by one
 DENSITY = 4  # an in-order read goes on while it passes at most 4 runs per wanted run
 _MIN_PASSED = 16
+KEYED_BUCKETS = 4  # a run of at most this many buckets has them read by key when fetched
+BATCH_GET_KEYS = 100  # DynamoDB's most keys of one BatchGetItem
 _AFTER_CHILDREN = "$"  # sorts after "<position>#...": the end of a run's items
 
 
@@ -206,10 +211,50 @@ def fetch(table: DynamoTable, experiment_id: str, positions: Iterable[str]) -> d
     found: dict[str, RunView] = {}
     if len(wanted) > ONE_BY_ONE:
         wanted = _read_dense(table, experiment_id, wanted, found)
-    calls = [partial(one_run, table, experiment_id, position) for position in wanted]
-    for run in table.fan_out(calls):
-        if run is not None:
-            found[run["pos"]] = run
+    if len(wanted) <= 1:
+        calls = [partial(one_run, table, experiment_id, position) for position in wanted]
+        found.update((run["pos"], run) for run in table.fan_out(calls) if run is not None)
+        return found
+    pk = content_pk(experiment_id)
+    contents = table.fan_out([partial(_items, table, pk, p, False) for p in wanted])
+    cores = {p: sorted(items, key=_sk) for p, items in zip(wanted, contents, strict=True)}
+    cores = {p: items for p, items in cores.items() if items and items[0]["sk"] == p}
+    buckets = _buckets(table, experiment_id, {p: Layout.of(items[0]) for p, items in cores.items()})
+    for position, items in cores.items():
+        latest = latest_by_position(buckets.get(position, [])).get(position, {})
+        found[position] = view(items, latest)
+    return found
+
+
+def _buckets(
+    table: DynamoTable, experiment_id: str, layouts: dict[str, Layout]
+) -> dict[str, list[dict]]:
+    """The metric buckets of runs whose cores were read, by position: by key (BatchGetItem, 100
+    a request) for runs of at most KEYED_BUCKETS buckets, else by a Query of the run's own. A
+    bucket whose level is not the one its run's layout gives is splitting (the core is behind
+    or ahead of it): that run's buckets are read by a Query, which finds them all."""
+    pk = metrics_pk(experiment_id)
+    keyed = {p: layout for p, layout in layouts.items() if layout.count <= KEYED_BUCKETS}
+    keys = [(pk, bucket_sk(p, b)) for p, layout in keyed.items() for b in range(layout.count)]
+    calls = [
+        partial(table.batch_get, keys[start : start + BATCH_GET_KEYS], consistent=False)
+        for start in range(0, len(keys), BATCH_GET_KEYS)
+    ]
+    queried = [p for p in layouts if p not in keyed]
+    calls += [partial(_items, table, pk, bucket_prefix(p), False) for p in queried]
+    found: dict[str, list[dict]] = {}
+    for items in table.fan_out(calls):
+        for item in items:
+            found.setdefault(position_of(item["sk"]), []).append(item)
+    splitting = [
+        p
+        for p, layout in keyed.items()
+        if any(int(b["lvl"]) != layout.level_of(bucket_of(b["sk"])) for b in found.get(p, []))
+    ]
+    requeried = table.fan_out(
+        [partial(_items, table, pk, bucket_prefix(p), False) for p in splitting]
+    )
+    found.update(zip(splitting, requeried, strict=True))
     return found
 
 
