@@ -98,7 +98,7 @@ def key_hash(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
-NO_ORDER = "0"  # below every metric order (48 hex digits): the `hi` of a bucket holding none
+NO_ORDER = "0"  # below every metric order (run_keys.metric_order): the `hi` of an empty bucket
 _NO_HI = "-"  # the hint for a bucket written before `hi` existed
 HINTED_BUCKETS = 4096  # hints kept per run (a run of more buckets keeps those written first)
 

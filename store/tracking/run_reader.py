@@ -231,8 +231,9 @@ def _buckets(
 ) -> dict[str, list[dict]]:
     """The metric buckets of runs whose cores were read, by position: by key (BatchGetItem, 100
     a request) for runs of at most KEYED_BUCKETS buckets, else by a Query of the run's own. A
-    bucket whose level is not the one its run's layout gives is splitting (the core is behind
-    or ahead of it): that run's buckets are read by a Query, which finds them all."""
+    run whose buckets read by key are not all there at the levels its layout gives is read
+    again by a Query, which finds every bucket: a split is under way (the core is behind or
+    ahead of its buckets), or an eventually consistent read met a copy that lacks a bucket."""
     pk = metrics_pk(experiment_id)
     keyed = {p: layout for p, layout in layouts.items() if layout.count <= KEYED_BUCKETS}
     keys = [(pk, bucket_sk(p, b)) for p, layout in keyed.items() for b in range(layout.count)]
@@ -246,16 +247,18 @@ def _buckets(
     for items in table.fan_out(calls):
         for item in items:
             found.setdefault(position_of(item["sk"]), []).append(item)
-    splitting = [
-        p
-        for p, layout in keyed.items()
-        if any(int(b["lvl"]) != layout.level_of(bucket_of(b["sk"])) for b in found.get(p, []))
-    ]
+    splitting = [p for p, layout in keyed.items() if not _settled(found.get(p, []), layout)]
     requeried = table.fan_out(
         [partial(_items, table, pk, bucket_prefix(p), False) for p in splitting]
     )
     found.update(zip(splitting, requeried, strict=True))
     return found
+
+
+def _settled(buckets: list[dict], layout: Layout) -> bool:
+    levels = {bucket_of(bucket["sk"]): int(bucket["lvl"]) for bucket in buckets}
+    expected = {number: layout.level_of(number) for number in range(layout.count)}
+    return levels == expected
 
 
 def _read_dense(

@@ -8,6 +8,7 @@ from mlflow.entities import Metric, RunStatus, ViewType
 
 from store.dynamo.capacity import CapacityMeter
 from store.tracking.metric_buckets import Layout, RunBuckets
+from store.tracking.run_keys import bucket_sk, metrics_pk
 
 
 def _metrics(store, run_id: str) -> dict[str, float]:
@@ -59,3 +60,28 @@ def test_a_run_whose_buckets_are_splitting_is_fetched_whole(dynalite_store):
     found = store.search_runs([experiment_id], "attributes.status = 'RUNNING'", ViewType.ALL)
     expected = {m.key: float(m.value) for m in metrics}
     assert {r.info.run_id: r.data.metrics for r in found} == {run: expected for run in runs}
+
+
+def test_a_run_whose_bucket_the_by_key_read_lacks_is_read_again_by_a_query(dynalite_store):
+    # An eventually consistent BatchGetItem can meet a copy that lacks a bucket the core's
+    # layout names: the run's buckets are then read by a Query, like a run that is splitting.
+    store = dynalite_store
+    experiment_id = store.create_experiment("lacking")
+    runs = [store.create_run(experiment_id, "u", 1000 + i, [], f"r{i}").info.run_id for i in (0, 1)]
+    for run_id in runs:
+        store.log_batch(run_id, [Metric(f"key-{k:03d}", k, 1, 0) for k in range(40)], [], [])
+    location = store._location(runs[0])
+    layout = RunBuckets(store.table, experiment_id, location.position, runs[0]).layout()
+    assert 1 < layout.count <= 4
+    dropped = store.table.get(metrics_pk(experiment_id), bucket_sk(location.position, 1))
+    store.table.delete(dropped["pk"], dropped["sk"])
+
+    meter = CapacityMeter()
+    with meter.installed():
+        usage = meter.measure(
+            lambda: store.search_runs(
+                [experiment_id], "attributes.status = 'RUNNING'", ViewType.ALL
+            )
+        )
+    # The index, each run's content, both runs' buckets by key, then the lacking run's again.
+    assert usage.requests == {"Query": 4, "BatchGetItem": 1}, usage
