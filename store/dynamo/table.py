@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
@@ -290,25 +291,26 @@ class DynamoTable:
             return self._writer_pool
 
     def batch_get(self, keys: Iterable[tuple[str, str]], *, consistent: bool = True) -> list[dict]:
-        """Items for the keys that exist (any order), 100 keys per request."""
+        """Items for the keys that exist (any order), 100 keys per request, the requests in
+        parallel (`fan_out`)."""
         unique = list(dict.fromkeys(keys))
+        chunks = [unique[i : i + BATCH_GET_SIZE] for i in range(0, len(unique), BATCH_GET_SIZE)]
+        calls = [partial(self._get_chunk, chunk, consistent) for chunk in chunks]
+        return [item for found in self.fan_out(calls) for item in found]
+
+    def _get_chunk(self, keys: list[tuple[str, str]], consistent: bool) -> list[dict]:
+        pending = {
+            self.name: {"Keys": [_key(pk, sk) for pk, sk in keys], "ConsistentRead": consistent}
+        }
         found: list[dict] = []
-        for start in range(0, len(unique), BATCH_GET_SIZE):
-            chunk = unique[start : start + BATCH_GET_SIZE]
-            pending = {
-                self.name: {
-                    "Keys": [_key(pk, sk) for pk, sk in chunk],
-                    "ConsistentRead": consistent,
-                }
-            }
-            attempt = 0
-            while pending:
-                response = self._call("BatchGetItem", RequestItems=pending)
-                found += [deserialize_item(i) for i in response["Responses"].get(self.name, [])]
-                pending = response.get("UnprocessedKeys") or {}
-                if pending:
-                    attempt += 1
-                    sleep_backoff(attempt, "BatchGetItem")
+        attempt = 0
+        while pending:
+            response = self._call("BatchGetItem", RequestItems=pending)
+            found += [deserialize_item(i) for i in response["Responses"].get(self.name, [])]
+            pending = response.get("UnprocessedKeys") or {}
+            if pending:
+                attempt += 1
+                sleep_backoff(attempt, "BatchGetItem")
         return found
 
     def describe(self) -> dict | None:

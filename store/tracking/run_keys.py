@@ -225,7 +225,8 @@ def _read_signed(order: str, start: int) -> tuple[int, int]:
 
 
 def _digits(number: int) -> str:
-    """The 11 base-64 digits of a number below 2^64 (64·number: 12 digits of 9 bytes)."""
+    """The 11 base-64 digits of a number below 2^64. Shifted left by 6 bits, the number fills 9
+    bytes, whose 12 base-64 digits are its 11 and a trailing zero digit."""
     return (
         base64.b64encode((number << 6).to_bytes(9, "big")).decode()[:_WIDTH].translate(_FROM_BASE64)
     )

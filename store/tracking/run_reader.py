@@ -51,7 +51,6 @@ ONE_BY_ONE = 4  # at most this many wanted runs: fetch them one by one
 DENSITY = 4  # an in-order read goes on while it passes at most 4 runs per wanted run
 _MIN_PASSED = 16
 KEYED_BUCKETS = 4  # a run of at most this many buckets has them read by key when fetched
-BATCH_GET_KEYS = 100  # DynamoDB's most keys of one BatchGetItem
 _AFTER_CHILDREN = "$"  # sorts after "<position>#...": the end of a run's items
 
 
@@ -216,13 +215,12 @@ def fetch(table: DynamoTable, experiment_id: str, positions: Iterable[str]) -> d
         found.update((run["pos"], run) for run in table.fan_out(calls) if run is not None)
         return found
     pk = content_pk(experiment_id)
-    contents = table.fan_out([partial(_items, table, pk, p, False) for p in wanted])
-    cores = {p: sorted(items, key=_sk) for p, items in zip(wanted, contents, strict=True)}
-    cores = {p: items for p, items in cores.items() if items and items[0]["sk"] == p}
-    buckets = _buckets(table, experiment_id, {p: Layout.of(items[0]) for p, items in cores.items()})
-    for position, items in cores.items():
-        latest = latest_by_position(buckets.get(position, [])).get(position, {})
-        found[position] = view(items, latest)
+    reads = table.fan_out([partial(_items, table, pk, p, False) for p in wanted])
+    contents = dict(zip(wanted, reads, strict=True))
+    cores = {p: core for p, items in contents.items() for core in items if core["sk"] == p}
+    buckets = _buckets(table, experiment_id, {p: Layout.of(core) for p, core in cores.items()})
+    for position in cores:
+        found[position] = run_of(position, contents[position], buckets.get(position, []))
     return found
 
 
@@ -237,10 +235,7 @@ def _buckets(
     pk = metrics_pk(experiment_id)
     keyed = {p: layout for p, layout in layouts.items() if layout.count <= KEYED_BUCKETS}
     keys = [(pk, bucket_sk(p, b)) for p, layout in keyed.items() for b in range(layout.count)]
-    calls = [
-        partial(table.batch_get, keys[start : start + BATCH_GET_KEYS], consistent=False)
-        for start in range(0, len(keys), BATCH_GET_KEYS)
-    ]
+    calls = [partial(table.batch_get, keys, consistent=False)] if keys else []
     queried = [p for p in layouts if p not in keyed]
     calls += [partial(_items, table, pk, bucket_prefix(p), False) for p in queried]
     found: dict[str, list[dict]] = {}
