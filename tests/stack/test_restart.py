@@ -3,12 +3,14 @@ child that dies is restarted, with its data, while the gateway answers JSON erro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -138,6 +140,18 @@ def _bind(sock: socket.socket, port: int) -> bool:
     return True
 
 
+def _group(pgid: int) -> list[int]:
+    """The processes of a process group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid:
+                    members.append(int(entry.name))
+    return members
+
+
 def _current_pids(stack) -> list[int]:
     info = json.loads((stack.data_dir / "stack.json").read_text())
     return [stack.proc.pid, *info["child_pids"]]
@@ -196,12 +210,19 @@ def test_sigterm_while_a_child_cannot_restart_stops_the_stack_cleanly(stack_fact
     port = int(running.handler_url.rsplit(":", 1)[1])
     squatter = socket.socket()
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # The stack paused, so that no restart can bind the port before the squatter listens on it:
+    # a restart's server binds at once but listens only once its workers have imported MLflow.
+    os.kill(running.proc.pid, signal.SIGSTOP)
     try:
-        os.kill(handler_pid, signal.SIGKILL)
-        wait_until_gone([handler_pid])
-        # Its port taken: every restart fails at start (the kernel may hold it a moment).
-        assert _wait_for(lambda: _bind(squatter, port), timeout=5)
-        squatter.listen()
+        try:
+            server_and_workers = _group(handler_pid)
+            os.killpg(handler_pid, signal.SIGKILL)
+            assert wait_until_gone(server_and_workers) == []
+            # Its port taken: every restart fails at start (the kernel may hold it a moment).
+            assert _wait_for(lambda: _bind(squatter, port), timeout=5)
+            squatter.listen()
+        finally:
+            os.kill(running.proc.pid, signal.SIGCONT)
         assert _wait_for(lambda: "restarting it in 2 s" in running.stderr), running.stderr
         answer = httpx.get(f"{running.url}/readyz", timeout=30)
         assert answer.status_code == 503 and answer.json()["upstream"] is False
