@@ -10,6 +10,9 @@ same rows as one bulk insert of MLflow's own models. For each search the table g
 ms of both stores, the ratio, and the read units and requests of ours (counted with
 ReturnConsumedCapacity).
 
+A sqlite search still running after `--sql-limit` seconds (default 300) is stopped (sqlite's
+progress handler) and reported as "over N s".
+
 `--data DIR` keeps dynalite's data, the sqlite file and what was loaded in DIR: a later run with
 the same DIR and --runs searches them again without loading.
 
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +40,7 @@ sys.path.insert(0, str(REPO))
 import mlflow  # noqa: E402, F401 - import MLflow fully before the store (its plugin registry)
 from mlflow.entities import ViewType  # noqa: E402
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 from bench.scale_runs import (  # noqa: E402
     GeneratedRun,
@@ -112,6 +118,47 @@ def searches(runs: int) -> dict[str, tuple[str, list[str] | None, int]]:
     }  # fmt: skip
 
 
+class SqlLimit:
+    """Stops the SQL store's statements once a call has run `seconds` (sqlite calls the progress
+    handler every 10,000 steps of a statement; a true answer interrupts it)."""
+
+    def __init__(self, store: SqlAlchemyStore, seconds: float) -> None:
+        self.seconds = seconds
+        self.until: float | None = None
+        self.stopped = False
+        event.listen(store.engine, "connect", self._install)
+        store.engine.dispose()  # pooled connections come back with the handler
+
+    def _install(self, connection, _record) -> None:
+        connection.set_progress_handler(self._check, 10_000)
+
+    def _check(self) -> bool:
+        self.stopped = self.until is not None and time.monotonic() > self.until
+        return self.stopped
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        self.until, self.stopped = time.monotonic() + self.seconds, False
+        quiet = logging.getLogger("mlflow.store.db.utils")  # logs the interruption as an error
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            self.until = None
+            quiet.setLevel(level)
+
+    def call(self, call: Callable[[], object]) -> object | None:
+        """What `call` returns, or None when it was stopped."""
+        with self.applied():
+            try:
+                return call()
+            except Exception:
+                if self.stopped:
+                    return None
+                raise
+
+
 def median_ms(call: Callable[[], object], repeat: int) -> float:
     samples = []
     for _ in range(repeat):
@@ -128,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", choices=("bulk", "api"), default="bulk",
                         help="how our store is loaded (api: through its calls, slow)")  # fmt: skip
     parser.add_argument("--data", type=Path, help="keep the loaded stores in DIR and reuse them")
+    parser.add_argument("--sql-limit", type=float, default=300.0, metavar="SECONDS",
+                        help="stop a sqlite search after this long (default 300)")  # fmt: skip
     args = parser.parse_args(argv)
     workdir = args.data or Path(tempfile.mkdtemp(prefix="search-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -188,7 +237,12 @@ def load(ours: DynamoTrackingStore, sql: SqlAlchemyStore, args) -> dict:
     }  # fmt: skip
 
 
+def names(runs) -> list[str]:
+    return [r.info.run_name for r in runs]
+
+
 def measure(ours: DynamoTrackingStore, sql: SqlAlchemyStore, state: dict, args) -> list:
+    limit = SqlLimit(sql, args.sql_limit)
     ours_exp, sql_exp = state["ours"]["experiment_id"], state["sql"]["experiment_id"]
     rows = []
     meter = CapacityMeter()
@@ -218,11 +272,14 @@ def measure(ours: DynamoTrackingStore, sql: SqlAlchemyStore, state: dict, args) 
         print(f"  {name}: ours {first['ours']:.0f} ms, {usage.read_units:g} RU",
               file=sys.stderr, flush=True)  # fmt: skip
         started = time.perf_counter()
-        theirs = search(sql, sql_exp)
+        theirs = limit.call(lambda: search(sql, sql_exp))
         first["sql"] = (time.perf_counter() - started) * 1000
-        same = [r.info.run_name for r in mine] == [r.info.run_name for r in theirs]
+        same = None if theirs is None else names(mine) == names(theirs)
         slow = {label for label, ms in first.items() if ms > SLOW_MS}
         times = {label: [first[label]] if label in slow else [] for label in first}
+        if theirs is None:
+            slow.add("sql")
+            times["sql"] = []  # stopped: no time
         for r in range(args.repeat):  # interleaved
             for label, store, exp in (("ours", ours, ours_exp), ("sql", sql, sql_exp))[
                 :: 1 if r % 2 == 0 else -1
@@ -248,12 +305,15 @@ def report(args, rows, state: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, count, same, times, usage in rows:
-        o, s = statistics.median(times["ours"]), statistics.median(times["sql"])
         cells = [f"{statistics.median(t):.1f}" + (" (1 call)" if len(t) == 1 < args.repeat else "")
+                 if t else f"over {args.sql_limit * 1000:.0f} (stopped)"
                  for t in (times["ours"], times["sql"])]  # fmt: skip
+        ratio = ""
+        if times["sql"]:
+            ratio = f"{statistics.median(times['ours']) / statistics.median(times['sql']):.2f}×"
+        compared = {True: "yes", False: "no", None: "not compared"}[same]
         lines.append(
-            f"| {name} | {count} | {'yes' if same else 'no'} | {cells[0]} | {cells[1]} "
-            f"| {o / s:.2f}× "
+            f"| {name} | {count} | {compared} | {cells[0]} | {cells[1]} | {ratio} "
             f"| {usage.read_units:g} | {usage.request_count} |"
         )
     return "\n".join(lines)
