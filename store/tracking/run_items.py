@@ -46,6 +46,24 @@ _CORE_FIELDS = (
     "artifact_uri",
 )
 
+# What `view` reads of a run's content items: searches ask DynamoDB for these attributes only
+# (an item's index keys repeat its value and position; a wide run's page is mostly those).
+VIEW_FIELDS = (
+    "sk",
+    *_CORE_FIELDS,
+    "ml",
+    "ms",
+    "v",  # params, tags
+    "k",
+    "hidden",
+    "ds",  # dataset inputs
+    "name",
+    "digest",
+    "tags",
+    "model_id",  # model inputs and outputs
+    "step",
+)
+
 
 # ---- items a write puts -----------------------------------------------------------------------
 

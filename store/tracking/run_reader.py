@@ -8,6 +8,10 @@ whichever of the two is cheaper for a set of positions; and the filter index's c
   wanted (a dense page: no request per run), and fetches the others one by one: a Query of each
   run's content (16 in flight), then their metric buckets by key (100 a request).
 - `column`, `status_column` read the filter index (gsi2), eventually consistent.
+
+Runs' content items are read with only the attributes a run view needs (`VIEW_FIELDS`), not their
+index keys, which repeat each param's and tag's value and position: more than half the bytes of a
+wide run's answer. The read units are the same (DynamoDB bills the items before projecting).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from store.dynamo.schema import GSI2
 from store.dynamo.table import DynamoTable
 from store.tracking.metric_buckets import Layout
 from store.tracking.run_items import (
+    VIEW_FIELDS,
     RunView,
     group_by_position,
     latest_by_position,
@@ -52,6 +57,7 @@ DENSITY = 4  # an in-order read goes on while it passes at most 4 runs per wante
 _MIN_PASSED = 16
 KEYED_BUCKETS = 4  # a run of at most this many buckets has them read by key when fetched
 _AFTER_CHILDREN = "$"  # sorts after "<position>#...": the end of a run's items
+_VIEWED = [(name,) for name in VIEW_FIELDS]  # the content attributes a run view reads
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,7 @@ def _phase(
 ) -> Iterator[RunView]:
     read = {"sk_range": bounds.sk_range(), "forward": forward, "consistent": consistent}
     items, buckets = _Pacer(runs, ITEMS_PER_RUN), _Pacer(runs, BUCKETS_PER_RUN)
-    content = table.query(content_pk(experiment_id), page_size=items, **read)
+    content = table.query(content_pk(experiment_id), page_size=items, attributes=_VIEWED, **read)
     metrics = table.query(metrics_pk(experiment_id), page_size=buckets, **read)
     latest = _Lockstep(group_by_position(buckets.counted(metrics)), forward)
     for position, group in group_by_position(items.counted(content)):
@@ -215,7 +221,7 @@ def fetch(table: DynamoTable, experiment_id: str, positions: Iterable[str]) -> d
         found.update((run["pos"], run) for run in table.fan_out(calls) if run is not None)
         return found
     pk = content_pk(experiment_id)
-    reads = table.fan_out([partial(_items, table, pk, p, False) for p in wanted])
+    reads = table.fan_out([partial(_items, table, pk, p, False, _VIEWED) for p in wanted])
     contents = dict(zip(wanted, reads, strict=True))
     cores = {p: core for p, items in contents.items() for core in items if core["sk"] == p}
     buckets = _buckets(table, experiment_id, {p: Layout.of(core) for p, core in cores.items()})
@@ -286,15 +292,21 @@ def one_run(
     """One run: a Query of its content and one of its buckets, together."""
     content, buckets = table.fan_out(
         [
-            partial(_items, table, content_pk(experiment_id), position, consistent),
+            partial(_items, table, content_pk(experiment_id), position, consistent, _VIEWED),
             partial(_items, table, metrics_pk(experiment_id), bucket_prefix(position), consistent),
         ]
     )
     return run_of(position, content, buckets) if content else None
 
 
-def _items(table: DynamoTable, pk: str, prefix: str, consistent: bool) -> list[dict]:
-    return list(table.query(pk, sk_prefix=prefix, consistent=consistent))
+def _items(
+    table: DynamoTable,
+    pk: str,
+    prefix: str,
+    consistent: bool,
+    attributes: list[tuple[str]] | None = None,
+) -> list[dict]:
+    return list(table.query(pk, sk_prefix=prefix, consistent=consistent, attributes=attributes))
 
 
 # ---- the filter index -------------------------------------------------------------------------
