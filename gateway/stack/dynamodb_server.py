@@ -5,7 +5,11 @@
 
 dynalite is installed once with npm into a cache directory and reused. A data directory is
 locked (flock) so that two servers never open the same LevelDB (the second one would answer a
-few requests and then fail). Readiness is a real ListTables call.
+few requests and then fail). Readiness is a DescribeTable of a table that does not exist: its
+ResourceNotFoundException comes only once the server reads its data and has checked the
+request's key. Not ListTables: dynalite reads every key of its database to answer it (seconds on a
+data directory of 100k runs, past the probe's timeout), and such a server asked for it again and
+again at start crashed ("Iterator is not open").
 
 With `credentials`, dynalite answers only requests signed (SigV4) with that key: the port is on
 loopback, but every local user can reach it. The key reaches the launcher in its environment,
@@ -36,6 +40,7 @@ NODE_MIN_MAJOR = 20
 _LAUNCHER = Path(__file__).with_name("dynalite_launch.js")
 _START_ATTEMPTS = 3
 _READY_TIMEOUT = 30.0
+_PROBE_TABLE = "cedarflow-readiness-probe"  # never created: asking for it proves the server is up
 
 
 # The launcher reads the key from these; clients use boto3's own AWS_ACCESS_KEY_ID/SECRET.
@@ -204,7 +209,7 @@ class DynamoServer:
         self.stop()
 
     def start(self) -> str:
-        """Start the server and wait until it answers ListTables; returns its URL."""
+        """Start the server and wait until it answers requests; returns its URL."""
         try:
             argv = self._command()
             if self.data_path is not None and self.kind == "dynalite":
@@ -287,14 +292,14 @@ class DynamoServer:
         raise StackError(self._why_not(problem))
 
     def _spawn_once(self, argv: list[str], env: dict[str, str]) -> str | None:
-        """One start: None once it answers ListTables, else why not (nothing left running)."""
+        """One start: None once it answers requests, else why not (nothing left running)."""
         self.proc = processes.spawn(argv, env=env, log_path=self.log_path, stdout=subprocess.PIPE)
         deadline = time.monotonic() + _READY_TIMEOUT
         port = processes.read_json_line(self.proc, deadline).get("port")
         problem = "it did not report a port"
         if port:
             self.url = f"http://127.0.0.1:{port}"
-            problem = _wait_for_list_tables(self.url, self.proc, deadline, self.credentials)
+            problem = _wait_for_answers(self.url, self.proc, deadline, self.credentials)
         if problem is not None:
             self._stop_process()
         return problem
@@ -323,10 +328,11 @@ def _moto_available() -> bool:
     return True
 
 
-def _wait_for_list_tables(
+def _wait_for_answers(
     url: str, proc: subprocess.Popen, deadline: float, credentials: LocalCredentials | None
 ) -> str | None:
-    """Poll ListTables until it succeeds; returns why not when the deadline passes."""
+    """Ask for a table that does not exist until the server says so (or, should someone have
+    made that table, describes it); returns why not when the deadline passes."""
     import botocore.session
     from botocore.config import Config
 
@@ -344,9 +350,11 @@ def _wait_for_list_tables(
         if proc.poll() is not None:
             return f"it exited with code {proc.returncode}"
         try:
-            client.list_tables(Limit=1)
+            client.describe_table(TableName=_PROBE_TABLE)
             return None
-        except Exception as exc:  # any failure means "not ready yet"
+        except client.exceptions.ResourceNotFoundException:
+            return None
+        except Exception as exc:  # any other failure means "not ready yet"
             problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         time.sleep(0.05)
     return problem

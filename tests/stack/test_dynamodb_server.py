@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -18,7 +20,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from gateway.stack.dynamodb_server import DynamoServer, LocalCredentials
+from gateway.stack.dynamodb_server import DynamoServer, LocalCredentials, _wait_for_answers
 from gateway.stack.processes import StackError, is_alive
 
 
@@ -157,3 +159,62 @@ def test_a_keyed_server_checks_the_whole_signature() -> None:
         assert refused.status_code == 400
         assert refused.json()["__type"].endswith("#InvalidSignatureException")
     assert b"stack-secret" not in command_line
+
+
+class _Probed(BaseHTTPRequestHandler):
+    """A DynamoDB stand-in that knows no table and answers `answer` to DescribeTable; it never
+    answers ListTables (dynalite reads its whole database for one)."""
+
+    answer = ("ResourceNotFoundException", "Requested resource not found")
+    targets: list[str] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        target = self.headers["X-Amz-Target"].rsplit(".", 1)[1]
+        self.targets.append(target)
+        if target != "DescribeTable":
+            time.sleep(10)
+            return
+        kind, message = self.answer
+        kind = f"com.amazonaws.dynamodb.v20120810#{kind}"
+        body = json.dumps({"__type": kind, "message": message})
+        self.send_response(400)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def probed():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Probed)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Probed.targets = []
+    yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class _Running:
+    def poll(self) -> None:
+        return None
+
+
+def test_readiness_asks_for_a_missing_table_never_for_the_list_of_tables(probed) -> None:
+    _, url = probed
+    deadline = time.monotonic() + 5
+    assert _wait_for_answers(url, _Running(), deadline, None) is None
+    assert _Probed.targets == ["DescribeTable"]
+
+
+def test_a_server_that_refuses_the_key_is_not_ready(probed, monkeypatch) -> None:
+    _, url = probed
+    monkeypatch.setattr(_Probed, "answer", ("UnrecognizedClientException", "bad key"))
+    problem = _wait_for_answers(url, _Running(), time.monotonic() + 1, None)
+    assert problem is not None and "UnrecognizedClientException" in problem
+    assert set(_Probed.targets) == {"DescribeTable"}
