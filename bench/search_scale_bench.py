@@ -11,7 +11,7 @@ ms of both stores, the ratio, and the read units and requests of ours (counted w
 ReturnConsumedCapacity).
 
 A sqlite search still running after `--sql-limit` seconds (default 300) is stopped (sqlite's
-progress handler) and reported as "over N s".
+progress handler) and reported as "over N (stopped)", N in ms like the other times.
 
 `--data DIR` keeps dynalite's data, the sqlite file and what was loaded in DIR: a later run with
 the same DIR and --runs searches them again without loading.
@@ -306,8 +306,9 @@ def report(args, rows, state: dict) -> str:
     ]
     for name, count, same, times, usage in rows:
         cells = [f"{statistics.median(t):.1f}" + (" (1 call)" if len(t) == 1 < args.repeat else "")
-                 if t else f"over {args.sql_limit * 1000:.0f} (stopped)"
                  for t in (times["ours"], times["sql"])]  # fmt: skip
+        if not times["sql"]:
+            cells[1] = f"over {args.sql_limit * 1000:.0f} (stopped)"
         ratio = ""
         if times["sql"]:
             ratio = f"{statistics.median(times['ours']) / statistics.median(times['sql']):.2f}×"
