@@ -305,19 +305,23 @@ def report(args, rows, state: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, count, same, times, usage in rows:
-        cells = [f"{statistics.median(t):.1f}" + (" (1 call)" if len(t) == 1 < args.repeat else "")
-                 for t in (times["ours"], times["sql"])]  # fmt: skip
-        if not times["sql"]:
-            cells[1] = f"over {args.sql_limit * 1000:.0f} (stopped)"
+        ours_ms, sql_ms = _cell(times["ours"], args), f"over {args.sql_limit * 1000:.0f} (stopped)"
         ratio = ""
-        if times["sql"]:
+        if times["sql"]:  # not stopped
+            sql_ms = _cell(times["sql"], args)
             ratio = f"{statistics.median(times['ours']) / statistics.median(times['sql']):.2f}×"
         compared = {True: "yes", False: "no", None: "not compared"}[same]
         lines.append(
-            f"| {name} | {count} | {compared} | {cells[0]} | {cells[1]} | {ratio} "
+            f"| {name} | {count} | {compared} | {ours_ms} | {sql_ms} | {ratio} "
             f"| {usage.read_units:g} | {usage.request_count} |"
         )
     return "\n".join(lines)
+
+
+def _cell(times: list[float], args) -> str:
+    """A median in ms, marked when it is one call's time."""
+    alone = " (1 call)" if len(times) == 1 < args.repeat else ""
+    return f"{statistics.median(times):.1f}{alone}"
 
 
 if __name__ == "__main__":
