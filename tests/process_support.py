@@ -35,3 +35,16 @@ def processes_mentioning(text: str, *, environment: bool = False) -> list[int]:
         if text.encode() in seen:
             found.append(int(entry.name))
     return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the processes in a process group."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    found.append(int(entry.name))
+            except ProcessLookupError:
+                continue
+    return found

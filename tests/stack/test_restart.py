@@ -3,19 +3,17 @@ child that dies is restarted, with its data, while the gateway answers JSON erro
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import socket
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from mlflow import MlflowClient
-from process_support import wait_until_gone
+from process_support import group_members, wait_until_gone
 
 _OUTAGE_STATUSES = {502, 503, 504}
 
@@ -140,18 +138,6 @@ def _bind(sock: socket.socket, port: int) -> bool:
     return True
 
 
-def _group(pgid: int) -> list[int]:
-    """The processes of a process group."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == pgid:
-                    members.append(int(entry.name))
-    return members
-
-
 def _current_pids(stack) -> list[int]:
     info = json.loads((stack.data_dir / "stack.json").read_text())
     return [stack.proc.pid, *info["child_pids"]]
@@ -215,7 +201,7 @@ def test_sigterm_while_a_child_cannot_restart_stops_the_stack_cleanly(stack_fact
     os.kill(running.proc.pid, signal.SIGSTOP)
     try:
         try:
-            server_and_workers = _group(handler_pid)
+            server_and_workers = group_members(handler_pid)
             os.killpg(handler_pid, signal.SIGKILL)
             assert wait_until_gone(server_and_workers) == []
             # Its port taken: every restart fails at start (the kernel may hold it a moment).
